@@ -1,0 +1,88 @@
+// Command huntload is huntgate's load generator: it simulates players over
+// many connections and worker processes and reports latency histograms,
+// delivery and server resource use. Run `huntload --help`.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/huntgate/huntgate/bench/internal/load"
+	"github.com/rs/zerolog"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		log := zerolog.New(os.Stderr).With().Timestamp().Str("role", "worker").Logger().Level(zerolog.WarnLevel)
+		if lv := os.Getenv("HUNTLOAD_LOG_LEVEL"); lv != "" {
+			if l, err := zerolog.ParseLevel(lv); err == nil {
+				log = log.Level(l)
+			}
+		}
+		if err := load.ServeWorker(os.Stdin, os.Stdout, log); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cmd, err := load.ParseArgs(args, os.Stderr)
+	if errors.Is(err, load.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	lvl, err := zerolog.ParseLevel(cmd.LogLevel)
+	if err != nil {
+		lvl = zerolog.WarnLevel
+	}
+	os.Setenv("HUNTLOAD_LOG_LEVEL", lvl.String())
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger().Level(lvl)
+	exe := ""
+	if cmd.Config.Procs > 1 {
+		if exe, err = os.Executable(); err != nil {
+			fmt.Fprintln(os.Stderr, "huntload: cannot find own executable for workers:", err)
+			return 1
+		}
+	}
+	opt := load.Options{Exec: exe, Progress: os.Stderr, Logger: log}
+	if cmd.Scenario == load.Compare {
+		cr, err := load.RunCompare(cmd, opt, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		cr.WriteTable(os.Stdout)
+		if cmd.JSON != "" {
+			if err := cr.WriteJSON(cmd.JSON); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		return 0
+	}
+	rep, err := load.Run(cmd.Config, opt)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	rep.WriteTable(os.Stdout)
+	if cmd.JSON != "" {
+		if err := rep.WriteJSON(cmd.JSON); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if cmd.HTML != "" {
+		if err := rep.WriteHTML(cmd.HTML); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}

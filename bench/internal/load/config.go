@@ -1,0 +1,204 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Scenario names.
+const (
+	Hold    = "hold"
+	Echo    = "echo"
+	Fanout  = "fanout"
+	Dig     = "dig"
+	Event   = "event"
+	Game    = "game"
+	Compare = "compare"
+)
+
+// Scenarios lists the runnable scenarios (compare wraps one of them).
+var Scenarios = []string{Hold, Echo, Fanout, Dig, Event, Game}
+
+// Config is one run of one scenario as the parent sees it. Workers get a
+// copy with their share filled in (WorkerConfig). Zero values are noted.
+type Config struct {
+	Scenario  string        `json:"scenario"`
+	URL       string        `json:"url"`        // ws://host:port of the player listener
+	Admin     string        `json:"admin"`      // http://host:port of the admin listener; "" = no admin calls
+	APIKey    string        `json:"-"`          // admin API key
+	JWTSecret string        `json:"-"`          // HS256 secret for player tokens; "" = --dev or no auth
+	Dev       bool          `json:"dev"`        // use ?player= instead of a token
+	Players   int           `json:"players"`    // connections in total
+	Hunts     int           `json:"hunts"`      // hunts to spread players over (dig, event, game)
+	Rate      float64       `json:"rate"`       // main operation per second, whole run; 0 = scenario default
+	Rates     []float64     `json:"rates"`      // rising rates for fanout and event; empty = default ladder
+	Duration  time.Duration `json:"duration"`   // measured phase
+	Ramp      time.Duration `json:"ramp"`       // connect players over this long; 0 = as fast as allowed
+	Procs     int           `json:"procs"`      // worker processes; 0 = enough to stay under MaxPerProc sockets
+	Src       []string      `json:"src"`        // source IPs to dial from; empty = kernel's choice
+	PID       int           `json:"pid"`        // server process to sample; 0 = none
+	Loops     int           `json:"loops"`      // client loops per worker; 0 = CPUs
+	Transport string        `json:"transport"`  // wsc kind; "" = conn
+	Pipeline  int           `json:"pipeline"`   // echo: messages in flight per connection; 0 = open loop at Rate
+	Size      int           `json:"size"`       // echo/fanout payload bytes
+	Grid      int           `json:"grid"`       // dig/game: hunt width and height when created
+	Treasures int           `json:"treasures"`  // dig/game: treasures per created hunt
+	DigEvery  time.Duration `json:"dig_every"`  // game: mean time between digs of one player
+	Leave     float64       `json:"leave"`      // game: chance per dig that the player leaves and comes back
+	HuntID    string        `json:"hunt_prefix"` // prefix of hunt ids
+	Drain     time.Duration `json:"drain"`      // wait after the measured phase for in-flight replies; 0 = 2s
+}
+
+// MaxPerProc is the socket budget of one worker process (the fd limit here
+// is 20,000 per process, with room for the process's other files).
+const MaxPerProc = 9000
+
+// DefaultRates is the rising ladder of broadcast rates (messages/s).
+var DefaultRates = []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
+
+// Validate checks c and fills defaults.
+func (c *Config) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("load: --url must be ws://host:port, got %q", c.URL)
+	}
+	if c.Players <= 0 {
+		return errors.New("load: --players must be positive")
+	}
+	if c.Duration <= 0 {
+		return errors.New("load: --duration must be positive")
+	}
+	if c.Hunts <= 0 {
+		c.Hunts = 1
+	}
+	if c.Procs <= 0 {
+		c.Procs = (c.Players + MaxPerProc - 1) / MaxPerProc
+	}
+	if c.Procs > c.Players {
+		c.Procs = c.Players
+	}
+	if c.Size < 16 {
+		c.Size = 16
+	}
+	if c.Drain <= 0 {
+		c.Drain = 2 * time.Second
+	}
+	if c.HuntID == "" {
+		c.HuntID = "load"
+	}
+	if c.Grid <= 0 {
+		c.Grid = 100
+	}
+	if c.Treasures <= 0 {
+		c.Treasures = c.Grid * c.Grid / 20
+	}
+	if c.DigEvery <= 0 {
+		c.DigEvery = 3 * time.Second
+	}
+	switch c.Scenario {
+	case Dig, Event, Game:
+		if !c.Dev && c.JWTSecret == "" {
+			return errors.New("load: " + c.Scenario + " needs --jwt-secret or --dev")
+		}
+	}
+	if (c.Scenario == Event || c.Scenario == Dig || c.Scenario == Game) && c.Admin == "" {
+		return errors.New("load: " + c.Scenario + " needs --admin")
+	}
+	return nil
+}
+
+// HostPort is the host:port of URL.
+func (c *Config) HostPort() string {
+	u, _ := url.Parse(c.URL)
+	return u.Host
+}
+
+// ParseSrc expands "127.0.0.2-127.0.0.60" (or a comma list of addresses and
+// ranges) into addresses. Ranges vary the last octet only.
+func ParseSrc(s string) ([]string, error) {
+	var out []string
+	if s == "" {
+		return nil, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		lo, hi, isRange := strings.Cut(part, "-")
+		a := net.ParseIP(lo).To4()
+		if a == nil {
+			return nil, fmt.Errorf("load: bad source address %q", lo)
+		}
+		if !isRange {
+			out = append(out, a.String())
+			continue
+		}
+		b := net.ParseIP(hi).To4()
+		if b == nil || a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || b[3] < a[3] {
+			return nil, fmt.Errorf("load: bad source range %q (only the last octet may vary)", part)
+		}
+		for x := int(a[3]); x <= int(b[3]); x++ {
+			ip := net.IPv4(a[0], a[1], a[2], byte(x))
+			out = append(out, ip.String())
+		}
+	}
+	return out, nil
+}
+
+// ParseRates parses "1,2,5,10" into rates.
+func ParseRates(s string) ([]float64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, p := range strings.Split(s, ",") {
+		var r float64
+		if _, err := fmt.Sscan(strings.TrimSpace(p), &r); err != nil || r <= 0 {
+			return nil, fmt.Errorf("load: bad rate %q", p)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// WorkerConfig is what one worker process runs.
+type WorkerConfig struct {
+	Config
+	Worker     int       `json:"worker"`      // index of this worker
+	Workers    int       `json:"workers"`     // how many there are
+	First      int       `json:"first"`       // first player number of this worker
+	Count      int       `json:"count"`       // players of this worker
+	WorkerRate float64   `json:"worker_rate"` // this worker's share of Rate
+	StepRates  []float64 `json:"step_rates"`  // broadcast rate ladder actually used
+	StepDur    time.Duration `json:"step_dur"`
+	Key        string    `json:"key"`         // JWT secret, passed on to the worker
+}
+
+// Split divides c among Procs workers: players and rate evenly, source
+// addresses round robin (each worker gets a disjoint set while there are
+// enough).
+func (c *Config) Split() []WorkerConfig {
+	out := make([]WorkerConfig, c.Procs)
+	first := 0
+	for i := range out {
+		n := c.Players / c.Procs
+		if i < c.Players%c.Procs {
+			n++
+		}
+		w := WorkerConfig{Config: *c, Worker: i, Workers: c.Procs, First: first, Count: n, Key: c.JWTSecret}
+		w.WorkerRate = c.Rate * float64(n) / float64(c.Players)
+		w.Src = nil
+		if len(c.Src) >= c.Procs {
+			for j := i; j < len(c.Src); j += c.Procs {
+				w.Src = append(w.Src, c.Src[j])
+			}
+		} else {
+			w.Src = c.Src
+		}
+		first += n
+		out[i] = w
+	}
+	return out
+}

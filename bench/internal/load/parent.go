@@ -1,0 +1,435 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/huntgate/huntgate/bench/internal/measure"
+	"github.com/rs/zerolog"
+)
+
+// Options says how Run executes a Config.
+type Options struct {
+	// Exec is the huntload binary to start workers with (its hidden
+	// "worker" subcommand). "" runs every worker inside this process, which
+	// is what tests do and what fits runs under MaxPerProc sockets.
+	Exec string
+	// Progress receives a live line at most once a second; nil = none.
+	Progress io.Writer
+	Logger   zerolog.Logger
+}
+
+// workerProc is one running worker as the parent sees it.
+type workerProc struct {
+	msgs  chan Msg
+	start func(t time.Time)
+	abort func()
+	wait  func() error
+}
+
+// Run executes one scenario and returns its report.
+func Run(cfg Config, opt Options) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	wall0 := time.Now()
+	cpu0 := measure.SelfCPU()
+	ctx := context.Background()
+
+	var adm *admin
+	if cfg.Admin != "" {
+		adm = newAdmin(cfg.Admin, cfg.APIKey)
+	}
+	switch cfg.Scenario {
+	case Dig, Game:
+		for i := 0; i < cfg.Hunts; i++ {
+			if err := adm.ensureHunt(ctx, cfg.HuntID+"-"+strconv.Itoa(i), cfg.Grid, cfg.Treasures, i+1); err != nil {
+				return nil, err
+			}
+		}
+	case Event:
+		if err := adm.ensureHunt(ctx, cfg.HuntID+"-0", cfg.Grid, cfg.Treasures, 1); err != nil {
+			return nil, err
+		}
+	}
+
+	var stepRates []float64
+	var stepDur time.Duration
+	if cfg.Scenario == Fanout || cfg.Scenario == Event {
+		stepRates = cfg.Rates
+		if cfg.Rate > 0 {
+			stepRates = []float64{cfg.Rate}
+		}
+		if len(stepRates) == 0 {
+			stepRates = DefaultRates
+		}
+		stepDur = cfg.Duration / time.Duration(len(stepRates))
+	}
+
+	smp := newSampler(cfg.PID)
+	defer smp.stop()
+	s0 := smp.sample()
+
+	wcs := cfg.Split()
+	procs := make([]*workerProc, len(wcs))
+	for i := range wcs {
+		wcs[i].StepRates, wcs[i].StepDur = stepRates, stepDur
+		var err error
+		if opt.Exec == "" {
+			procs[i] = startInProcess(wcs[i], log)
+		} else {
+			procs[i], err = startExec(opt.Exec, wcs[i])
+		}
+		if err != nil {
+			for _, p := range procs[:i] {
+				p.abort()
+			}
+			return nil, err
+		}
+	}
+	agg := newAggregator(cfg, len(procs), opt.Progress, smp)
+	all := merge(procs)
+
+	// Connect phase: wait until every worker is ready.
+	ready := 0
+	var connected, failed int64
+	readyBy := time.After(cfg.Ramp + 90*time.Second)
+	for ready < len(procs) {
+		select {
+		case m, ok := <-all:
+			if !ok {
+				return nil, fmt.Errorf("load: workers exited before they were ready")
+			}
+			switch m.Type {
+			case "ready":
+				ready++
+				connected += m.Connected
+				failed += m.Failed
+			case "tick":
+				agg.tick(m)
+			case "error":
+				for _, p := range procs {
+					p.abort()
+				}
+				return nil, fmt.Errorf("load: worker %d: %s", m.Worker, m.Err)
+			}
+		case <-readyBy:
+			for _, p := range procs {
+				p.abort()
+			}
+			return nil, fmt.Errorf("load: workers not ready after the connect deadline")
+		}
+	}
+	s1 := smp.sample()
+	connectWall := time.Since(wall0)
+	start := time.Now().Add(200 * time.Millisecond)
+	end := start.Add(cfg.Duration)
+	for _, p := range procs {
+		p.start(start)
+	}
+	// The server's state at the end of the measured phase, before closes.
+	var s2 measure.ProcSample
+	s2done := make(chan struct{})
+	go func() {
+		defer close(s2done)
+		time.Sleep(time.Until(end.Add(-50 * time.Millisecond)))
+		s2 = smp.sample()
+	}()
+
+	var pub *publisher
+	if cfg.Scenario == Event {
+		pub = newPublisher(adm, cfg.HuntID+"-0", stepRates, stepDur)
+		go pub.run(start)
+	}
+
+	var results []*Result
+	for m := range all {
+		switch m.Type {
+		case "tick":
+			agg.tick(m)
+		case "final":
+			results = append(results, m.Result)
+		case "error":
+			log.Error().Int("worker", m.Worker).Str("err", m.Err).Msg("load: worker failed")
+		}
+	}
+	for _, p := range procs {
+		if err := p.wait(); err != nil {
+			log.Warn().Err(err).Msg("load: worker exit")
+		}
+	}
+	<-s2done
+	if pub != nil {
+		pub.wait()
+	}
+	if len(results) != len(procs) {
+		return nil, fmt.Errorf("load: %d of %d workers returned a result", len(results), len(procs))
+	}
+	wall := time.Since(wall0)
+	own := measure.SelfCPU() - cpu0
+	if opt.Exec != "" {
+		for _, r := range results {
+			own += r.CPU
+		}
+	}
+	rep := buildReport(cfg, results, stepRates, stepDur, agg, pub)
+	rep.StartedAt = start.Sub(agg.t0).Seconds()
+	f := &rep.Facts
+	f.Failed = failed
+	f.ConnectS = connectWall.Seconds()
+	f.OwnCPUS = own
+	f.OwnCPUCores = own / wall.Seconds()
+	f.OwnCPUShare = f.OwnCPUCores / float64(numCPU())
+	if cfg.PID != 0 && s0.CPUSeconds >= 0 && !s1.At.IsZero() {
+		f.ServerRSSBefore = s0.RSSBytes
+		f.ServerRSS = s2.RSSBytes
+		if f.Connections > 0 {
+			f.ServerRSSPerConn = float64(s2.RSSBytes-s0.RSSBytes) / float64(f.Connections)
+			f.ServerCPUPerConnUS = (s1.CPUSeconds - s0.CPUSeconds) / float64(connected) * 1e6
+		}
+		f.ServerCPUS = s2.CPUSeconds - s1.CPUSeconds
+		f.ServerCPUCores = f.ServerCPUS / cfg.Duration.Seconds()
+	}
+	_ = connected
+	return rep, nil
+}
+
+func numCPU() int { return defaultLoops() }
+
+// merge fans the workers' message channels into one that closes when all do.
+func merge(procs []*workerProc) <-chan Msg {
+	out := make(chan Msg, 64)
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range p.msgs {
+				out <- m
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	return out
+}
+
+func startInProcess(wc WorkerConfig, log zerolog.Logger) *workerProc {
+	msgs := make(chan Msg, 64)
+	start := make(chan time.Time, 1)
+	var once sync.Once
+	errc := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		err := Worker(wc, log, start, func(m Msg) { msgs <- m })
+		if err != nil {
+			msgs <- Msg{Type: "error", Worker: wc.Worker, Err: err.Error()}
+		}
+		errc <- err
+	}()
+	return &workerProc{
+		msgs:  msgs,
+		start: func(t time.Time) { once.Do(func() { start <- t; close(start) }) },
+		abort: func() { once.Do(func() { close(start) }) },
+		wait:  func() error { return <-errc },
+	}
+}
+
+func startExec(bin string, wc WorkerConfig) (*workerProc, error) {
+	cmd := exec.Command(bin, "worker")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("load: start worker: %w", err)
+	}
+	line, _ := json.Marshal(wc)
+	if _, err := stdin.Write(append(line, '\n')); err != nil {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("load: configure worker: %w", err)
+	}
+	msgs := make(chan Msg, 64)
+	go func() {
+		defer close(msgs)
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 256<<20)
+		for sc.Scan() {
+			var m Msg
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				msgs <- Msg{Type: "error", Worker: wc.Worker, Err: "bad worker output: " + err.Error()}
+				continue
+			}
+			msgs <- m
+		}
+	}()
+	var once sync.Once
+	return &workerProc{
+		msgs: msgs,
+		start: func(t time.Time) {
+			once.Do(func() { _, _ = fmt.Fprintf(stdin, "start %d\n", t.UnixNano()) })
+		},
+		abort: func() { once.Do(func() { _ = stdin.Close() }) },
+		wait:  func() error { _ = stdin.Close(); return cmd.Wait() },
+	}, nil
+}
+
+// ServeWorker is the hidden "worker" subcommand: the config on the first
+// line of in, "start NS" on the next; JSON lines of Msg on out.
+func ServeWorker(in io.Reader, out io.Writer, log zerolog.Logger) error {
+	br := bufio.NewReader(in)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("load: worker config: %w", err)
+	}
+	var wc WorkerConfig
+	if err := json.Unmarshal(line, &wc); err != nil {
+		return fmt.Errorf("load: worker config: %w", err)
+	}
+	wc.JWTSecret = wc.Key
+	var mu sync.Mutex
+	enc := json.NewEncoder(out)
+	emit := func(m Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(m)
+	}
+	start := make(chan time.Time, 1)
+	go func() {
+		defer close(start)
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		ns, err := strconv.ParseInt(strings.TrimSpace(strings.TrimPrefix(l, "start ")), 10, 64)
+		if err != nil {
+			return
+		}
+		start <- time.Unix(0, ns)
+	}()
+	if err := Worker(wc, log, start, emit); err != nil {
+		emit(Msg{Type: "error", Worker: wc.Worker, Err: err.Error()})
+		return err
+	}
+	return nil
+}
+
+// sampler reads the server's /proc entries once a second for the timeline.
+type sampler struct {
+	pid  int
+	mu   sync.Mutex
+	last measure.ProcSample
+	done chan struct{}
+	once sync.Once
+}
+
+func newSampler(pid int) *sampler {
+	s := &sampler{pid: pid, done: make(chan struct{})}
+	if pid != 0 {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-s.done:
+					return
+				case <-t.C:
+					s.sample()
+				}
+			}
+		}()
+	}
+	return s
+}
+
+func (s *sampler) sample() measure.ProcSample {
+	if s.pid == 0 {
+		return measure.ProcSample{}
+	}
+	p, err := measure.SampleProc(s.pid)
+	if err != nil {
+		return measure.ProcSample{}
+	}
+	s.mu.Lock()
+	s.last = p
+	s.mu.Unlock()
+	return p
+}
+
+func (s *sampler) latest() measure.ProcSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+func (s *sampler) stop() { s.once.Do(func() { close(s.done) }) }
+
+// publisher posts stamped events at the rate ladder (event scenario).
+type publisher struct {
+	a       *admin
+	hunt    string
+	rates   []float64
+	stepDur time.Duration
+	sent    []atomic.Int64
+	lat     *measure.Recorder
+	jobs    chan [3]int64
+	wg      sync.WaitGroup
+}
+
+// publishers bounds concurrent admin requests.
+const publishers = 32
+
+func newPublisher(a *admin, hunt string, rates []float64, stepDur time.Duration) *publisher {
+	p := &publisher{a: a, hunt: hunt, rates: rates, stepDur: stepDur, sent: make([]atomic.Int64, len(rates)),
+		lat: measure.NewRecorder(publishers), jobs: make(chan [3]int64, 1<<16)}
+	for i := 0; i < publishers; i++ {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			op := p.lat.Shard(i).Op("publish")
+			for j := range p.jobs {
+				err := a.publish(context.Background(), hunt, j[0], int(j[1]), j[2])
+				if err != nil {
+					op.Error()
+					continue
+				}
+				op.Record(time.Duration(time.Now().UnixNano() - j[2]))
+				p.sent[j[1]].Add(1)
+			}
+		}()
+	}
+	return p
+}
+
+func (p *publisher) run(start time.Time) {
+	defer close(p.jobs)
+	for step, rate := range p.rates {
+		s0 := start.Add(time.Duration(step) * p.stepDur)
+		if d := time.Until(s0); d > 0 {
+			time.Sleep(d)
+		}
+		pc := measure.NewPacer(s0, rate, 1<<20-1)
+		measure.Drive(pc, s0.Add(p.stepDur), nil, func(from, to int64) {
+			for k := from; k < to; k++ {
+				p.jobs <- [3]int64{int64(step)<<20 | k, int64(step), pc.Intended(k).UnixNano()}
+			}
+		})
+	}
+}
+
+func (p *publisher) wait() { p.wg.Wait() }

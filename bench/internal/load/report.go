@@ -1,0 +1,363 @@
+package load
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/huntgate/huntgate/bench/internal/measure"
+)
+
+// OpReport is one measured operation in the report.
+type OpReport struct {
+	Count  int64   `json:"count"`
+	Errors int64   `json:"errors"`
+	P50    float64 `json:"p50_ms"`
+	P90    float64 `json:"p90_ms"`
+	P99    float64 `json:"p99_ms"`
+	P999   float64 `json:"p999_ms"`
+	Max    float64 `json:"max_ms"`
+}
+
+func opReport(h *measure.Hist, errors int64) OpReport {
+	return OpReport{Count: h.Count(), Errors: errors, P50: h.QuantileMs(50), P90: h.QuantileMs(90),
+		P99: h.QuantileMs(99), P999: h.QuantileMs(99.9), Max: h.MaxMs()}
+}
+
+// Facts are the scenario-level numbers of a run.
+type Facts struct {
+	Connections        int64            `json:"connections"`           // open when the measured phase began
+	Failed             int64            `json:"failed_dials"`          // dials or handshakes that failed in the connect phase
+	ConnectS           float64          `json:"connect_s"`             // wall time of the connect phase
+	MsgsInPerS         float64          `json:"msgs_in_per_s"`         // messages received per second (measured phase)
+	MsgsOutPerS        float64          `json:"msgs_out_per_s"`        // messages sent per second (measured phase)
+	ThroughputPerS     float64          `json:"throughput_per_s"`      // echo: replies per second inside the window
+	DeliveriesPerS     float64          `json:"deliveries_per_s"`      // fanout/event: receipts per second, best passing step
+	Lost               int64            `json:"lost"`                  // expected receipts or replies that never came
+	MaxRateOK          float64          `json:"max_rate_ok"`           // fanout/event: highest rate with all delivered and p99 < 250 ms
+	Gaps               measure.GapStats `json:"seq"`                   // seq accounting (game protocol)
+	CloseCodes         map[string]int64 `json:"close_codes"`           // close codes seen before the end of the run
+	Counters           map[string]int64 `json:"counters"`              // every raw counter, summed over workers
+	ServerRSSBefore    int64            `json:"server_rss_before"`     // bytes, before connecting
+	ServerRSS          int64            `json:"server_rss"`            // bytes, end of the measured phase
+	ServerRSSPerConn   float64          `json:"server_rss_per_conn"`   // bytes, (end - before) / connections
+	ServerCPUPerConnUS float64          `json:"server_cpu_per_conn_us"` // CPU µs per accepted+upgraded connection (connect phase)
+	ServerCPUS         float64          `json:"server_cpu_s"`          // CPU seconds in the measured phase
+	ServerCPUCores     float64          `json:"server_cpu_cores"`      // server_cpu_s / duration
+	OwnCPUS            float64          `json:"own_cpu_s"`             // load generator CPU seconds, all processes, whole run
+	OwnCPUCores        float64          `json:"own_cpu_cores"`         // own_cpu_s / wall time
+	OwnCPUShare        float64          `json:"own_cpu_share"`         // own_cpu_cores / CPUs of the machine
+}
+
+// StepReport is one rate step of fanout or event.
+type StepReport struct {
+	Rate       float64  `json:"rate"`
+	Sent       int64    `json:"sent"`
+	Expected   int64    `json:"expected"`
+	Delivered  int64    `json:"delivered"`
+	Lost       int64    `json:"lost"`
+	Complete   int64    `json:"complete"`
+	DeliveryPS float64  `json:"deliveries_per_s"`
+	OneWay     OpReport `json:"oneway"`
+	TTE        OpReport `json:"time_to_everyone"`
+	OK         bool     `json:"ok"` // all delivered and one-way p99 < 250 ms
+}
+
+// Point is one second of the timeline.
+type Point struct {
+	T         float64 `json:"t"` // seconds since the run started
+	Connected int64   `json:"connected"`
+	MsgsPerS  float64 `json:"msgs_per_s"`
+	Count     int64   `json:"count"` // main-op samples in this second
+	P50       float64 `json:"p50_ms"`
+	P90       float64 `json:"p90_ms"`
+	P99       float64 `json:"p99_ms"`
+	Max       float64 `json:"max_ms"`
+	ServerRSS int64   `json:"server_rss,omitempty"`
+}
+
+// Report is the result of one run.
+type Report struct {
+	Scenario  string              `json:"scenario"`
+	Target    string              `json:"target"`
+	Started   time.Time           `json:"started"`
+	Config    Config              `json:"config"`
+	MainOp    string              `json:"main_op"`
+	Ops       map[string]OpReport `json:"ops"`
+	Facts     Facts               `json:"facts"`
+	Steps     []StepReport        `json:"steps,omitempty"`
+	Timeline  []Point             `json:"timeline"`
+	StartedAt float64             `json:"measure_start_s"` // measured phase start on the timeline
+}
+
+// mainOp is the operation a scenario is about; fanout/event merge their
+// per-step one-way ops under "oneway".
+func mainOp(s string) string {
+	switch s {
+	case Hold:
+		return "handshake"
+	case Echo:
+		return "rtt"
+	case Fanout, Event:
+		return "oneway"
+	}
+	return "dug"
+}
+
+// p99Budget is the fanout/event pass mark.
+const p99Budget = 250.0
+
+// aggregator turns worker ticks into progress lines and the timeline.
+type aggregator struct {
+	mu       sync.Mutex
+	cfg      Config
+	t0       time.Time
+	workers  int
+	main     string
+	secs     map[int64]*bucket
+	last     map[int]map[string]int64 // per worker, latest cumulative counters
+	conn     map[int]int64
+	progress io.Writer
+	printed  int64
+	smp      *sampler
+}
+
+type bucket struct {
+	hist      *measure.Hist
+	counters  map[int]map[string]int64
+	connected map[int]int64
+	rss       int64
+}
+
+func newAggregator(cfg Config, workers int, progress io.Writer, smp *sampler) *aggregator {
+	return &aggregator{cfg: cfg, t0: time.Now(), workers: workers, main: mainOp(cfg.Scenario),
+		secs: map[int64]*bucket{}, last: map[int]map[string]int64{}, conn: map[int]int64{}, progress: progress, printed: -1, smp: smp}
+}
+
+func (a *aggregator) tick(m Msg) {
+	if m.Tick == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sec := (m.Tick.At - a.t0.UnixMilli()) / 1000
+	b, ok := a.secs[sec]
+	if !ok {
+		b = &bucket{hist: measure.NewHist(), counters: map[int]map[string]int64{}, connected: map[int]int64{}}
+		a.secs[sec] = b
+		b.rss = a.smp.latest().RSSBytes
+	}
+	for name, s := range m.Tick.Ops {
+		if name == a.main || strings.HasPrefix(name, a.main+".") {
+			_ = b.hist.MergeSnapshot(s)
+		}
+	}
+	b.counters[m.Worker] = m.Tick.Counters
+	b.connected[m.Worker] = m.Tick.Connected
+	a.last[m.Worker] = m.Tick.Counters
+	a.conn[m.Worker] = m.Tick.Connected
+	// Print the previous second once a newer one starts: it is complete.
+	if a.progress != nil && sec-1 > a.printed {
+		if pb, ok := a.secs[sec-1]; ok {
+			a.printed = sec - 1
+			pts := a.timelineLocked()
+			for _, p := range pts {
+				if int64(p.T) == sec-1 {
+					fmt.Fprintf(a.progress, "[%4ds] connected %7d  in %9.0f msg/s  %s p99 %8.2f ms (n=%d)\n",
+						sec-1, p.Connected, p.MsgsPerS, a.main, p.P99, p.Count)
+				}
+			}
+			_ = pb
+		}
+	}
+}
+
+// timelineLocked builds one point per second, carrying each worker's last
+// cumulative counters forward over seconds where it sent no tick.
+func (a *aggregator) timelineLocked() []Point {
+	var secs []int64
+	for s := range a.secs {
+		secs = append(secs, s)
+	}
+	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
+	carry := map[int]map[string]int64{}
+	carryConn := map[int]int64{}
+	var prevIn int64 = -1
+	var out []Point
+	for _, s := range secs {
+		b := a.secs[s]
+		for w, c := range b.counters {
+			carry[w] = c
+		}
+		for w, c := range b.connected {
+			carryConn[w] = c
+		}
+		var in, conn int64
+		for _, c := range carry {
+			in += c[cMsgsIn]
+		}
+		for _, c := range carryConn {
+			conn += c
+		}
+		p := Point{T: float64(s), Connected: conn, Count: b.hist.Count(), P50: b.hist.QuantileMs(50),
+			P90: b.hist.QuantileMs(90), P99: b.hist.QuantileMs(99), Max: b.hist.MaxMs(), ServerRSS: b.rss}
+		if prevIn >= 0 {
+			p.MsgsPerS = float64(in - prevIn)
+		}
+		prevIn = in
+		out = append(out, p)
+	}
+	return out
+}
+
+func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Duration, agg *aggregator, pub *publisher) *Report {
+	rep := &Report{Scenario: cfg.Scenario, Target: cfg.URL, Started: agg.t0, Config: cfg, MainOp: mainOp(cfg.Scenario), Ops: map[string]OpReport{}}
+	hists := map[string]*measure.Hist{}
+	errs := map[string]int64{}
+	counters := map[string]int64{}
+	var bc [][]measure.BcastRec
+	sent := make([]int64, len(rates))
+	f := &rep.Facts
+	add := func(name string, r measure.OpResult) {
+		h, ok := hists[name]
+		if !ok {
+			h = measure.NewHist()
+			hists[name] = h
+		}
+		_ = h.MergeSnapshot(r.Hist)
+		errs[name] += r.Errors
+	}
+	for _, r := range results {
+		for name, o := range r.Ops {
+			add(name, o)
+			if strings.HasPrefix(name, "oneway.") {
+				add("oneway", o)
+			}
+		}
+		for k, v := range r.Counters {
+			counters[k] += v
+		}
+		f.Gaps.Add(r.Gaps)
+		f.Connections += r.Connected
+		bc = append(bc, r.Bcast)
+		for i, s := range r.Sent {
+			if i < len(sent) {
+				sent[i] += s
+			}
+		}
+	}
+	if pub != nil {
+		for i := range sent {
+			sent[i] = pub.sent[i].Load()
+		}
+		ops, _ := pub.lat.Totals()
+		if o, ok := ops["publish"]; ok {
+			add("publish", o)
+		}
+	}
+	for name, h := range hists {
+		rep.Ops[name] = opReport(h, errs[name])
+	}
+	f.Counters = counters
+	f.CloseCodes = map[string]int64{}
+	for k, v := range counters {
+		if strings.HasPrefix(k, "close_") {
+			f.CloseCodes[strings.TrimPrefix(k, "close_")] = v
+		}
+	}
+	dur := cfg.Duration.Seconds()
+	// Rates over the measured phase come from the timeline's counters.
+	agg.mu.Lock()
+	rep.Timeline = agg.timelineLocked()
+	agg.mu.Unlock()
+	f.MsgsInPerS = float64(counters[cMsgsIn]) / dur
+	f.MsgsOutPerS = float64(counters[cMsgsOut]) / dur
+	if cfg.Scenario == Echo {
+		f.ThroughputPerS = float64(counters[cReplies]) / dur
+		if cfg.Pipeline == 0 {
+			f.Lost = counters[cMsgsOut] - hists["rtt"].Count()
+		}
+	}
+	if len(rates) > 0 {
+		steps := measure.Steps(measure.MergeBcast(bc...), f.Connections, sent, rates, stepDur)
+		failed := false
+		for i, s := range steps {
+			ow := measure.NewHist()
+			if h, ok := hists["oneway.s"+pad2(i)]; ok {
+				ow = h
+			}
+			sr := StepReport{Rate: s.Rate, Sent: s.Sent, Expected: s.Expected, Delivered: s.Delivered, Lost: s.Lost,
+				Complete: s.Complete, DeliveryPS: s.DeliveryPS, OneWay: opReport(ow, 0), TTE: opReport(s.TTE, 0)}
+			sr.OK = s.Sent > 0 && s.Lost == 0 && sr.OneWay.P99 < p99Budget
+			rep.Steps = append(rep.Steps, sr)
+			f.Lost += s.Lost
+			if !sr.OK {
+				failed = true
+			}
+			if sr.OK && !failed {
+				f.MaxRateOK = sr.Rate
+				f.DeliveriesPerS = sr.DeliveryPS
+			}
+		}
+	}
+	return rep
+}
+
+// WriteTable prints the report as a table.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "scenario %s  target %s  players %d  duration %s\n", r.Scenario, r.Target, r.Config.Players, r.Config.Duration)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "op\tcount\terrors\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
+	for _, name := range measure.SortedKeys(r.Ops) {
+		if strings.HasPrefix(name, "oneway.") {
+			continue
+		}
+		o := r.Ops[name]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", name, o.Count, o.Errors, o.P50, o.P90, o.P99, o.P999, o.Max)
+	}
+	_ = tw.Flush()
+	if len(r.Steps) > 0 {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "rate/s\tsent\tdelivered\tlost\tdeliv/s\toneway p50\tp99\ttte p50\ttte p99\tok\t")
+		for _, s := range r.Steps {
+			fmt.Fprintf(tw, "%.0f\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%v\t\n", s.Rate, s.Sent, s.Delivered, s.Lost,
+				s.DeliveryPS, s.OneWay.P50, s.OneWay.P99, s.TTE.P50, s.TTE.P99, s.OK)
+		}
+		_ = tw.Flush()
+	}
+	f := r.Facts
+	fmt.Fprintf(w, "connections %d (failed %d, connect %.1fs)  in %.0f msg/s  out %.0f msg/s\n",
+		f.Connections, f.Failed, f.ConnectS, f.MsgsInPerS, f.MsgsOutPerS)
+	if r.Scenario == Echo {
+		fmt.Fprintf(w, "echo throughput %.0f msg/s  lost %d\n", f.ThroughputPerS, f.Lost)
+	}
+	if len(r.Steps) > 0 {
+		fmt.Fprintf(w, "max rate with 100%% delivered and p99 < %.0f ms: %.0f msg/s (%.0f deliveries/s)\n", p99Budget, f.MaxRateOK, f.DeliveriesPerS)
+	}
+	if g := f.Gaps; g.Updates > 0 || g.Resets > 0 {
+		fmt.Fprintf(w, "seq: updates %d gaps %d dups %d resets %d replayed %d epoch changes %d\n", g.Updates, g.Gaps, g.Dups, g.Resets, g.Replayed, g.EpochChanges)
+	}
+	if len(f.CloseCodes) > 0 {
+		fmt.Fprintf(w, "close codes %v\n", f.CloseCodes)
+	}
+	if r.Config.PID != 0 {
+		fmt.Fprintf(w, "server: rss %.1f MiB (%.0f B/conn)  cpu %.0f µs/conn accepted  cpu %.2f cores in the measured phase\n",
+			float64(f.ServerRSS)/(1<<20), f.ServerRSSPerConn, f.ServerCPUPerConnUS, f.ServerCPUCores)
+	}
+	fmt.Fprintf(w, "load generator: cpu %.1fs = %.2f cores (%.0f%% of the machine)\n", f.OwnCPUS, f.OwnCPUCores, 100*f.OwnCPUShare)
+}
+
+// WriteJSON writes the report to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

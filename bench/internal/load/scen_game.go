@@ -1,0 +1,207 @@
+package load
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/huntgate/huntgate/bench/internal/measure"
+	"github.com/huntgate/huntgate/bench/internal/wsc"
+	"github.com/huntgate/huntgate/framing"
+)
+
+// gameScenario speaks the game protocol on /ws. In every mode players join
+// their hunt and account seq gaps; dig adds an open-loop dig rate, event
+// only listens (the parent publishes), game lets each player dig on its own
+// jittered clock and sometimes leave and come back with since/epoch.
+type gameScenario struct {
+	mode string
+}
+
+func (g *gameScenario) path(w *worker, p *player) string { return "/ws?" + w.token(p.id) }
+
+func (g *gameScenario) onOpen(w *worker, ls *loopState, l wsc.Loop, p *player) {
+	b := append(ls.buf[:0], `{"op":"join","hunt":"`...)
+	b = append(b, p.hunt...)
+	b = append(b, '"')
+	if p.seq.Known && len(p.epochRaw) > 0 {
+		b = append(b, `,"since":`...)
+		b = strconv.AppendInt(b, p.seq.Seq, 10)
+		b = append(b, `,"epoch":`...)
+		b = append(b, p.epochRaw...)
+		ls.shard.Add(cRejoins, 1)
+	}
+	b = append(b, '}')
+	ls.buf = b
+	p.joinAt = time.Now()
+	w.write(ls, l, p, framing.OpText, b)
+}
+
+func (g *gameScenario) onClose(w *worker, ls *loopState, l wsc.Loop, p *player) {
+	if g.mode != Game || !p.leaving || w.closing.Load() {
+		return
+	}
+	// Come back after 1-3 s and resume with since/epoch.
+	d := time.Second + time.Duration(ls.rng.Int64N(int64(2*time.Second)))
+	l.After(d, func(wsc.Loop) {
+		if w.closing.Load() {
+			return
+		}
+		p.leaving = false
+		w.dial(p)
+	})
+}
+
+func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player, op framing.OpCode, b []byte) {
+	m, ok := parseMsg(b)
+	if !ok {
+		ls.shard.Add("bad_messages", 1)
+		return
+	}
+	now := time.Now()
+	switch string(m.op) {
+	case "joined":
+		ls.join.Record(now.Sub(p.joinAt))
+		ls.shard.Gaps(func(gs *measure.GapStats) { p.seq.Joined(m.epoch, m.seq, m.reset, m.replayed, gs) })
+		p.keepEpoch(b)
+		if !p.joined {
+			p.joined = true
+			if g.mode == Game && w.endNs.Load() != 0 {
+				g.schedule(w, ls, l, p)
+			}
+		}
+		w.settle(p)
+	case "dug":
+		if ls.dug != nil && m.ref > 0 {
+			ls.dug.Record(time.Duration(now.UnixNano() - m.ref))
+		}
+		if m.found {
+			ls.shard.Add(cFound, 1)
+		}
+	case "update":
+		switch string(m.kind) {
+		case "claimed", "event", "ended":
+			ls.shard.Gaps(func(gs *measure.GapStats) { p.seq.Update(m.epoch, m.seq, gs) })
+			p.keepEpoch(b)
+		}
+		switch string(m.kind) {
+		case "claimed":
+			ls.shard.Add(cClaimed, 1)
+		case "event":
+			var id, step, sent int64 = -1, 0, 0
+			scanObject(m.data, func(k, v []byte) {
+				switch string(k) {
+				case "t":
+					sent = atoi(v)
+				case "i":
+					id = atoi(v)
+				case "s":
+					step = atoi(v)
+				}
+			})
+			if id >= 0 && sent > 0 {
+				ls.shard.Deliver(uint32(id), int(step), sent, now, ls.stepOp(int(step)))
+			}
+		default:
+			ls.shard.Add("update_"+string(m.kind), 1)
+		}
+	case "error":
+		ls.shard.Add("err_"+string(m.code), 1)
+		if ls.dug != nil {
+			ls.dug.Error()
+		}
+		if !p.joined {
+			w.settle(p)
+		}
+	case "reconnect":
+		ls.shard.Add("reconnect", 1)
+	}
+}
+
+// keepEpoch remembers the raw epoch of the last message that carried one,
+// copying only when it changed, to send it back on a rejoin.
+func (p *player) keepEpoch(b []byte) {
+	var raw []byte
+	scanObject(b, func(k, v []byte) {
+		if string(k) == "epoch" {
+			raw = v
+		}
+	})
+	if raw != nil && string(raw) != string(p.epochRaw) {
+		p.epochRaw = append(p.epochRaw[:0], raw...)
+	}
+}
+
+func (g *gameScenario) digMsg(w *worker, ls *loopState, p *player, ref int64) []byte {
+	b := append(ls.buf[:0], `{"op":"dig","hunt":"`...)
+	b = append(b, p.hunt...)
+	b = append(b, `","x":`...)
+	b = strconv.AppendInt(b, ls.rng.Int64N(int64(w.cfg.Grid)), 10)
+	b = append(b, `,"y":`...)
+	b = strconv.AppendInt(b, ls.rng.Int64N(int64(w.cfg.Grid)), 10)
+	b = append(b, `,"ref":`...)
+	b = strconv.AppendInt(b, ref, 10)
+	b = append(b, '}')
+	ls.buf = b
+	return b
+}
+
+// schedule arms p's next dig in game mode: the mean interval with +-50 %
+// jitter, so players do not dig in lockstep.
+func (g *gameScenario) schedule(w *worker, ls *loopState, l wsc.Loop, p *player) {
+	d := w.cfg.DigEvery/2 + time.Duration(ls.rng.Int64N(int64(w.cfg.DigEvery)))
+	h := p.h
+	l.After(d, func(l wsc.Loop) {
+		ls := w.loops[l.ID()]
+		if !p.open || p.h != h || !p.joined || w.closing.Load() || time.Now().UnixNano() >= w.endNs.Load() {
+			return
+		}
+		if ls.rng.Float64() < w.cfg.Leave {
+			p.leaving = true
+			_ = l.Close(p.h, framing.StatusNormal, "")
+			return
+		}
+		if !w.write(ls, l, p, framing.OpText, g.digMsg(w, ls, p, time.Now().UnixNano())) {
+			ls.dug.Error()
+		}
+		g.schedule(w, ls, l, p)
+	})
+}
+
+func (g *gameScenario) run(w *worker, start, end time.Time) {
+	switch g.mode {
+	case Event:
+		time.Sleep(time.Until(end))
+	case Game:
+		for i := range w.loops {
+			w.cl.Post(i, func(l wsc.Loop) {
+				ls := w.loops[l.ID()]
+				for _, p := range ls.open {
+					if p.joined {
+						g.schedule(w, ls, l, p)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Until(end))
+	case Dig:
+		rate := w.cfg.WorkerRate
+		if rate <= 0 {
+			rate = 100 / float64(w.cfg.Workers)
+		}
+		pc := measure.NewPacer(start, rate, -1)
+		measure.Drive(pc, end, nil, func(from, to int64) {
+			w.postSpread(from, to, pc.Intended, func(l wsc.Loop, ls *loopState, at []int64) {
+				for _, ns := range at {
+					p := ls.next()
+					if p == nil || !p.joined {
+						ls.dug.Error()
+						continue
+					}
+					if !w.write(ls, l, p, framing.OpText, g.digMsg(w, ls, p, ns)) {
+						ls.dug.Error()
+					}
+				}
+			})
+		})
+	}
+}

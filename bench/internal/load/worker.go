@@ -1,0 +1,473 @@
+package load
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/huntgate/huntgate/bench/internal/measure"
+	"github.com/huntgate/huntgate/bench/internal/wsc"
+	"github.com/huntgate/huntgate/framing"
+	"github.com/rs/zerolog"
+)
+
+// Msg is one line a worker sends to the parent.
+type Msg struct {
+	Type      string  `json:"type"` // ready, tick, final, error
+	Worker    int     `json:"worker"`
+	Connected int64   `json:"connected,omitempty"`
+	Failed    int64   `json:"failed,omitempty"`
+	Tick      *Tick   `json:"tick,omitempty"`
+	Result    *Result `json:"result,omitempty"`
+	Err       string  `json:"err,omitempty"`
+}
+
+// Tick is one progress interval of a worker.
+type Tick struct {
+	At        int64                       `json:"at"` // Unix ms
+	Connected int64                       `json:"connected"`
+	Counters  map[string]int64            `json:"counters"` // cumulative
+	Ops       map[string]measure.Snapshot `json:"ops"`      // values of this interval only
+}
+
+// Result is everything a worker measured.
+type Result struct {
+	Ops       map[string]measure.OpResult `json:"ops"`
+	Counters  map[string]int64            `json:"counters"`
+	Gaps      measure.GapStats            `json:"gaps"`
+	Bcast     []measure.BcastRec          `json:"bcast,omitempty"`
+	Sent      []int64                     `json:"sent,omitempty"` // broadcast messages sent per step
+	CPU       float64                     `json:"cpu_s"`          // this worker's CPU seconds
+	Connected int64                       `json:"connected"`      // connections when the measured phase began
+}
+
+// Counter names shared by scenarios and the report.
+const (
+	cMsgsIn   = "msgs_in"
+	cMsgsOut  = "msgs_out"
+	cReplies  = "replies_in_window"
+	cFound    = "found"
+	cClaimed  = "claimed"
+	cRejoins  = "rejoins"
+	cDialFail = "dial_failed"
+)
+
+// player is one simulated connection. It is touched only by its loop
+// (after the dial has been handed to the transport).
+type player struct {
+	n        int    // player number across all workers
+	id       string // player id
+	hunt     string
+	loop     int
+	h        wsc.Handle
+	dialAt   time.Time
+	joinAt   time.Time
+	open     bool
+	joined   bool
+	settled  bool
+	first    bool // the first dial, which holds an in-flight slot
+	leaving  bool // closed on purpose, to come back with since
+	slot     int  // index in loopState.open, -1 when not open
+	seq      measure.SeqState
+	epochRaw []byte
+}
+
+// loopState is the part of a worker that one loop owns.
+type loopState struct {
+	id        int
+	shard     *measure.Shard
+	byIdx     []*player
+	open      []*player
+	rr        int
+	rng       *rand.Rand
+	buf       []byte
+	handshake *measure.Op
+	rtt       *measure.Op
+	join      *measure.Op
+	dug       *measure.Op
+	steps     []*measure.Op
+	msgsIn    *int64
+	msgsOut   *int64
+}
+
+func (ls *loopState) stepOp(s int) *measure.Op {
+	for len(ls.steps) <= s {
+		ls.steps = append(ls.steps, ls.shard.Op("oneway.s"+pad2(len(ls.steps))))
+	}
+	return ls.steps[s]
+}
+
+func pad2(i int) string {
+	if i < 10 {
+		return "0" + strconv.Itoa(i)
+	}
+	return strconv.Itoa(i)
+}
+
+func (ls *loopState) addOpen(p *player) {
+	p.slot = len(ls.open)
+	ls.open = append(ls.open, p)
+}
+
+func (ls *loopState) removeOpen(p *player) {
+	if p.slot < 0 {
+		return
+	}
+	last := ls.open[len(ls.open)-1]
+	ls.open[p.slot] = last
+	last.slot = p.slot
+	ls.open = ls.open[:len(ls.open)-1]
+	p.slot = -1
+}
+
+// next returns the next open player round robin, nil if none.
+func (ls *loopState) next() *player {
+	if len(ls.open) == 0 {
+		return nil
+	}
+	ls.rr++
+	if ls.rr >= len(ls.open) {
+		ls.rr = 0
+	}
+	return ls.open[ls.rr]
+}
+
+// scenario is the behaviour of one scenario inside a worker.
+type scenario interface {
+	path(w *worker, p *player) string
+	onOpen(w *worker, ls *loopState, l wsc.Loop, p *player)
+	onMessage(w *worker, ls *loopState, l wsc.Loop, p *player, op framing.OpCode, b []byte)
+	onClose(w *worker, ls *loopState, l wsc.Loop, p *player)
+	// run is the measured phase from start to end, on the worker's goroutine.
+	run(w *worker, start, end time.Time)
+}
+
+// worker runs one worker process's share of a scenario.
+type worker struct {
+	cfg     WorkerConfig
+	log     zerolog.Logger
+	cl      wsc.Client
+	rec     *measure.Recorder
+	loops   []*loopState
+	players []*player
+	sc      scenario
+
+	pending   atomic.Int64
+	settledCh chan struct{}
+	inflight  chan struct{}
+	connected atomic.Int64
+	failed    atomic.Int64
+	closing   atomic.Bool
+	endNs     atomic.Int64 // end of the measured phase, Unix ns; 0 before it starts
+	sent      []atomic.Int64
+	token     func(player string) string
+}
+
+// maxInflightDials bounds concurrent handshakes so a fast ramp does not
+// overflow the server's accept backlog (which would measure SYN retries).
+const maxInflightDials = 512
+
+// Worker runs a worker: connect, report ready, wait for the start time,
+// measure, report the result. emit receives every message (ready, ticks,
+// final); start delivers the start of the measured phase (closed = abort).
+func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit func(Msg)) error {
+	w := &worker{cfg: cfg, log: log, settledCh: make(chan struct{}), inflight: make(chan struct{}, maxInflightDials)}
+	w.sc = newScenario(cfg.Scenario)
+	if w.sc == nil {
+		return errUnknownScenario(cfg.Scenario)
+	}
+	w.sent = make([]atomic.Int64, len(cfg.StepRates)+1)
+	tok, err := tokenFunc(cfg.Key, cfg.Dev)
+	if err != nil {
+		return err
+	}
+	w.token = tok
+	loops := cfg.Loops
+	if loops <= 0 {
+		loops = defaultLoops()
+	}
+	cl, err := newClient(cfg.Transport, loops, w, log)
+	if err != nil {
+		return err
+	}
+	w.cl = cl
+	w.rec = measure.NewRecorder(loops)
+	for i := 0; i < loops; i++ {
+		sh := w.rec.Shard(i)
+		w.loops = append(w.loops, &loopState{
+			id: i, shard: sh, rng: rand.New(rand.NewPCG(uint64(cfg.Worker), uint64(i))),
+			handshake: sh.Op("handshake"), msgsIn: sh.Counter(cMsgsIn), msgsOut: sh.Counter(cMsgsOut),
+		})
+		ls := w.loops[i]
+		switch cfg.Scenario {
+		case Echo:
+			ls.rtt = sh.Op("rtt")
+		case Dig, Event, Game:
+			ls.join = sh.Op("join")
+			if cfg.Scenario != Event {
+				ls.dug = sh.Op("dug")
+			}
+		}
+	}
+	for i := 0; i < cfg.Count; i++ {
+		n := cfg.First + i
+		p := &player{n: n, id: "p" + strconv.Itoa(n), loop: i % loops, slot: -1, first: true}
+		p.hunt = cfg.HuntID + "-" + strconv.Itoa(n%cfg.Hunts)
+		if cfg.Scenario == Event {
+			p.hunt = cfg.HuntID + "-0"
+		}
+		w.players = append(w.players, p)
+	}
+	w.pending.Store(int64(len(w.players)))
+	if len(w.players) == 0 {
+		close(w.settledCh)
+	}
+
+	tickStop := make(chan struct{})
+	var tickWG sync.WaitGroup
+	tickWG.Add(1)
+	go func() {
+		defer tickWG.Done()
+		w.ticks(tickStop, emit)
+	}()
+	defer func() {
+		close(tickStop)
+		tickWG.Wait()
+		_ = cl.Close()
+	}()
+
+	go w.connectAll()
+	wait := cfg.Ramp + 30*time.Second
+	select {
+	case <-w.settledCh:
+	case <-time.After(wait):
+		log.Warn().Int64("pending", w.pending.Load()).Msg("load: not every player settled before the deadline")
+	}
+	emit(Msg{Type: "ready", Worker: cfg.Worker, Connected: w.connected.Load(), Failed: w.failed.Load()})
+
+	t0, ok := <-start
+	if !ok {
+		return nil
+	}
+	end := t0.Add(cfg.Duration)
+	w.endNs.Store(end.UnixNano())
+	connectedAtStart := w.connected.Load()
+	if d := time.Until(t0); d > 0 {
+		time.Sleep(d)
+	}
+	w.sc.run(w, t0, end)
+	if d := time.Until(end.Add(cfg.Drain)); d > 0 {
+		time.Sleep(d)
+	}
+	w.closing.Store(true)
+	w.closeAll()
+
+	ops, counters := w.rec.Totals()
+	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), Connected: connectedAtStart}
+	for i := range cfg.StepRates {
+		res.Sent = append(res.Sent, w.sent[i].Load())
+	}
+	emit(Msg{Type: "final", Worker: cfg.Worker, Result: res})
+	return nil
+}
+
+func (w *worker) ticks(stop <-chan struct{}, emit func(Msg)) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			emit(Msg{Type: "tick", Worker: w.cfg.Worker, Tick: &Tick{
+				At: now.UnixMilli(), Connected: w.connected.Load(), Counters: w.rec.Counters(), Ops: w.rec.Interval(),
+			}})
+		}
+	}
+}
+
+func (w *worker) connectAll() {
+	dial := func(i int) {
+		select {
+		case w.inflight <- struct{}{}:
+		case <-w.settledCh:
+			return
+		}
+		w.dial(w.players[i])
+	}
+	if w.cfg.Ramp <= 0 {
+		for i := range w.players {
+			dial(i)
+		}
+		return
+	}
+	start := time.Now()
+	p := measure.NewPacer(start, float64(len(w.players))/w.cfg.Ramp.Seconds(), int64(len(w.players)))
+	measure.Drive(p, start.Add(w.cfg.Ramp+time.Second), nil, func(from, to int64) {
+		for i := from; i < to; i++ {
+			dial(int(i))
+		}
+	})
+}
+
+// dial starts a connection for p; safe from any goroutine as long as p is
+// not open (nobody else touches it then).
+func (w *worker) dial(p *player) {
+	src := ""
+	if len(w.cfg.Src) > 0 {
+		src = w.cfg.Src[p.n%len(w.cfg.Src)]
+	}
+	p.dialAt = time.Now()
+	err := w.cl.Dial(wsc.DialOptions{
+		Addr: w.cfg.HostPort(), LocalAddr: src, Path: w.sc.path(w, p),
+		Tag: uint32(p.n - w.cfg.First), Loop: p.loop,
+	})
+	if err != nil {
+		w.log.Debug().Err(err).Msg("load: dial")
+		w.dialFailed(w.loops[p.loop], p)
+	}
+}
+
+func (w *worker) dialFailed(ls *loopState, p *player) {
+	w.failed.Add(1)
+	ls.handshake.Error()
+	ls.shard.Add(cDialFail, 1)
+	if p.first {
+		p.first = false
+		<-w.inflight
+	}
+	w.settle(p)
+}
+
+func (w *worker) settle(p *player) {
+	if p.settled {
+		return
+	}
+	p.settled = true
+	if w.pending.Add(-1) == 0 {
+		close(w.settledCh)
+	}
+}
+
+func (w *worker) closeAll() {
+	var wg sync.WaitGroup
+	for i := range w.loops {
+		wg.Add(1)
+		w.cl.Post(i, func(l wsc.Loop) {
+			defer wg.Done()
+			ls := w.loops[l.ID()]
+			for _, p := range append([]*player(nil), ls.open...) {
+				_ = l.Close(p.h, framing.StatusNormal, "")
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Second)
+	for w.connected.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (w *worker) player(l wsc.Loop, h wsc.Handle) (*loopState, *player) {
+	ls := w.loops[l.ID()]
+	idx := l.Index(h)
+	if int(idx) < len(ls.byIdx) {
+		if p := ls.byIdx[idx]; p != nil && p.h == h && p.open {
+			return ls, p
+		}
+	}
+	return ls, nil
+}
+
+// OnOpen implements wsc.Handler.
+func (w *worker) OnOpen(l wsc.Loop, h wsc.Handle) {
+	ls := w.loops[l.ID()]
+	tag, ok := l.Tag(h)
+	if !ok || int(tag) >= len(w.players) {
+		_ = l.Close(h, framing.StatusNormal, "")
+		return
+	}
+	p := w.players[tag]
+	p.h, p.open = h, true
+	idx := int(l.Index(h))
+	for len(ls.byIdx) <= idx {
+		ls.byIdx = append(ls.byIdx, nil)
+	}
+	ls.byIdx[idx] = p
+	ls.addOpen(p)
+	ls.handshake.Record(time.Since(p.dialAt))
+	w.connected.Add(1)
+	if p.first {
+		p.first = false
+		<-w.inflight
+	}
+	w.sc.onOpen(w, ls, l, p)
+}
+
+// OnMessage implements wsc.Handler.
+func (w *worker) OnMessage(l wsc.Loop, h wsc.Handle, op framing.OpCode, b []byte) {
+	ls, p := w.player(l, h)
+	if p == nil {
+		return
+	}
+	atomic.AddInt64(ls.msgsIn, 1)
+	w.sc.onMessage(w, ls, l, p, op, b)
+}
+
+// OnClose implements wsc.Handler.
+func (w *worker) OnClose(l wsc.Loop, h wsc.Handle, code framing.StatusCode, err error) {
+	ls, p := w.player(l, h)
+	if p == nil {
+		// A dial or handshake that never opened.
+		tag, ok := l.Tag(h)
+		if !ok || int(tag) >= len(w.players) {
+			return
+		}
+		p = w.players[tag]
+		if p.open {
+			return
+		}
+		w.log.Debug().Err(err).Str("player", p.id).Msg("load: dial failed")
+		w.dialFailed(ls, p)
+		w.sc.onClose(w, ls, l, p)
+		return
+	}
+	p.open, p.joined = false, false
+	ls.byIdx[l.Index(h)] = nil
+	ls.removeOpen(p)
+	w.connected.Add(-1)
+	if !w.closing.Load() && !p.leaving {
+		ls.shard.Add("close_"+strconv.Itoa(int(code)), 1)
+	}
+	w.settle(p)
+	w.sc.onClose(w, ls, l, p)
+}
+
+// write sends b on p and counts it.
+func (w *worker) write(ls *loopState, l wsc.Loop, p *player, op framing.OpCode, b []byte) bool {
+	if err := l.Write(p.h, op, b); err != nil {
+		ls.shard.Add("write_errors", 1)
+		return false
+	}
+	atomic.AddInt64(ls.msgsOut, 1)
+	return true
+}
+
+// postSpread hands n operations with intended times to the loops round
+// robin, starting at operation from; fn runs on each loop once per batch.
+func (w *worker) postSpread(from, to int64, intended func(k int64) time.Time, fn func(l wsc.Loop, ls *loopState, at []int64)) {
+	nl := int64(len(w.loops))
+	per := make([][]int64, nl)
+	for k := from; k < to; k++ {
+		i := k % nl
+		per[i] = append(per[i], intended(k).UnixNano())
+	}
+	for i, at := range per {
+		if len(at) == 0 {
+			continue
+		}
+		w.cl.Post(i, func(l wsc.Loop) { fn(l, w.loops[l.ID()], at) })
+	}
+}

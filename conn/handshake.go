@@ -1,0 +1,149 @@
+package conn
+
+import (
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/huntgate/huntgate/framing"
+)
+
+// tooLarge answers a request head over Config.MaxHandshake.
+const tooLarge = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+// readHandshake collects a request head (server) or response head (client)
+// into the connection's handshake buffer, which exists only while the
+// handshake lasts. The head is bounded by MaxHandshake and, through the
+// connection's timer, by HandshakeTimeout: a peer trickling bytes
+// (slowloris) is cut when the deadline passes, whatever it sends.
+func (l *Loop) readHandshake(idx uint32) {
+	s := &l.slots.s[idx]
+	max := l.cfg.MaxHandshake
+	if s.hs == 0 {
+		s.hs = l.hss.alloc()
+	}
+	hb := l.hss.at(s.hs)
+	if cap(hb.buf) < max {
+		hb.buf = make([]byte, 0, max)
+	}
+	n, err := unix.Read(int(s.fd), hb.buf[len(hb.buf):max])
+	if err == unix.EAGAIN || err == unix.EINTR {
+		return
+	}
+	if n <= 0 || err != nil {
+		l.closeSlot(idx, framing.StatusAbnormal, ErrAbnormal)
+		return
+	}
+	s.lastRead = l.now
+	hb.buf = hb.buf[:len(hb.buf)+n]
+	end, err := framing.RequestEnd(hb.buf, max)
+	if err != nil {
+		if s.state == stHandshake {
+			_, _ = unix.Write(int(s.fd), []byte(tooLarge))
+		}
+		l.closeSlot(idx, framing.StatusAbnormal, err)
+		return
+	}
+	if end == 0 {
+		return
+	}
+	if s.state == stHandshake {
+		l.upgrade(idx, hb.buf[:end], hb.buf[end:])
+	} else {
+		l.clientOpen(idx, hb.buf[:end], hb.buf[end:], hb.key)
+	}
+}
+
+// check is the Upgrader's Check: it asks the Handler about the connection
+// being upgraded.
+func (l *Loop) check(r *framing.Request) int {
+	l.curAcc = l.h.OnUpgrade(l, l.cur, r)
+	if !l.curAcc.Deflate {
+		r.Deflate = false
+	}
+	return l.curAcc.Status
+}
+
+// upgrade answers the request head. On success the slot opens, and bytes the
+// client sent after the head are decoded as frames at once.
+func (l *Loop) upgrade(idx uint32, head, rest []byte) {
+	s := &l.slots.s[idx]
+	l.cur = makeHandle(l.id, s.gen, idx)
+	l.curAcc = Accept{}
+	l.upg.Deflate = l.cfg.Deflate
+	start := len(l.pbuf)
+	resp, res, err := l.upg.Upgrade(l.pbuf, head)
+	l.pbuf = resp
+	s = &l.slots.s[idx]
+	if err != nil {
+		// Refused or malformed: the response is the HTTP status. It is
+		// written directly, since the socket closes right after.
+		_, _ = unix.Write(int(s.fd), resp[start:])
+		l.pbuf = l.pbuf[:start]
+		l.closeSlot(idx, framing.StatusAbnormal, err)
+		return
+	}
+	acc := l.curAcc
+	maxMsg := acc.MaxMessage
+	if maxMsg <= 0 {
+		maxMsg = l.cfg.MaxMessage
+	}
+	s.state = stOpen
+	s.flags |= fNotify
+	if res.Deflate {
+		s.flags |= fDeflate
+	}
+	s.tag = acc.Tag
+	s.maxMsg = uint32(maxMsg)
+	s.dec = framing.NewDecoder(framing.DecoderConfig{Role: framing.RoleServer, MaxMessage: maxMsg, Deflate: res.Deflate})
+	s.lastRead = l.now
+	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
+	l.opened(idx, rest)
+}
+
+// opened runs OnOpen, decodes any frames that followed the head, and frees
+// the handshake buffer.
+func (l *Loop) opened(idx uint32, rest []byte) {
+	s := &l.slots.s[idx]
+	h := makeHandle(l.id, s.gen, idx)
+	l.armTimer(idx, l.now+int64(l.cfg.IdleTimeout)/2)
+	l.h.OnOpen(l, h)
+	if len(rest) > 0 {
+		s = &l.slots.s[idx]
+		if s.gen != h.gen() || s.state != stOpen {
+			return
+		}
+		used, alive := l.frames(idx, rest)
+		if !alive {
+			return
+		}
+		if used < len(rest) {
+			l.keepTail(idx, rest[used:])
+		}
+	}
+	s = &l.slots.s[idx]
+	if s.gen == h.gen() && s.hs != 0 {
+		l.hss.release(s.hs)
+		s.hs = 0
+	}
+}
+
+// errResponse is a dial whose server answered the upgrade wrongly.
+var errResponse = errors.New("conn: bad handshake response")
+
+// clientOpen checks the server's response head and opens the connection.
+func (l *Loop) clientOpen(idx uint32, head, rest []byte, key [24]byte) {
+	res, err := framing.CheckClientResponse(head, key)
+	if err != nil {
+		l.closeSlot(idx, framing.StatusAbnormal, errors.Join(errResponse, err))
+		return
+	}
+	s := &l.slots.s[idx]
+	s.state = stOpen
+	if res.Deflate {
+		s.flags |= fDeflate
+	}
+	s.dec = framing.NewDecoder(framing.DecoderConfig{Role: framing.RoleClient, MaxMessage: int(s.maxMsg), Deflate: res.Deflate})
+	s.lastRead = l.now
+	l.opened(idx, rest)
+}

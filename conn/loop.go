@@ -1,0 +1,574 @@
+package conn
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/huntgate/huntgate/framing"
+)
+
+// Errors given to OnClose (and returned where noted).
+var (
+	// ErrAbnormal is a connection lost without a close handshake (EOF or a
+	// socket error); OnClose gets code 1006 with it.
+	ErrAbnormal = errordef("conn: connection lost without a close frame")
+	// ErrIdle is a peer silent for Config.IdleTimeout.
+	ErrIdle = errordef("conn: idle timeout")
+	// ErrCloseTimeout is a peer that did not answer our close frame within
+	// Config.CloseTimeout.
+	ErrCloseTimeout = errordef("conn: close handshake timeout")
+	// ErrSlow is a connection closed with 1008 "slow": its outbound queue
+	// overflowed or made no progress for Config.WriteTimeout.
+	ErrSlow = errordef("conn: slow consumer")
+	// ErrProtocol is a peer that broke RFC 6455; the close code says how.
+	ErrProtocol = errordef("conn: protocol violation by peer")
+	// ErrHandshakeTimeout is a dial whose handshake did not finish in
+	// Config.HandshakeTimeout.
+	ErrHandshakeTimeout = errordef("conn: handshake timeout")
+)
+
+type errordef string
+
+func (e errordef) Error() string { return string(e) }
+
+const (
+	acceptBatch  = 64                    // accepts per listener readiness
+	maxIov       = 1024                  // IOV_MAX
+	maxEvents    = 256                   // epoll events per wait
+	passBufLimit = 4 << 20               // a larger pass buffer is dropped after the pass
+	backoffDelay = 5 * time.Millisecond  // after EMFILE/ENFILE
+	budgetCheck  = 50 * time.Millisecond // fd budget re-check while paused
+)
+
+// loopStats are the loop's counters, written by the loop, read by anyone.
+type loopStats struct {
+	conns, accepted, closed, slow     atomic.Int64
+	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
+}
+
+// deadEntry is a connection to close at the end of the pass, outside any
+// Handler callback.
+type deadEntry struct {
+	idx, gen uint32
+	code     framing.StatusCode
+	err      error
+}
+
+// hsState is the handshake side arena item: the request (or response) head
+// being collected, and for a client its key and the request to send.
+type hsState struct {
+	buf []byte
+	key [24]byte
+}
+
+// Loop is one event loop: an epoll instance, a listener, an inbox, a timer
+// wheel and the slots of its connections. All methods must be called on the
+// loop's goroutine (inside Handler callbacks, Post'ed funcs or After funcs).
+// Output produced during one loop pass is flushed once at the end of the
+// pass: one writev per connection.
+type Loop struct {
+	n     *Node
+	id    int
+	cfg   *Config
+	h     Handler
+	log   zerolog.Logger
+	poll  poller
+	inbox inbox
+	stop  atomic.Bool
+	stats loopStats
+
+	lfd       int  // listener fd, -1 when closed (client node, paused)
+	listening bool // lfd is registered in epoll
+	backoff   bool // accept errors (EMFILE): listener out of epoll for a moment
+	budget    bool // paused for the fd budget
+	budgetT   bool // a budget re-check timer is pending
+
+	slots  slots
+	hss    arena[hsState]
+	bufs   arena[[]byte]
+	queues arena[outQueue]
+	wheel  wheel
+	fns    []func(*Loop) // After callbacks, indexed by timerEntry.fn
+	fnFree []uint32
+	fire   func(timerEntry)
+
+	events []unix.EpollEvent
+	rbuf   []byte        // shared read buffer: frames are decoded in place
+	pbuf   []byte        // pass buffer: small frames written during this pass
+	iov    []unix.Iovec  // writev scratch
+	dirty  []uint32      // slots with output this pass
+	dead   []deadEntry   // slots to close at the end of the pass
+	infl   framing.Inflater
+	inflB  []byte
+	upg    framing.Upgrader
+	cur    Handle // connection being upgraded (for Upgrader.Check)
+	curAcc Accept
+	rng    uint64 // client masks
+
+	base time.Time
+	now  int64 // loop clock of this pass, ns since base
+}
+
+func newLoop(n *Node, id int) (*Loop, error) {
+	p, err := newPoller()
+	if err != nil {
+		return nil, err
+	}
+	l := &Loop{
+		n: n, id: id, cfg: &n.cfg, h: n.h, log: n.log, poll: p, lfd: -1,
+		events: make([]unix.EpollEvent, maxEvents),
+		rbuf:   make([]byte, n.cfg.ReadBuffer),
+		iov:    make([]unix.Iovec, 0, maxIov),
+		base:   time.Now(),
+		rng:    uint64(time.Now().UnixNano())*2654435761 + uint64(id) + 1,
+	}
+	l.inbox.wake = l.poll.wake
+	l.fire = l.fireTimer
+	l.fns = append(l.fns, nil) // index 0 means "connection entry"
+	l.bufs.reset = func(b *[]byte) {
+		if cap(*b) > 64<<10 {
+			*b = nil
+		} else {
+			*b = (*b)[:0]
+		}
+	}
+	l.hss.reset = func(s *hsState) { s.buf = s.buf[:0]; s.key = [24]byte{} }
+	l.queues.reset = resetQueue
+	l.upg.Check = l.check
+	l.wheel.init(0)
+	return l, nil
+}
+
+// release frees the loop's OS resources when it never ran.
+func (l *Loop) release() {
+	if l.lfd >= 0 {
+		unix.Close(l.lfd)
+		l.lfd = -1
+	}
+	l.inbox.close()
+	l.poll.close()
+}
+
+// ID returns the loop's index in Node.Loops.
+func (l *Loop) ID() int { return l.id }
+
+// Conns returns the number of connections this loop holds (upgrading ones
+// included).
+func (l *Loop) Conns() int { return l.slots.used }
+
+// Now returns the cached time of the current loop pass.
+func (l *Loop) Now() time.Time { return l.base.Add(time.Duration(l.now)) }
+
+// After runs fn on this loop once d has passed, with the timer wheel's ~5 ms
+// resolution.
+func (l *Loop) After(d time.Duration, fn func(l *Loop)) {
+	var i uint32
+	if n := len(l.fnFree); n > 0 {
+		i = l.fnFree[n-1]
+		l.fnFree = l.fnFree[:n-1]
+		l.fns[i] = fn
+	} else {
+		l.fns = append(l.fns, fn)
+		i = uint32(len(l.fns) - 1)
+	}
+	l.wheel.add(timerEntry{when: l.now + int64(d), fn: i})
+}
+
+// Tag returns the application tag of h.
+func (l *Loop) Tag(h Handle) (uint32, bool) {
+	s := l.live(h)
+	if s == nil {
+		return 0, false
+	}
+	return s.tag, true
+}
+
+// SetTag replaces the application tag of h.
+func (l *Loop) SetTag(h Handle, tag uint32) error {
+	s := l.live(h)
+	if s == nil {
+		return ErrStale
+	}
+	s.tag = tag
+	return nil
+}
+
+// live returns h's slot if h is current and belongs to this loop.
+func (l *Loop) live(h Handle) *slot {
+	if h.Loop() != l.id {
+		return nil
+	}
+	return l.slots.lookup(h)
+}
+
+func (l *Loop) handle(idx uint32) Handle { return makeHandle(l.id, l.slots.s[idx].gen, idx) }
+
+func (l *Loop) clock() int64 { return int64(time.Since(l.base)) }
+
+func (l *Loop) run() {
+	defer l.n.wg.Done()
+	if l.cfg.Pin {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		l.pin()
+	}
+	l.now = l.clock()
+	l.wheel.init(l.now)
+	for !l.stop.Load() {
+		timeout := l.wheel.timeout(l.now)
+		if len(l.dirty) > 0 || len(l.dead) > 0 {
+			timeout = 0
+		}
+		n, err := l.poll.wait(l.events, timeout)
+		l.now = l.clock()
+		if err != nil {
+			l.log.Error().Err(err).Int("loop", l.id).Msg("conn: epoll_wait")
+			time.Sleep(backoffDelay)
+			continue
+		}
+		for i := 0; i < n; i++ {
+			l.dispatch(&l.events[i])
+		}
+		l.wheel.advance(l.now, l.fire)
+		l.endPass()
+	}
+	l.shutdown()
+}
+
+func (l *Loop) pin() {
+	var set unix.CPUSet
+	if len(l.cfg.CPUs) > 0 {
+		set.Set(l.cfg.CPUs[l.id%len(l.cfg.CPUs)])
+	} else {
+		set.Set(l.id % runtime.NumCPU())
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		l.log.Warn().Err(err).Int("loop", l.id).Msg("conn: pinning failed")
+	}
+}
+
+func (l *Loop) dispatch(ev *unix.EpollEvent) {
+	idx, gen := eventSlot(ev)
+	switch idx {
+	case idxEventfd:
+		l.poll.drainWake()
+		l.runInbox()
+		return
+	case idxListener:
+		l.acceptAll()
+		return
+	}
+	if int(idx) >= len(l.slots.s) {
+		return
+	}
+	s := &l.slots.s[idx]
+	if s.gen != gen || s.state == stFree || s.state == stDead {
+		return
+	}
+	e := ev.Events
+	if s.state == stDialing {
+		l.connected(idx)
+		return
+	}
+	if e&unix.EPOLLOUT != 0 {
+		l.flushConn(idx)
+		if s = &l.slots.s[idx]; s.gen != gen || s.state == stFree || s.state == stDead {
+			return
+		}
+	}
+	if e&(unix.EPOLLIN|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLRDHUP) != 0 {
+		l.onReadable(idx)
+	}
+}
+
+func (l *Loop) runInbox() {
+	q := l.inbox.take()
+	for _, fn := range q {
+		fn(l)
+	}
+	l.inbox.done(q)
+}
+
+// endPass flushes the output of the pass and closes the connections that
+// died in it. Closing runs OnClose, which may write to other connections, so
+// this repeats a few times; anything left makes the next wait return at once.
+func (l *Loop) endPass() {
+	for round := 0; round < 4 && (len(l.dirty) > 0 || len(l.dead) > 0); round++ {
+		l.flushDirty()
+		l.reapDead()
+	}
+	if l.budget && !l.budgetT {
+		l.checkAccept()
+	}
+}
+
+func (l *Loop) reapDead() {
+	for i := 0; i < len(l.dead); i++ {
+		d := l.dead[i]
+		l.dead[i] = deadEntry{}
+		if int(d.idx) < len(l.slots.s) && l.slots.s[d.idx].gen == d.gen {
+			l.closeSlot(d.idx, d.code, d.err)
+		}
+	}
+	l.dead = l.dead[:0]
+}
+
+// kill schedules idx to be closed at the end of the pass.
+func (l *Loop) kill(idx uint32, code framing.StatusCode, err error) {
+	s := &l.slots.s[idx]
+	l.dead = append(l.dead, deadEntry{idx: idx, gen: s.gen, code: code, err: err})
+}
+
+// closeSlot closes the socket, runs OnClose if owed and frees the slot.
+func (l *Loop) closeSlot(idx uint32, code framing.StatusCode, err error) {
+	s := &l.slots.s[idx]
+	if s.state == stFree || s.state == stDead {
+		return
+	}
+	s.state = stDead
+	if s.flags&fNotify != 0 {
+		l.h.OnClose(l, makeHandle(l.id, s.gen, idx), code, err)
+		s = &l.slots.s[idx]
+	}
+	if s.fd >= 0 {
+		unix.Close(int(s.fd))
+		l.n.open.Add(-1)
+	}
+	if s.hs != 0 {
+		l.hss.release(s.hs)
+	}
+	if s.tail != 0 {
+		l.bufs.release(s.tail)
+	}
+	if s.frag != 0 {
+		l.bufs.release(s.frag)
+	}
+	if s.outq != 0 {
+		l.queues.release(s.outq)
+	}
+	l.slots.release(idx)
+	l.stats.conns.Add(-1)
+	l.stats.closed.Add(1)
+	if l.budget {
+		l.checkAccept()
+	}
+}
+
+// armTimer makes sure the slot's wheel entry fires no later than when.
+func (l *Loop) armTimer(idx uint32, when int64) {
+	s := &l.slots.s[idx]
+	if s.timerAt != 0 && s.timerAt <= when {
+		return
+	}
+	s.timerAt = when
+	l.wheel.add(timerEntry{when: when, idx: idx, gen: s.gen})
+}
+
+func (l *Loop) fireTimer(e timerEntry) {
+	if e.fn != 0 {
+		fn := l.fns[e.fn]
+		l.fns[e.fn] = nil
+		l.fnFree = append(l.fnFree, e.fn)
+		fn(l)
+		return
+	}
+	if int(e.idx) >= len(l.slots.s) {
+		return
+	}
+	s := &l.slots.s[e.idx]
+	if s.gen != e.gen || s.state == stFree || s.state == stDead || s.timerAt != e.when {
+		return // superseded by an earlier entry, or the slot moved on
+	}
+	s.timerAt = 0
+	l.connTimer(e.idx)
+}
+
+// connTimer applies the slot's timeouts and re-arms its entry. One entry per
+// connection is enough: activity only moves timestamps, and the entry
+// recomputes its next due time when it fires.
+func (l *Loop) connTimer(idx uint32) {
+	s := &l.slots.s[idx]
+	now := l.now
+	c := l.cfg
+	switch s.state {
+	case stHandshake, stDialing, stClientHS:
+		if now-s.stamp >= int64(c.HandshakeTimeout) {
+			l.closeSlot(idx, framing.StatusAbnormal, ErrHandshakeTimeout)
+			return
+		}
+		l.armTimer(idx, s.stamp+int64(c.HandshakeTimeout))
+		return
+	case stClosing:
+		if now-s.stamp >= int64(c.CloseTimeout) {
+			err := error(ErrCloseTimeout)
+			if s.flags&fSlow != 0 {
+				err = ErrSlow
+			} else if s.flags&fDrain != 0 {
+				err = ErrProtocol
+			}
+			l.closeSlot(idx, s.code, err)
+			return
+		}
+		l.armTimer(idx, s.stamp+int64(c.CloseTimeout))
+		return
+	}
+	// stOpen
+	if s.blocked != 0 && now-s.blocked >= int64(c.WriteTimeout) {
+		l.slow(idx)
+		return
+	}
+	idle := int64(c.IdleTimeout)
+	if now-s.lastRead >= idle {
+		l.sendClose(idx, framing.StatusGoingAway, "idle")
+		l.kill(idx, framing.StatusGoingAway, ErrIdle)
+		return
+	}
+	if now-s.lastRead >= idle/2 && s.flags&fPingSent == 0 {
+		s.flags |= fPingSent
+		l.control(idx, framing.OpPing, nil)
+	}
+	s = &l.slots.s[idx]
+	next := s.lastRead + idle
+	if s.flags&fPingSent == 0 {
+		next = s.lastRead + idle/2
+	}
+	if s.blocked != 0 && s.blocked+int64(c.WriteTimeout) < next {
+		next = s.blocked + int64(c.WriteTimeout)
+	}
+	l.armTimer(idx, next)
+}
+
+// acceptAll accepts what the listener has, up to a batch.
+func (l *Loop) acceptAll() {
+	for i := 0; i < acceptBatch && l.lfd >= 0; i++ {
+		if l.n.open.Load() >= int64(l.cfg.MaxConns) {
+			l.budget = true
+			l.checkAccept()
+			return
+		}
+		fd, err := accept(l.lfd)
+		if err != nil {
+			switch err {
+			case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED:
+				if err == unix.EAGAIN {
+					return
+				}
+				continue
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				l.log.Warn().Err(err).Int("loop", l.id).Msg("conn: accept backing off")
+				l.backoffAccept()
+				return
+			default:
+				l.log.Error().Err(err).Int("loop", l.id).Msg("conn: accept")
+				return
+			}
+		}
+		l.n.open.Add(1)
+		tuneConn(fd)
+		idx := l.slots.alloc()
+		s := &l.slots.s[idx]
+		s.fd = int32(fd)
+		s.state = stHandshake
+		s.stamp = l.now
+		s.lastRead = l.now
+		if err := l.poll.add(fd, unix.EPOLLIN|unix.EPOLLRDHUP, idx, s.gen); err != nil {
+			unix.Close(fd)
+			l.n.open.Add(-1)
+			l.slots.release(idx)
+			continue
+		}
+		l.stats.accepted.Add(1)
+		l.stats.conns.Add(1)
+		l.armTimer(idx, l.now+int64(l.cfg.HandshakeTimeout))
+	}
+}
+
+// backoffAccept takes the listener out of epoll for a moment: with level
+// triggering, a listener that cannot accept (no fds) would spin the loop.
+func (l *Loop) backoffAccept() {
+	if l.listening {
+		l.poll.del(l.lfd)
+		l.listening = false
+	}
+	l.backoff = true
+	l.After(backoffDelay, func(l *Loop) {
+		l.backoff = false
+		l.checkAccept()
+	})
+}
+
+// checkAccept opens or closes the listener to match the drain flag and the
+// fd budget. A paused listener is closed rather than left in the backlog so
+// that the kernel routes new connections to other sockets on the port.
+func (l *Loop) checkAccept() {
+	if l.n.sa == nil {
+		return
+	}
+	open := l.n.open.Load()
+	if l.budget {
+		if open < l.n.low {
+			l.budget = false
+		}
+	} else if open >= int64(l.cfg.MaxConns) {
+		l.budget = true
+	}
+	want := !l.n.paused.Load() && !l.budget && !l.stop.Load()
+	switch {
+	case want && l.lfd < 0:
+		fd, _, err := listen(l.n.sa)
+		if err != nil {
+			l.log.Error().Err(err).Int("loop", l.id).Msg("conn: reopening listener")
+			l.backoffAccept()
+			return
+		}
+		l.lfd = fd
+		l.log.Info().Int("loop", l.id).Msg("conn: accepting again")
+	case !want && l.lfd >= 0:
+		if l.listening {
+			l.poll.del(l.lfd)
+			l.listening = false
+		}
+		unix.Close(l.lfd)
+		l.lfd = -1
+		l.log.Info().Int("loop", l.id).Bool("budget", l.budget).Int64("open", open).Msg("conn: accept paused")
+	}
+	if l.lfd >= 0 && !l.listening && !l.backoff {
+		if err := l.poll.add(l.lfd, unix.EPOLLIN, idxListener, 0); err == nil {
+			l.listening = true
+		}
+	}
+	if l.budget && !l.budgetT {
+		// Connections closing on other loops lower the budget too.
+		l.budgetT = true
+		l.After(budgetCheck, func(l *Loop) {
+			l.budgetT = false
+			l.checkAccept()
+		})
+	}
+}
+
+// shutdown closes every connection (1001, best effort) and the loop's fds.
+func (l *Loop) shutdown() {
+	l.inbox.close() // whatever is still queued is dropped: the node is closing
+	if l.lfd >= 0 {
+		unix.Close(l.lfd)
+		l.lfd = -1
+	}
+	for i := range l.slots.s {
+		s := &l.slots.s[i]
+		if s.state == stFree || s.state == stDead {
+			continue
+		}
+		if s.state == stOpen && s.outq == 0 && s.fd >= 0 {
+			l.pbuf = l.appendClose(l.pbuf[:0], s.flags&fClient != 0, framing.StatusGoingAway, "")
+			_, _ = unix.Write(int(s.fd), l.pbuf)
+		}
+		l.closeSlot(uint32(i), framing.StatusGoingAway, ErrNodeClosed)
+	}
+	l.pbuf = l.pbuf[:0]
+	l.poll.close()
+}

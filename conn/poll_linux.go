@@ -1,0 +1,108 @@
+package conn
+
+import (
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Reserved slot indexes carried in epoll event data for the loop's own fds.
+const (
+	idxEventfd  = ^uint32(0)
+	idxListener = ^uint32(0) - 1
+)
+
+// poller is one epoll instance plus the eventfd that wakes it.
+type poller struct {
+	epfd int
+	efd  int
+	rb   [8]byte // eventfd read scratch, loop-owned
+}
+
+func newPoller() (poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return poller{}, fmt.Errorf("conn: epoll_create1: %w", err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return poller{}, fmt.Errorf("conn: eventfd: %w", err)
+	}
+	p := poller{epfd: epfd, efd: efd}
+	if err := p.add(efd, unix.EPOLLIN, idxEventfd, 0); err != nil {
+		p.close()
+		return poller{}, err
+	}
+	return p, nil
+}
+
+// event builds the epoll event whose data is the slot index and generation:
+// the loop finds the connection from the event alone, without an fd map.
+func event(events uint32, idx, gen uint32) unix.EpollEvent {
+	return unix.EpollEvent{Events: events, Fd: int32(idx), Pad: int32(gen)}
+}
+
+func eventSlot(ev *unix.EpollEvent) (idx, gen uint32) {
+	return uint32(ev.Fd), uint32(ev.Pad)
+}
+
+func (p *poller) add(fd int, events uint32, idx, gen uint32) error {
+	ev := event(events, idx, gen)
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return fmt.Errorf("conn: epoll add: %w", err)
+	}
+	return nil
+}
+
+func (p *poller) mod(fd int, events uint32, idx, gen uint32) error {
+	ev := event(events, idx, gen)
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+		return fmt.Errorf("conn: epoll mod: %w", err)
+	}
+	return nil
+}
+
+func (p *poller) del(fd int) {
+	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// wait blocks up to msec milliseconds (-1 = forever).
+func (p *poller) wait(events []unix.EpollEvent, msec int) (int, error) {
+	n, err := unix.EpollWait(p.epfd, events, msec)
+	if err == unix.EINTR {
+		return 0, nil
+	}
+	return n, err
+}
+
+var eventOne = [8]byte{1}
+
+// wake makes the next (or current) wait return. Safe from any goroutine.
+func (p *poller) wake() {
+	_, _ = unix.Write(p.efd, eventOne[:])
+}
+
+// drainWake resets the eventfd counter after a wake-up.
+func (p *poller) drainWake() {
+	_, _ = unix.Read(p.efd, p.rb[:])
+}
+
+func (p *poller) close() {
+	unix.Close(p.efd)
+	unix.Close(p.epfd)
+}
+
+// writev writes bufs with one system call. iov is scratch space owned by the
+// caller, reused so that a flush allocates nothing.
+func writev(fd int, iov []unix.Iovec) (int, error) {
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}

@@ -1,0 +1,179 @@
+package conn
+
+import (
+	"errors"
+
+	"github.com/huntgate/huntgate/framing"
+)
+
+// Errors returned by Loop methods that take a Handle.
+var (
+	// ErrStale is a handle whose connection is gone: its slot was freed and
+	// may already serve another connection.
+	ErrStale = errors.New("conn: stale handle")
+	// ErrClosed is a connection that is closing: a close frame was sent or
+	// received, so no more data may be sent on it.
+	ErrClosed = errors.New("conn: connection closing")
+	// ErrQueueFull is a send that overflowed the connection's outbound queue;
+	// the connection is being closed with 1008 "slow".
+	ErrQueueFull = errors.New("conn: outbound queue full")
+	// ErrWrongLoop is a handle of another loop passed to this loop.
+	ErrWrongLoop = errors.New("conn: handle belongs to another loop")
+)
+
+// Handle identifies a connection: loop id (8 bits) | generation (24 bits) |
+// slot index (32 bits). A handle whose slot was freed (and maybe reused) is
+// stale: every call with it returns ErrStale. The zero Handle is never valid.
+type Handle uint64
+
+const genMask = 1<<24 - 1
+
+func makeHandle(loop int, gen, idx uint32) Handle {
+	return Handle(uint64(loop)<<56 | uint64(gen&genMask)<<32 | uint64(idx))
+}
+
+// Loop returns the id of the loop that owns the connection.
+func (h Handle) Loop() int { return int(h >> 56) }
+
+// Index returns the slot index inside its loop. Indexes are dense and reused
+// after a connection closes, so callers may key per-loop tables with them as
+// long as they also drop the entry in OnClose.
+func (h Handle) Index() uint32 { return uint32(h) }
+
+func (h Handle) gen() uint32 { return uint32(h>>32) & genMask }
+
+// Slot states.
+const (
+	stFree      uint8 = iota
+	stHandshake       // server: collecting the request head
+	stDialing         // client: non-blocking connect in progress
+	stClientHS        // client: request sent, collecting the response head
+	stOpen            // upgraded: frames flow
+	stClosing         // we sent a close frame and wait for the peer's, or EOF
+	stDead            // OnClose running or pending; the slot is about to be freed
+)
+
+// Slot flags.
+const (
+	fClient     uint16 = 1 << iota // client role: we mask, the peer does not
+	fDeflate                       // permessage-deflate negotiated
+	fNotify                        // OnOpen was called (or a dial began): OnClose is owed
+	fArmedOut                      // EPOLLOUT is armed: the queue waits for the socket
+	fDirty                         // in the loop's flush list for this pass
+	fPingSent                      // idle ping sent, no traffic since
+	fDrain                         // failed: discard input until EOF or timeout
+	fCloseAfter                    // close the socket once the queue is flushed
+	fSlow                          // closing because the peer does not read
+)
+
+// slot is the per-connection state. It holds no pointers, so the slot table
+// is never scanned by the garbage collector; rare, large things are indexes
+// into the loop's side arenas (0 = none).
+type slot struct {
+	dec      framing.Decoder // 24 bytes
+	lastRead int64           // loop clock (ns) of the last byte read
+	stamp    int64           // accept/dial time, close-sent time
+	blocked  int64           // loop clock when the queue last stopped draining; 0 = not blocked
+	timerAt  int64           // due time of the live wheel entry; 0 = none
+	fd       int32
+	gen      uint32
+	next     uint32 // free list link
+	tag      uint32
+	maxMsg   uint32
+	hs       uint32 // handshake arena
+	tail     uint32 // incomplete frame bytes (buffer arena)
+	frag     uint32 // fragmented message assembly (buffer arena)
+	outq     uint32 // outbound queue arena
+	flags    uint16
+	code     framing.StatusCode // close code we sent (stClosing)
+	state    uint8
+}
+
+// arena is a free-listed table of rarely used per-connection things. Index 0
+// is reserved so that a zero index in a slot means "none".
+type arena[T any] struct {
+	items []T
+	free  []uint32
+	reset func(*T) // clears an item on release, keeping its capacity
+}
+
+func (a *arena[T]) alloc() uint32 {
+	if len(a.items) == 0 {
+		var zero T
+		a.items = append(a.items, zero)
+	}
+	if n := len(a.free); n > 0 {
+		i := a.free[n-1]
+		a.free = a.free[:n-1]
+		return i
+	}
+	var zero T
+	a.items = append(a.items, zero)
+	return uint32(len(a.items) - 1)
+}
+
+func (a *arena[T]) at(i uint32) *T { return &a.items[i] }
+
+func (a *arena[T]) release(i uint32) {
+	if a.reset != nil {
+		a.reset(&a.items[i])
+	}
+	a.free = append(a.free, i)
+}
+
+// inUse counts allocated items.
+func (a *arena[T]) inUse() int {
+	if len(a.items) == 0 {
+		return 0
+	}
+	return len(a.items) - 1 - len(a.free)
+}
+
+// slots is a loop's slot table.
+type slots struct {
+	s    []slot
+	free uint32 // head of the free list, index+1; 0 = empty
+	used int
+}
+
+// alloc returns a fresh slot index; its generation is already bumped.
+func (t *slots) alloc() uint32 {
+	var i uint32
+	if t.free != 0 {
+		i = t.free - 1
+		t.free = t.s[i].next
+	} else {
+		t.s = append(t.s, slot{gen: 0})
+		i = uint32(len(t.s) - 1)
+	}
+	s := &t.s[i]
+	gen := s.gen + 1
+	if gen&genMask == 0 {
+		gen = 1
+	}
+	*s = slot{gen: gen & genMask, fd: -1}
+	t.used++
+	return i
+}
+
+// release frees slot i; handles to it become stale.
+func (t *slots) release(i uint32) {
+	s := &t.s[i]
+	gen := s.gen
+	*s = slot{gen: gen, fd: -1, next: t.free}
+	t.free = i + 1
+	t.used--
+}
+
+// lookup returns the live slot of h, or nil.
+func (t *slots) lookup(h Handle) *slot {
+	i := h.Index()
+	if int(i) >= len(t.s) {
+		return nil
+	}
+	s := &t.s[i]
+	if s.state == stFree || s.gen != h.gen() {
+		return nil
+	}
+	return s
+}

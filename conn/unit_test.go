@@ -1,0 +1,192 @@
+package conn
+
+import (
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+func TestSlotSize(t *testing.T) {
+	if sz := unsafe.Sizeof(slot{}); sz > 128 {
+		t.Fatalf("slot is %d bytes, want <= 128", sz)
+	}
+	t.Logf("slot: %d bytes", unsafe.Sizeof(slot{}))
+}
+
+func TestSlotReuseStaleHandle(t *testing.T) {
+	var tb slots
+	a := tb.alloc()
+	tb.s[a].state = stOpen
+	ha := makeHandle(3, tb.s[a].gen, a)
+	if ha.Loop() != 3 || ha.Index() != a {
+		t.Fatalf("handle fields: loop %d index %d", ha.Loop(), ha.Index())
+	}
+	if tb.lookup(ha) == nil {
+		t.Fatal("live handle rejected")
+	}
+	tb.release(a)
+	if tb.lookup(ha) != nil {
+		t.Fatal("handle of a freed slot accepted")
+	}
+	b := tb.alloc()
+	tb.s[b].state = stOpen
+	if b != a {
+		t.Fatalf("free slot not reused: got %d want %d", b, a)
+	}
+	hb := makeHandle(3, tb.s[b].gen, b)
+	if hb == ha {
+		t.Fatal("reused slot has the same handle")
+	}
+	if tb.lookup(ha) != nil {
+		t.Fatal("stale handle accepted after reuse")
+	}
+	if tb.lookup(hb) == nil {
+		t.Fatal("new handle rejected")
+	}
+}
+
+func TestSlotGenerationWraps(t *testing.T) {
+	var tb slots
+	i := tb.alloc()
+	tb.s[i].gen = genMask
+	tb.release(i)
+	j := tb.alloc()
+	if j != i || tb.s[j].gen == 0 || tb.s[j].gen > genMask {
+		t.Fatalf("after wrap: idx %d gen %d", j, tb.s[j].gen)
+	}
+	if makeHandle(0, tb.s[j].gen, j) == 0 {
+		t.Fatal("zero handle produced")
+	}
+}
+
+func TestWheelFiresInOrderNeverEarly(t *testing.T) {
+	var w wheel
+	w.init(0)
+	delays := []time.Duration{0, time.Millisecond, 7 * time.Millisecond, 40 * time.Millisecond,
+		3 * time.Second, 6 * time.Second, 11 * time.Second, 90 * time.Second}
+	for i, d := range delays {
+		w.add(timerEntry{when: int64(d), idx: uint32(i)})
+	}
+	fired := map[uint32]int64{}
+	var order []uint32
+	for now := int64(0); now <= int64(100*time.Second); now += int64(3 * time.Millisecond) {
+		w.advance(now, func(e timerEntry) {
+			if now < e.when {
+				t.Fatalf("entry %d fired at %d, due %d", e.idx, now, e.when)
+			}
+			if now-e.when > 2*wheelTick {
+				t.Fatalf("entry %d fired %v late", e.idx, time.Duration(now-e.when))
+			}
+			fired[e.idx] = now
+			order = append(order, e.idx)
+		})
+	}
+	if len(fired) != len(delays) || w.count != 0 {
+		t.Fatalf("fired %d of %d, %d left", len(fired), len(delays), w.count)
+	}
+	for i := 1; i < len(order); i++ {
+		if order[i] < order[i-1] {
+			t.Fatalf("out of order: %v", order)
+		}
+	}
+}
+
+func TestWheelLongSleepAndTimeout(t *testing.T) {
+	var w wheel
+	w.init(0)
+	if got := w.timeout(0); got != -1 {
+		t.Fatalf("empty wheel timeout %d, want -1", got)
+	}
+	w.add(timerEntry{when: int64(50 * time.Millisecond), idx: 1})
+	if got := w.timeout(0); got < 49 || got > 51 {
+		t.Fatalf("timeout %d ms, want ~50", got)
+	}
+	w.add(timerEntry{when: int64(20 * time.Second), idx: 2})
+	n := 0
+	// The loop slept far past both: one advance must fire both.
+	w.advance(int64(30*time.Second), func(timerEntry) { n++ })
+	if n != 2 || w.count != 0 {
+		t.Fatalf("fired %d, %d left", n, w.count)
+	}
+	// An entry added from a callback for the past fires on the next tick.
+	w.add(timerEntry{when: 0, idx: 3})
+	w.advance(int64(30*time.Second)+wheelTick, func(timerEntry) { n++ })
+	if n != 3 {
+		t.Fatalf("past entry not fired")
+	}
+}
+
+func TestWheelAdvanceAllocs(t *testing.T) {
+	var w wheel
+	w.init(0)
+	now := int64(0)
+	fire := func(e timerEntry) { w.add(timerEntry{when: e.when + int64(time.Second), idx: e.idx}) }
+	for i := 0; i < 1000; i++ {
+		w.add(timerEntry{when: int64(i) * int64(time.Millisecond), idx: uint32(i)})
+	}
+	for i := 0; i < 2000; i++ { // warm the buckets up
+		now += wheelTick
+		w.advance(now, fire)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		now += wheelTick
+		w.advance(now, fire)
+	})
+	if allocs != 0 {
+		t.Fatalf("advance allocates %v per run", allocs)
+	}
+}
+
+func TestInboxCoalescesWakeups(t *testing.T) {
+	var wakes int
+	var b inbox
+	b.wake = func() { wakes++ } // called under b.mu
+	const producers, each = 8, 500
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				b.push(func(*Loop) {})
+			}
+		}()
+	}
+	wg.Wait()
+	if wakes != 1 || b.wakes.Load() != 1 {
+		t.Fatalf("%d posts caused %d wake-ups, want 1", producers*each, wakes)
+	}
+	q := b.take()
+	if len(q) != producers*each {
+		t.Fatalf("took %d, want %d", len(q), producers*each)
+	}
+	b.done(q)
+	b.push(func(*Loop) {})
+	b.push(func(*Loop) {})
+	if wakes != 2 {
+		t.Fatalf("after a drain, the next post must wake again: %d", wakes)
+	}
+	b.close()
+	if b.push(func(*Loop) {}) {
+		t.Fatal("push after close accepted")
+	}
+}
+
+func TestArenaReuse(t *testing.T) {
+	var a arena[[]byte]
+	a.reset = func(b *[]byte) { *b = (*b)[:0] }
+	i := a.alloc()
+	if i == 0 {
+		t.Fatal("index 0 handed out")
+	}
+	*a.at(i) = append(*a.at(i), "abc"...)
+	a.release(i)
+	j := a.alloc()
+	if j != i || len(*a.at(j)) != 0 || cap(*a.at(j)) < 3 {
+		t.Fatalf("arena reuse: idx %d len %d cap %d", j, len(*a.at(j)), cap(*a.at(j)))
+	}
+	if a.inUse() != 1 {
+		t.Fatalf("inUse %d", a.inUse())
+	}
+}

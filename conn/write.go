@@ -1,0 +1,449 @@
+package conn
+
+import (
+	"errors"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/huntgate/huntgate/framing"
+)
+
+// ErrClientFrame is Send or SendLatest on a client connection: prepared
+// frames are unmasked server frames; clients use Write.
+var ErrClientFrame = errors.New("conn: prepared server frame on a client connection")
+
+// qitem is one queued frame. b is never copied while it references an
+// immutable frame (a Prepared's bytes or a precompiled control frame).
+type qitem struct {
+	b    []byte // wire bytes of the frame
+	key  uint32 // SendLatest key; 0 = reliable
+	pass bool   // b lies in the loop's pass buffer: copy it if the pass ends unsent
+	own  bool   // b lies in the queue's own storage
+}
+
+// outQueue is a connection's outbound queue, taken from the loop's arena when
+// the first frame is queued and given back when it drains.
+type outQueue struct {
+	items []qitem
+	head  int    // first unsent item
+	off   int    // bytes of items[head] already written
+	bytes int    // unsent bytes
+	own   []byte // storage for frames copied out of the pass buffer
+}
+
+func resetQueue(q *outQueue) {
+	clear(q.items)
+	q.items = q.items[:0]
+	q.head, q.off, q.bytes = 0, 0, 0
+	if cap(q.own) > 256<<10 {
+		q.own = nil
+	} else {
+		q.own = q.own[:0]
+	}
+	if cap(q.items) > 4096 {
+		q.items = nil
+	}
+}
+
+func (q *outQueue) frames() int { return len(q.items) - q.head }
+
+// Send queues a shared immutable server frame (reliable delivery: if the
+// queue overflows the connection is closed with 1008 "slow" and
+// ErrQueueFull is returned).
+func (l *Loop) Send(h Handle, f *framing.Prepared) error {
+	s, err := l.sendable(h)
+	if err != nil {
+		return err
+	}
+	if s.flags&fClient != 0 {
+		return ErrClientFrame
+	}
+	l.stats.msgsOut.Add(1)
+	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), 0, false)
+}
+
+// SendLatest queues a latest-value frame: a queued frame with the same key
+// that has not started going out is replaced by f instead. key must not be 0.
+func (l *Loop) SendLatest(h Handle, f *framing.Prepared, key uint32) error {
+	s, err := l.sendable(h)
+	if err != nil {
+		return err
+	}
+	if s.flags&fClient != 0 {
+		return ErrClientFrame
+	}
+	l.stats.msgsOut.Add(1)
+	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), key, false)
+}
+
+// Write frames payload as one message (masked on client connections) into
+// the pass buffer; payload is copied and may be reused at once.
+func (l *Loop) Write(h Handle, op framing.OpCode, payload []byte) error {
+	s, err := l.sendable(h)
+	if err != nil {
+		return err
+	}
+	start := len(l.pbuf)
+	if s.flags&fClient != 0 {
+		l.pbuf = framing.AppendMaskedFrame(l.pbuf, op, true, l.mask(), payload)
+	} else {
+		l.pbuf = framing.AppendFrame(l.pbuf, op, true, payload)
+	}
+	l.stats.msgsOut.Add(1)
+	return l.enqueue(h.Index(), l.pbuf[start:len(l.pbuf):len(l.pbuf)], 0, true)
+}
+
+// Close starts the close handshake: a close frame with code and reason goes
+// out, and the socket is closed when the peer answers (or after
+// CloseTimeout). OnClose follows with code.
+func (l *Loop) Close(h Handle, code framing.StatusCode, reason string) error {
+	s := l.live(h)
+	if s == nil {
+		return ErrStale
+	}
+	switch s.state {
+	case stOpen:
+		l.sendClose(h.Index(), code, reason)
+		return nil
+	case stHandshake, stDialing, stClientHS:
+		l.kill(h.Index(), code, ErrNodeClosed)
+		return nil
+	}
+	return ErrClosed
+}
+
+func (l *Loop) sendable(h Handle) (*slot, error) {
+	s := l.live(h)
+	if s == nil {
+		return nil, ErrStale
+	}
+	if s.state != stOpen {
+		return nil, ErrClosed
+	}
+	return s, nil
+}
+
+// mask returns a fresh client mask (xorshift: masks need to be unpredictable
+// to the network path, not cryptographically strong, RFC 6455 section 10.3).
+func (l *Loop) mask() [4]byte {
+	x := l.rng
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	l.rng = x
+	return [4]byte{byte(x), byte(x >> 8), byte(x >> 16), byte(x >> 24)}
+}
+
+func (l *Loop) appendClose(dst []byte, client bool, code framing.StatusCode, reason string) []byte {
+	if client {
+		return framing.AppendCloseFrame(dst, framing.RoleClient, l.mask(), code, reason)
+	}
+	if reason == "" {
+		return append(dst, framing.CloseFrame(code)...)
+	}
+	return framing.AppendCloseFrame(dst, framing.RoleServer, [4]byte{}, code, reason)
+}
+
+// sendClose queues a close frame and moves the slot to stClosing.
+func (l *Loop) sendClose(idx uint32, code framing.StatusCode, reason string) {
+	s := &l.slots.s[idx]
+	start := len(l.pbuf)
+	l.pbuf = l.appendClose(l.pbuf, s.flags&fClient != 0, code, reason)
+	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
+	s.state = stClosing
+	s.code = code
+	s.stamp = l.now
+	l.armTimer(idx, l.now+int64(l.cfg.CloseTimeout))
+}
+
+// control queues a ping or pong. An empty server frame is the precompiled
+// one; anything else goes through the pass buffer.
+func (l *Loop) control(idx uint32, op framing.OpCode, payload []byte) {
+	s := &l.slots.s[idx]
+	if s.flags&fClient == 0 && len(payload) == 0 {
+		b := framing.PongFrame
+		if op == framing.OpPing {
+			b = framing.PingFrame
+		}
+		l.push(idx, qitem{b: b})
+		return
+	}
+	start := len(l.pbuf)
+	if s.flags&fClient != 0 {
+		l.pbuf = framing.AppendMaskedFrame(l.pbuf, op, true, l.mask(), payload)
+	} else {
+		l.pbuf = framing.AppendFrame(l.pbuf, op, true, payload)
+	}
+	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
+}
+
+// enqueue queues a data frame, replacing a same-key frame that has not
+// started, and applies the queue bounds to a connection that is already
+// waiting for the socket.
+func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
+	s := &l.slots.s[idx]
+	if s.outq != 0 {
+		q := l.queues.at(s.outq)
+		if key != 0 {
+			for i := q.head; i < len(q.items); i++ {
+				it := &q.items[i]
+				if it.key != key || (i == q.head && q.off > 0) {
+					continue
+				}
+				q.bytes += len(b) - len(it.b)
+				*it = qitem{b: b, key: key, pass: pass}
+				return nil
+			}
+		}
+		if q.bytes+len(b) > l.cfg.MaxQueueBytes || q.frames() >= l.cfg.MaxQueueFrames {
+			if s.flags&fArmedOut == 0 {
+				// A burst within one pass: write now rather than hold
+				// more than the bound until the end of the pass.
+				l.flushConn(idx)
+				s = &l.slots.s[idx]
+			}
+			if s.state != stOpen {
+				return ErrClosed
+			}
+			if s.outq != 0 {
+				q = l.queues.at(s.outq)
+				if q.bytes+len(b) > l.cfg.MaxQueueBytes || q.frames() >= l.cfg.MaxQueueFrames {
+					l.slow(idx)
+					return ErrQueueFull
+				}
+			}
+		}
+	}
+	l.push(idx, qitem{b: b, key: key, pass: pass})
+	return nil
+}
+
+// push appends to the slot's queue and marks it for the end-of-pass flush.
+func (l *Loop) push(idx uint32, it qitem) {
+	s := &l.slots.s[idx]
+	if s.outq == 0 {
+		s.outq = l.queues.alloc()
+	}
+	q := l.queues.at(s.outq)
+	q.items = append(q.items, it)
+	q.bytes += len(it.b)
+	if s.flags&fDirty == 0 {
+		s.flags |= fDirty
+		l.dirty = append(l.dirty, idx)
+	}
+}
+
+// flushDirty writes the output of this pass: one writev per connection.
+// Connections waiting for EPOLLOUT only get their pass-buffer frames copied.
+func (l *Loop) flushDirty() {
+	for i := 0; i < len(l.dirty); i++ {
+		idx := l.dirty[i]
+		s := &l.slots.s[idx]
+		s.flags &^= fDirty
+		if s.state == stFree || s.state == stDead {
+			continue
+		}
+		if s.flags&fArmedOut != 0 {
+			l.settle(idx)
+			continue
+		}
+		l.flushConn(idx)
+	}
+	l.dirty = l.dirty[:0]
+	if cap(l.pbuf) > passBufLimit {
+		l.pbuf = nil
+	} else {
+		l.pbuf = l.pbuf[:0]
+	}
+}
+
+// flushConn writes as much of the slot's queue as the socket takes.
+func (l *Loop) flushConn(idx uint32) {
+	s := &l.slots.s[idx]
+	if s.outq == 0 {
+		l.drained(idx)
+		return
+	}
+	q := l.queues.at(s.outq)
+	iov := l.iov[:0]
+	for i := q.head; i < len(q.items) && len(iov) < maxIov; i++ {
+		b := q.items[i].b
+		if i == q.head {
+			b = b[q.off:]
+		}
+		if len(b) == 0 {
+			continue
+		}
+		iov = append(iov, unix.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))})
+	}
+	n, err := writev(int(s.fd), iov)
+	clear(iov) // drop references to frames for the garbage collector
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		l.dropQueue(idx)
+		if s.state == stClosing {
+			l.kill(idx, s.code, nil)
+		} else {
+			l.kill(idx, framing.StatusAbnormal, ErrAbnormal)
+		}
+		return
+	}
+	if n > 0 {
+		l.stats.bytesOut.Add(int64(n))
+		q.advance(n)
+	}
+	if q.head == len(q.items) {
+		l.drained(idx)
+		return
+	}
+	// Output left over: keep references to immutable frames, copy only what
+	// lies in the pass buffer, and wait for the socket.
+	if s.state == stOpen && (q.bytes > l.cfg.MaxQueueBytes || q.frames() > l.cfg.MaxQueueFrames) {
+		l.slow(idx)
+		s = &l.slots.s[idx]
+	}
+	l.settle(idx)
+	if s.flags&fArmedOut == 0 {
+		if err := l.poll.mod(int(s.fd), unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLOUT, idx, s.gen); err != nil {
+			l.kill(idx, framing.StatusAbnormal, err)
+			return
+		}
+		s.flags |= fArmedOut
+	}
+	if n > 0 || s.blocked == 0 {
+		s.blocked = l.now
+		if s.state == stOpen {
+			l.armTimer(idx, l.now+int64(l.cfg.WriteTimeout))
+		}
+	}
+}
+
+// advance drops n written bytes from the front of the queue.
+func (q *outQueue) advance(n int) {
+	q.bytes -= n
+	for n > 0 && q.head < len(q.items) {
+		it := &q.items[q.head]
+		rem := len(it.b) - q.off
+		if n < rem {
+			q.off += n
+			return
+		}
+		n -= rem
+		*it = qitem{}
+		q.head++
+		q.off = 0
+	}
+	for q.head < len(q.items) && len(q.items[q.head].b) == 0 {
+		q.items[q.head] = qitem{}
+		q.head++
+	}
+	if q.head > 64 && q.head*2 > len(q.items) {
+		m := copy(q.items, q.items[q.head:])
+		clear(q.items[m:])
+		q.items = q.items[:m]
+		q.head = 0
+	}
+}
+
+// drained runs when the queue is empty: the queue goes back to the arena and
+// EPOLLOUT is disarmed.
+func (l *Loop) drained(idx uint32) {
+	s := &l.slots.s[idx]
+	if s.outq != 0 {
+		l.queues.release(s.outq)
+		s.outq = 0
+	}
+	s.blocked = 0
+	if s.flags&fArmedOut != 0 {
+		s.flags &^= fArmedOut
+		if err := l.poll.mod(int(s.fd), unix.EPOLLIN|unix.EPOLLRDHUP, idx, s.gen); err != nil {
+			l.kill(idx, framing.StatusAbnormal, err)
+			return
+		}
+	}
+	if s.flags&fCloseAfter != 0 {
+		// We answered the peer's close: RFC 6455 section 7.1.1 has the
+		// server close the TCP connection first.
+		l.kill(idx, s.code, nil)
+	}
+}
+
+// settle copies queued frames that still lie in the pass buffer into the
+// queue's own storage, since the pass buffer is reused by the next pass.
+func (l *Loop) settle(idx uint32) {
+	s := &l.slots.s[idx]
+	if s.outq == 0 {
+		return
+	}
+	q := l.queues.at(s.outq)
+	for i := q.head; i < len(q.items); i++ {
+		it := &q.items[i]
+		if !it.pass {
+			continue
+		}
+		start := len(q.own)
+		q.own = append(q.own, it.b...)
+		it.b = q.own[start:len(q.own):len(q.own)]
+		it.pass, it.own = false, true
+	}
+	if len(q.own) > 2*l.cfg.MaxQueueBytes+64<<10 {
+		q.compact()
+	}
+}
+
+// compact rewrites the queue's own storage with only the frames still
+// queued, so that a connection that never fully drains does not grow it.
+func (q *outQueue) compact() {
+	live := 0
+	for i := q.head; i < len(q.items); i++ {
+		if q.items[i].own {
+			live += len(q.items[i].b)
+		}
+	}
+	nb := make([]byte, 0, live)
+	for i := q.head; i < len(q.items); i++ {
+		it := &q.items[i]
+		if it.own {
+			start := len(nb)
+			nb = append(nb, it.b...)
+			it.b = nb[start:len(nb):len(nb)]
+		}
+	}
+	q.own = nb
+}
+
+// dropQueue discards the whole queue.
+func (l *Loop) dropQueue(idx uint32) {
+	s := &l.slots.s[idx]
+	if s.outq != 0 {
+		l.queues.release(s.outq)
+		s.outq = 0
+	}
+}
+
+// slow closes a connection that does not keep up: frames not yet started
+// are dropped, a close frame 1008 "slow" is queued after the frame in
+// flight, and the socket is cut after CloseTimeout if even that cannot go.
+func (l *Loop) slow(idx uint32) {
+	s := &l.slots.s[idx]
+	if s.state != stOpen {
+		return
+	}
+	l.stats.slow.Add(1)
+	if s.outq != 0 {
+		q := l.queues.at(s.outq)
+		keep := q.head
+		if q.off > 0 {
+			keep++
+		}
+		clear(q.items[keep:])
+		q.items = q.items[:keep]
+		q.bytes = 0
+		if keep > q.head {
+			q.bytes = len(q.items[q.head].b) - q.off
+		}
+	}
+	s.flags |= fSlow
+	l.sendClose(idx, framing.StatusPolicyViolation, "slow")
+	l.log.Debug().Int("loop", l.id).Uint32("slot", idx).Msg("conn: slow consumer closed")
+}

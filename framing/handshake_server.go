@@ -1,0 +1,263 @@
+package framing
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/gobwas/httphead"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
+)
+
+// Errors returned by RequestEnd and Upgrader.Upgrade.
+var (
+	// ErrRequestTooLarge is a request head with no end within the limit.
+	ErrRequestTooLarge = errors.New("framing: handshake request too large")
+	// ErrRefused is returned by Upgrade when Check refused the request; the
+	// response holds the refusal status.
+	ErrRefused = errors.New("framing: upgrade refused")
+)
+
+var headEnd = []byte("\r\n\r\n")
+
+// RequestEnd returns the length of the HTTP request head at the start of b,
+// through the blank line "\r\n\r\n", or 0 if b does not hold all of it yet.
+// A head longer than max bytes is ErrRequestTooLarge, so a peer cannot make
+// the caller buffer more than max bytes before the upgrade.
+func RequestEnd(b []byte, max int) (int, error) {
+	lim := b
+	if len(lim) > max {
+		lim = lim[:max]
+	}
+	if i := bytes.Index(lim, headEnd); i >= 0 {
+		return i + 4, nil
+	}
+	if len(b) >= max {
+		return 0, ErrRequestTooLarge
+	}
+	return 0, nil
+}
+
+// Request is what Upgrader.Check sees of an upgrade request. All slices are
+// valid only during the Check call: copy what must outlive it. A missing
+// header or an empty query is an empty slice.
+type Request struct {
+	Path, Query, Host, Origin, Authorization []byte
+	// Deflate is true when the client offered permessage-deflate in a form
+	// this side accepts (Upgrader.Deflate set, no context takeover). Check may
+	// set it to false to decline the extension for this connection.
+	Deflate bool
+}
+
+// Upgrader turns an HTTP upgrade request head into the response bytes,
+// following RFC 6455 section 4.2.2 through gobwas/ws. It keeps no state
+// between calls, so one Upgrader may serve many goroutines at once.
+type Upgrader struct {
+	// Deflate allows permessage-deflate (RFC 7692) when a client offers it;
+	// false declines every offer. Accepted offers are answered with
+	// server_no_context_takeover and client_no_context_takeover.
+	Deflate bool
+	// Check decides on a well-formed request: 0 accepts, any other value is
+	// the HTTP status of the refusal (e.g. 401, 403; values outside 400-599
+	// are sent as 403). nil accepts all.
+	Check func(r *Request) int
+}
+
+// UpgradeResult is the outcome of a handshake.
+type UpgradeResult struct {
+	Deflate bool // permessage-deflate was negotiated
+	Status  int  // HTTP status of the response: 101 on success
+}
+
+// deflateResponse is the extension header sent when deflate is accepted.
+const deflateResponse = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+
+// upgradeState is the per-call working set of Upgrade. It is pooled, so a
+// steady stream of upgrades reuses the parser buffers, callbacks and scratch
+// space instead of allocating them per request.
+type upgradeState struct {
+	wsu     ws.Upgrader
+	in      bytes.Reader
+	out     appendWriter
+	ext     wsflate.Extension
+	req     Request
+	check   func(r *Request) int
+	deflate bool       // Upgrader.Deflate of the current call
+	refused int        // status returned by check, 0 if none
+	scratch [1024]byte // copies of the request fields for Check
+	used    int        // bytes of scratch in use
+}
+
+var upgradeStates = sync.Pool{New: func() any { return newUpgradeState() }}
+
+func newUpgradeState() *upgradeState {
+	s := new(upgradeState)
+	s.ext.Parameters = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	s.wsu = ws.Upgrader{
+		OnRequest:       s.onRequest,
+		OnHost:          s.onHost,
+		OnHeader:        s.onHeader,
+		Negotiate:       s.negotiate,
+		OnBeforeUpgrade: s.onBeforeUpgrade,
+	}
+	return s
+}
+
+// keep copies b into scratch so that it outlives the ws parser's line
+// buffer. A field that does not fit is cut: the head is bounded by
+// RequestEnd's max, and the fields Check reads are short.
+func (s *upgradeState) keep(b []byte) []byte {
+	n := copy(s.scratch[s.used:], b)
+	out := s.scratch[s.used : s.used+n : s.used+n]
+	s.used += n
+	return out
+}
+
+func (s *upgradeState) onRequest(uri []byte) error {
+	path, query := uri, []byte(nil)
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		path, query = uri[:i], uri[i+1:]
+	}
+	s.req.Path = s.keep(path)
+	s.req.Query = s.keep(query)
+	return nil
+}
+
+func (s *upgradeState) onHost(host []byte) error {
+	s.req.Host = s.keep(host)
+	return nil
+}
+
+func (s *upgradeState) onHeader(key, value []byte) error {
+	// ws hands keys in canonical form ("Origin", "Authorization").
+	switch string(key) {
+	case "Origin":
+		s.req.Origin = s.keep(value)
+	case "Authorization":
+		s.req.Authorization = s.keep(value)
+	}
+	return nil
+}
+
+// negotiate evaluates permessage-deflate offers with wsflate but never lets
+// ws write the answer: the extension header is written by WriteTo after
+// Check, which may still decline it. A malformed offer is declined, not
+// failed (RFC 7692 section 5: the server "MUST decline" such an offer).
+func (s *upgradeState) negotiate(opt httphead.Option) (httphead.Option, error) {
+	if s.deflate {
+		if _, err := s.ext.Negotiate(opt); err != nil {
+			s.ext.Reset()
+		}
+	}
+	return httphead.Option{}, nil
+}
+
+func (s *upgradeState) onBeforeUpgrade() (ws.HandshakeHeader, error) {
+	_, s.req.Deflate = s.ext.Accepted()
+	if s.check != nil {
+		if st := s.check(&s.req); st != 0 {
+			s.refused = st
+			return nil, rejection(st)
+		}
+	}
+	return s, nil
+}
+
+// WriteTo writes the extension header of an accepted upgrade.
+func (s *upgradeState) WriteTo(w io.Writer) (int64, error) {
+	if !s.req.Deflate {
+		return 0, nil
+	}
+	n, err := io.WriteString(w, deflateResponse)
+	return int64(n), err
+}
+
+func (s *upgradeState) Write(p []byte) (int, error) { return s.out.Write(p) }
+func (s *upgradeState) Read(p []byte) (int, error)  { return s.in.Read(p) }
+
+// Upgrade parses the request head (as delimited by RequestEnd) and appends
+// the HTTP response to dst: "101 Switching Protocols" with
+// Sec-WebSocket-Accept if the request is a valid RFC 6455 opening handshake
+// and Check accepts it, else an error status with a short text body (400 for
+// a malformed request, 426 for an unsupported Sec-WebSocket-Version, or
+// Check's status). err is nil only for a 101; the response is to be sent in
+// every case. It allocates only if dst must grow.
+func (u *Upgrader) Upgrade(dst, head []byte) (resp []byte, res UpgradeResult, err error) {
+	s := upgradeStates.Get().(*upgradeState)
+	s.in.Reset(head)
+	s.out.b = dst
+	s.check = u.Check
+	s.deflate = u.Deflate
+	_, err = s.wsu.Upgrade(s)
+	resp = s.out.b
+	if len(resp) == len(dst) {
+		// ws stops without answering when it cannot read a request line or
+		// a header line at all.
+		resp = append(resp, badRequest...)
+	}
+	res.Status = responseStatus(resp[len(dst):])
+	if err == nil {
+		if res.Status == http.StatusSwitchingProtocols {
+			res.Deflate = s.req.Deflate
+		} else {
+			err = ErrRefused
+		}
+	} else if s.refused != 0 {
+		err = ErrRefused
+	}
+	*s = upgradeState{wsu: s.wsu, ext: s.ext}
+	s.ext.Reset()
+	s.out.b = nil
+	upgradeStates.Put(s)
+	return resp, res, err
+}
+
+const badRequest = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 11\r\n\r\nbad request"
+
+// responseStatus reads the status code of an HTTP/1.1 response head.
+func responseStatus(b []byte) int {
+	if len(b) < 12 || string(b[:9]) != "HTTP/1.1 " {
+		return 0
+	}
+	st := 0
+	for _, c := range b[9:12] {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		st = st*10 + int(c-'0')
+	}
+	return st
+}
+
+// rejections caches the ws rejection errors for common statuses, so that a
+// refusal allocates nothing either.
+var rejections = func() map[int]error {
+	m := make(map[int]error)
+	for _, st := range []int{400, 401, 403, 404, 405, 408, 409, 410, 426, 429, 500, 501, 503} {
+		m[st] = newRejection(st)
+	}
+	return m
+}()
+
+func newRejection(st int) error {
+	reason := http.StatusText(st)
+	if reason == "" {
+		reason = "status " + strconv.Itoa(st)
+	}
+	return ws.RejectConnectionError(ws.RejectionStatus(st), ws.RejectionReason(reason))
+}
+
+func rejection(st int) error {
+	if st < 400 || st > 599 {
+		// Anything else would not be a refusal the client understands.
+		st = http.StatusForbidden
+	}
+	if err, ok := rejections[st]; ok {
+		return err
+	}
+	return newRejection(st)
+}

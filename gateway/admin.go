@@ -1,0 +1,234 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/huntgate/huntgate/state"
+)
+
+// adminHandler serves the game backend and ops API (PROTOCOL.md). It runs on
+// net/http goroutines and talks to the engine directly: engines are safe for
+// concurrent use, and admin traffic is not the hot path.
+func (g *Gateway) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/hunts", g.keyed(g.createHunt))
+	mux.HandleFunc("GET /v1/hunts", g.listHunts)
+	mux.HandleFunc("GET /v1/hunts/{id}", g.getHunt)
+	mux.HandleFunc("POST /v1/hunts/{id}/events", g.keyed(g.publishEvent))
+	mux.HandleFunc("DELETE /v1/hunts/{id}", g.keyed(g.endHunt))
+	mux.HandleFunc("GET /v1/stats", g.stats)
+	mux.HandleFunc("GET /metrics", g.metricsText)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeRaw(w, http.StatusOK, []byte(`{"ok":true}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if g.draining.Load() {
+			writeRaw(w, http.StatusServiceUnavailable, []byte(`{"ready":false}`))
+			return
+		}
+		writeRaw(w, http.StatusOK, []byte(`{"ready":true}`))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	return mux
+}
+
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	writeRaw(w, status, b)
+}
+
+// writeError answers {"error":{"code":..,"message":..}}.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	b := append([]byte(`{"error":{"code":`), nil...)
+	b = appendJSONString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, "}}"...)
+	writeRaw(w, status, b)
+}
+
+// keyed requires the API key (X-API-Key or Authorization: Bearer).
+func (g *Gateway) keyed(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-API-Key")
+		if key == "" {
+			if t, ok := bearer([]byte(r.Header.Get("Authorization"))); ok {
+				key = string(t)
+			}
+		}
+		if g.cfg.APIKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(g.cfg.APIKey)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="huntgate-admin"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "a valid API key is required")
+			return
+		}
+		next(w, r)
+	}
+}
+
+// writeEngineError maps an engine error to an HTTP answer.
+func writeEngineError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, state.ErrUnknownHunt):
+		writeError(w, http.StatusNotFound, "unknown_hunt", "no such hunt")
+	case errors.Is(err, state.ErrExists):
+		writeError(w, http.StatusConflict, "exists", "a hunt with this id exists")
+	case errors.Is(err, state.ErrEnded):
+		writeError(w, http.StatusConflict, "ended", "the hunt has ended")
+	case errors.Is(err, state.ErrBadSpec):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+// maxSpecBytes bounds a hunt spec body (a fixed treasure list can be long).
+const maxSpecBytes = 64 << 20
+
+func (g *Gateway) createHunt(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSpecBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "cannot read body")
+		return
+	}
+	if len(body) > maxSpecBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "hunt spec too large")
+		return
+	}
+	var spec state.Spec
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&spec); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "hunt spec: "+err.Error())
+		return
+	}
+	st, err := g.engine.Create(r.Context(), spec)
+	if err != nil {
+		writeEngineError(w, err)
+		return
+	}
+	g.log.Info().Str("hunt", st.Hunt).Int("width", spec.Width).Int("height", spec.Height).Int("treasures", st.TreasuresLeft).Msg("gateway: hunt created")
+	w.Header().Set("Location", "/v1/hunts/"+st.Hunt)
+	writeRaw(w, http.StatusCreated, appendStatus(nil, &st))
+}
+
+func (g *Gateway) listHunts(w http.ResponseWriter, r *http.Request) {
+	names, err := g.engine.Hunts(r.Context())
+	if err != nil {
+		writeEngineError(w, err)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"hunts": names})
+}
+
+func (g *Gateway) getHunt(w http.ResponseWriter, r *http.Request) {
+	st, err := g.engine.Status(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeEngineError(w, err)
+		return
+	}
+	writeRaw(w, http.StatusOK, appendStatus(nil, &st))
+}
+
+func (g *Gateway) publishEvent(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(g.cfg.MaxEventBytes)+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "cannot read body")
+		return
+	}
+	if len(body) > g.cfg.MaxEventBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "event over "+strconv.Itoa(g.cfg.MaxEventBytes)+" bytes")
+		return
+	}
+	if len(bytes.TrimSpace(body)) == 0 || !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, "bad_request", "the body must be one JSON value")
+		return
+	}
+	seq, err := g.engine.Publish(r.Context(), r.PathValue("id"), body)
+	if err != nil {
+		writeEngineError(w, err)
+		return
+	}
+	b := append([]byte(`{"seq":`), strconv.FormatUint(seq, 10)...)
+	writeRaw(w, http.StatusOK, append(b, '}'))
+}
+
+func (g *Gateway) endHunt(w http.ResponseWriter, r *http.Request) {
+	st, err := g.engine.End(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeEngineError(w, err)
+		return
+	}
+	g.log.Info().Str("hunt", st.Hunt).Msg("gateway: hunt ended")
+	writeRaw(w, http.StatusOK, appendStatus(nil, &st))
+}
+
+func (g *Gateway) stats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, g.Stats(r.Context()))
+}
+
+func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
+	st := g.Stats(r.Context())
+	var p promWriter
+	p.single("huntgate_connections", "gauge", "Open WebSocket connections.", float64(st.Connections.Total))
+	p.head("huntgate_loop_connections", "gauge", "Open connections per event loop.")
+	for i, c := range st.Connections.Loops {
+		p.sample("huntgate_loop_connections", float64(c), "loop", strconv.Itoa(i))
+	}
+	p.single("huntgate_tcp_accepted_total", "counter", "TCP connections accepted.", float64(st.Connections.TCP))
+	p.single("huntgate_closed_total", "counter", "Connections closed.", float64(st.Connections.Closed))
+	p.single("huntgate_messages_in_total", "counter", "Data messages received.", float64(st.Messages.In))
+	p.single("huntgate_messages_out_total", "counter", "Data frames queued for sending.", float64(st.Messages.Out))
+	p.single("huntgate_bytes_in_total", "counter", "Payload bytes received.", float64(st.Messages.BytesIn))
+	p.single("huntgate_bytes_out_total", "counter", "Bytes written to sockets.", float64(st.Messages.BytesOut))
+	p.single("huntgate_slow_closes_total", "counter", "Connections closed with 1008 slow.", float64(st.SlowCloses))
+	p.single("huntgate_rate_limit_closes_total", "counter", "Connections closed for sustained rate excess.", float64(st.RateCloses))
+	p.single("huntgate_auth_refused_total", "counter", "Upgrades refused with 401.", float64(st.AuthRefused))
+	p.single("huntgate_updates_total", "counter", "Hunt updates received from the engine.", float64(st.Updates))
+	p.single("huntgate_deliveries_total", "counter", "Update frames queued by fan-out.", float64(st.Deliveries))
+	p.single("huntgate_replayed_total", "counter", "Updates replayed on resume.", float64(st.Replayed))
+	draining := 0.0
+	if st.Draining {
+		draining = 1
+	}
+	p.single("huntgate_draining", "gauge", "1 while the gateway drains.", draining)
+	p.head("huntgate_requests_total", "counter", "Protocol requests by op.")
+	for _, op := range sortedKeys(st.Ops) {
+		p.sample("huntgate_requests_total", float64(st.Ops[op]), "op", op)
+	}
+	p.head("huntgate_errors_total", "counter", "Protocol error replies by code.")
+	for _, code := range sortedKeys(st.Errors) {
+		p.sample("huntgate_errors_total", float64(st.Errors[code]), "code", code)
+	}
+	p.head("huntgate_hunt_players", "gauge", "Connected players per hunt (cluster-wide).")
+	for _, h := range sortedKeys(st.Hunts) {
+		p.sample("huntgate_hunt_players", float64(st.Hunts[h].Players), "hunt", h)
+	}
+	p.head("huntgate_hunt_seq", "gauge", "Last reliable seq per hunt.")
+	for _, h := range sortedKeys(st.Hunts) {
+		p.sample("huntgate_hunt_seq", float64(st.Hunts[h].Seq), "hunt", h)
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = w.Write(p.b)
+}

@@ -1,0 +1,117 @@
+// Command huntgate is the real-time treasure-hunt gateway: WebSocket players on
+// --addr, the game backend and ops API on --admin-addr. Every flag can also be
+// set as HUNTGATE_<NAME> in the environment (--jwt-secret is
+// HUNTGATE_JWT_SECRET); a flag on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/huntgate/huntgate/gateway"
+	"github.com/huntgate/huntgate/state"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := gateway.ParseFlags(args, os.LookupEnv, os.Stderr)
+	if errors.Is(err, gateway.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log := newLogger(cfg.LogLevel)
+	cfg.Logger = log
+	if cfg.Redis != "" {
+		log.Error().Str("redis", cfg.Redis).Msg("huntgate: cluster mode not available yet: --redis needs the Redis engine; run without --redis for the embedded engine")
+		return 2
+	}
+	engine := state.NewMemory(state.MemoryConfig{
+		HistoryMax: cfg.HistoryMax,
+		HistoryAge: cfg.HistoryAge,
+		// Epochs travel as JSON numbers: keep them exact in JavaScript
+		// clients (53 bits), non-zero, and different at every start.
+		Epoch: uint64(rand.Int64N(1<<53-1)) + 1,
+	})
+	defer engine.Close()
+
+	g, err := gateway.New(cfg, engine)
+	if err != nil {
+		log.Error().Err(err).Msg("huntgate: cannot start")
+		return 1
+	}
+	if cfg.DevMode {
+		if err := createDemo(engine); err != nil {
+			log.Error().Err(err).Msg("huntgate: demo hunt")
+			return 1
+		}
+	}
+	if err := g.Start(); err != nil {
+		log.Error().Err(err).Msg("huntgate: cannot start")
+		return 1
+	}
+	ev := log.Info().Str("addr", g.Addr().String()).Bool("dev", cfg.DevMode).Bool("test_endpoints", cfg.TestEndpoints)
+	if a := g.AdminAddr(); a != nil {
+		ev = ev.Str("admin_addr", a.String())
+	}
+	ev.Msg("huntgate: serving")
+	if cfg.DevMode {
+		log.Info().Msgf("huntgate: demo hunt %q ready: connect to ws://%s/ws?player=alice and send {\"op\":\"join\",\"hunt\":\"demo\"} then {\"op\":\"dig\",\"hunt\":\"demo\",\"x\":3,\"y\":4}", "demo", g.Addr())
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info().Str("signal", s.String()).Msg("huntgate: draining")
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainWindow+5*time.Second)
+	defer cancel()
+	go func() {
+		<-sig
+		log.Warn().Msg("huntgate: second signal, stopping now")
+		cancel()
+	}()
+	if err := g.Shutdown(ctx); err != nil {
+		log.Error().Err(err).Msg("huntgate: shutdown")
+		return 1
+	}
+	log.Info().Msg("huntgate: stopped")
+	return 0
+}
+
+func newLogger(level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	var l zerolog.Logger
+	if isatty.IsTerminal(os.Stderr.Fd()) {
+		l = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.TimeOnly})
+	} else {
+		l = zerolog.New(os.Stderr)
+	}
+	return l.Level(lvl).With().Timestamp().Logger()
+}
+
+// createDemo creates the development hunt "demo": 64 x 64 cells, 200 random
+// treasures.
+func createDemo(e state.Engine) error {
+	_, err := e.Create(context.Background(), state.Spec{
+		ID: "demo", Width: 64, Height: 64,
+		Random: &state.RandomSpec{Count: 200, Seed: time.Now().UnixNano(), MaxPoints: 100},
+	})
+	return err
+}

@@ -1,0 +1,497 @@
+package gateway
+
+import (
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// opCode is a decoded request op. Unknown ops keep the decoding going so that
+// the error reply can still echo the request's ref.
+type opCode uint8
+
+const (
+	opNone opCode = iota
+	opUnknown
+	opJoin
+	opLeave
+	opDig
+	opStatus
+	opPing
+)
+
+// maxRef is the longest ref (raw JSON token, quotes excluded) echoed back.
+const maxRef = 64
+
+// maxHuntID bounds a hunt id in a request; longer ids cannot name a hunt.
+const maxHuntID = 128
+
+// request is one decoded client request. Byte slices alias the message or the
+// decoder's scratch buffer: they stay valid until the next decode on the same
+// loop.
+type request struct {
+	op    opCode
+	ref   []byte // raw JSON of ref (with quotes for a string); nil if absent
+	hunt  []byte // decoded hunt id; nil if absent
+	ts    []byte // raw JSON number of ts; nil if absent
+	x, y  int64
+	since uint64
+	epoch uint64
+
+	hasX, hasY, hasSince, hasEpoch bool
+}
+
+// protoError is a request error with its stable wire code. Values are
+// package-level so that answering a bad request does not allocate.
+type protoError struct {
+	code    string
+	message string
+}
+
+func (e *protoError) Error() string { return "gateway: " + e.code + ": " + e.message }
+
+// Request errors, by wire code.
+var (
+	errNotJSON      = &protoError{"bad_request", "message is not valid JSON"}
+	errNotObject    = &protoError{"bad_request", "message must be a JSON object"}
+	errNoOp         = &protoError{"bad_request", "missing op"}
+	errOpType       = &protoError{"bad_request", "op must be a string"}
+	errRefType      = &protoError{"bad_request", "ref must be a string or a number of at most 64 bytes"}
+	errHuntType     = &protoError{"bad_request", "hunt must be a non-empty string"}
+	errNoHunt       = &protoError{"bad_request", "missing hunt"}
+	errCoord        = &protoError{"bad_request", "x and y must be integers"}
+	errNoCoord      = &protoError{"bad_request", "missing x or y"}
+	errSinceType    = &protoError{"bad_request", "since and epoch must be non-negative integers"}
+	errTsType       = &protoError{"bad_request", "ts must be a number"}
+	errUnknownOp    = &protoError{"unknown_op", "unknown op"}
+	errUnknownHunt  = &protoError{"unknown_hunt", "no such hunt"}
+	errForbidden    = &protoError{"forbidden", "the token does not allow this hunt"}
+	errRateLimited  = &protoError{"rate_limited", "too many messages, slow down"}
+	errNotJoined    = &protoError{"not_joined", "join the hunt first"}
+	errTooManyHunts = &protoError{"too_many_hunts", "too many hunts joined on this connection"}
+	errEnded        = &protoError{"ended", "the hunt has ended"}
+	errOutOfGrid    = &protoError{"out_of_grid", "x or y is outside the hunt's grid"}
+	errInternal     = &protoError{"internal", "internal error"}
+	errBinary       = &protoError{"bad_request", "requests are JSON text messages"}
+)
+
+// decodeRequest decodes msg into r. scratch is used for strings that carry
+// escapes and is returned (possibly grown) for reuse. The whole message is
+// validated first, so a malformed message never yields partial fields. On a
+// field error the rest of the message is still read so that r.ref can be
+// echoed; the first error found is returned.
+func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError) {
+	*r = request{}
+	if !json.Valid(msg) {
+		return scratch, errNotJSON
+	}
+	i := skipWS(msg, 0)
+	if i >= len(msg) || msg[i] != '{' {
+		return scratch, errNotObject
+	}
+	i = skipWS(msg, i+1)
+	var perr *protoError
+	fail := func(e *protoError) {
+		if perr == nil {
+			perr = e
+		}
+	}
+	if i < len(msg) && msg[i] == '}' {
+		return scratch, errNoOp
+	}
+	for i < len(msg) {
+		if msg[i] != '"' {
+			return scratch, errNotJSON
+		}
+		kEnd, kEsc := scanString(msg, i)
+		if kEnd < 0 {
+			return scratch, errNotJSON
+		}
+		key := msg[i+1 : kEnd-1]
+		if kEsc {
+			// Keys with escapes are rare; decode them so "\u006fp" still means op.
+			start := len(scratch)
+			var ok bool
+			scratch, ok = appendUnescaped(scratch, key)
+			if !ok {
+				return scratch, errNotJSON
+			}
+			key = scratch[start:]
+		}
+		i = skipWS(msg, kEnd)
+		if i >= len(msg) || msg[i] != ':' {
+			return scratch, errNotJSON
+		}
+		i = skipWS(msg, i+1)
+		vStart := i
+		vEnd := skipValue(msg, i)
+		if vEnd < 0 {
+			return scratch, errNotJSON
+		}
+		val := msg[vStart:vEnd]
+		switch string(key) {
+		case "op":
+			if val[0] != '"' {
+				fail(errOpType)
+				r.op = opUnknown
+				break
+			}
+			s, esc := val[1:len(val)-1], hasEscape(val)
+			if esc {
+				start := len(scratch)
+				var ok bool
+				scratch, ok = appendUnescaped(scratch, s)
+				if !ok {
+					return scratch, errNotJSON
+				}
+				s = scratch[start:]
+			}
+			r.op = lookupOp(s)
+		case "ref":
+			switch {
+			case val[0] == 'n': // null: no ref
+			case val[0] == '"' && len(val)-2 <= maxRef:
+				r.ref = val
+			case (val[0] == '-' || (val[0] >= '0' && val[0] <= '9')) && len(val) <= maxRef:
+				r.ref = val
+			default:
+				fail(errRefType)
+			}
+		case "hunt":
+			if val[0] != '"' || len(val) <= 2 || len(val) > maxHuntID*6+2 {
+				fail(errHuntType)
+				break
+			}
+			s := val[1 : len(val)-1]
+			if hasEscape(val) {
+				start := len(scratch)
+				var ok bool
+				scratch, ok = appendUnescaped(scratch, s)
+				if !ok {
+					return scratch, errNotJSON
+				}
+				s = scratch[start:]
+			}
+			r.hunt = s
+		case "x":
+			v, ok := parseInt(val)
+			if !ok {
+				fail(errCoord)
+			}
+			r.x, r.hasX = v, ok
+		case "y":
+			v, ok := parseInt(val)
+			if !ok {
+				fail(errCoord)
+			}
+			r.y, r.hasY = v, ok
+		case "since":
+			v, ok := parseUint(val)
+			if !ok {
+				fail(errSinceType)
+			}
+			r.since, r.hasSince = v, ok
+		case "epoch":
+			v, ok := parseUint(val)
+			if !ok {
+				fail(errSinceType)
+			}
+			r.epoch, r.hasEpoch = v, ok
+		case "ts":
+			if val[0] == '-' || (val[0] >= '0' && val[0] <= '9') {
+				r.ts = val
+			} else if val[0] != 'n' {
+				fail(errTsType)
+			}
+		}
+		i = skipWS(msg, vEnd)
+		if i >= len(msg) {
+			return scratch, errNotJSON
+		}
+		if msg[i] == '}' {
+			break
+		}
+		if msg[i] != ',' {
+			return scratch, errNotJSON
+		}
+		i = skipWS(msg, i+1)
+	}
+	if perr != nil {
+		return scratch, perr
+	}
+	switch r.op {
+	case opNone:
+		return scratch, errNoOp
+	case opUnknown:
+		return scratch, errUnknownOp
+	case opJoin, opLeave, opStatus:
+		if r.hunt == nil {
+			return scratch, errNoHunt
+		}
+	case opDig:
+		if r.hunt == nil {
+			return scratch, errNoHunt
+		}
+		if !r.hasX || !r.hasY {
+			return scratch, errNoCoord
+		}
+	}
+	return scratch, nil
+}
+
+func lookupOp(s []byte) opCode {
+	switch string(s) {
+	case "dig":
+		return opDig
+	case "ping":
+		return opPing
+	case "join":
+		return opJoin
+	case "leave":
+		return opLeave
+	case "status":
+		return opStatus
+	}
+	return opUnknown
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// scanString returns the index just past the closing quote of the string that
+// starts at b[i] (a '"'), and whether it contains a backslash; -1 if unterminated.
+func scanString(b []byte, i int) (int, bool) {
+	esc := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc
+		}
+	}
+	return -1, esc
+}
+
+func hasEscape(quoted []byte) bool {
+	for _, c := range quoted {
+		if c == '\\' {
+			return true
+		}
+	}
+	return false
+}
+
+// skipValue returns the index just past the JSON value starting at b[i], or -1.
+// It relies on the message having passed json.Valid and only tracks nesting.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		end, _ := scanString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, _ := scanString(b, j)
+				if end < 0 {
+					return -1
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(b) {
+			switch b[j] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return j
+			}
+			j++
+		}
+		return j
+	}
+}
+
+// parseInt parses a JSON integer (no fraction, no exponent) that fits in 32 bits,
+// which is far more than any grid needs.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && b[0] == '-' {
+		neg = true
+		b = b[1:]
+	}
+	v, ok := parseUint(b)
+	if !ok || v > 1<<31 {
+		return 0, false
+	}
+	if neg {
+		return -int64(v), true
+	}
+	return int64(v), true
+}
+
+// parseUint parses a non-negative JSON integer that fits in a uint64.
+func parseUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	return v, true
+}
+
+// appendUnescaped appends the decoded form of the JSON string body s (quotes
+// excluded). Unpaired surrogates become U+FFFD, like encoding/json.
+func appendUnescaped(dst, s []byte) ([]byte, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return dst, false
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			dst = append(dst, s[i])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, ok := hex4(s, i+1)
+			if !ok {
+				return dst, false
+			}
+			i += 4
+			if r >= 0xD800 && r < 0xDC00 && i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+				if r2, ok := hex4(s, i+3); ok && r2 >= 0xDC00 && r2 < 0xE000 {
+					r = (r-0xD800)<<10 | (r2 - 0xDC00) + 0x10000
+					i += 6
+				}
+			}
+			if r >= 0xD800 && r < 0xE000 {
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return dst, false
+		}
+	}
+	return dst, true
+}
+
+func hex4(s []byte, i int) (rune, bool) {
+	if i+4 > len(s) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a quoted JSON string. Invalid UTF-8 becomes
+// U+FFFD and U+2028/U+2029 are escaped so the output is also valid JavaScript.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+func appendInt(dst []byte, v int64) []byte   { return strconv.AppendInt(dst, v, 10) }
+func appendUint(dst []byte, v uint64) []byte { return strconv.AppendUint(dst, v, 10) }

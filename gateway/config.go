@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Config configures a Gateway. The zero value of every field means the
+// default given in its comment, so Config{} is a usable (if locked-down)
+// production configuration: no player is accepted until DevMode or JWTSecret
+// is set.
+type Config struct {
+	// Addr is the player listener "host:port"; "" means ":8080". Port 0 picks
+	// a free port (see Gateway.Addr).
+	Addr string
+	// AdminAddr is the admin/ops HTTP listener; "" means "127.0.0.1:8081".
+	// "-" disables the admin listener.
+	AdminAddr string
+	// Loops is the number of event loops; 0 means one per CPU.
+	Loops int
+	// Pin pins each loop's thread to a CPU; false leaves scheduling to the OS.
+	Pin bool
+	// DevMode accepts /ws?player=<id> without a token; false requires a token.
+	DevMode bool
+	// JWTSecret is the HS256 secret of player tokens; "" accepts no token.
+	JWTSecret string
+	// APIKey guards the mutating admin endpoints; "" refuses every mutating
+	// admin request (401).
+	APIKey string
+	// TestEndpoints enables /echo and /fanout; false answers 404 there.
+	TestEndpoints bool
+
+	// MaxMessage is the largest inbound protocol message in bytes; 0 means
+	// 4096. A larger message closes the connection with 1009.
+	MaxMessage int
+	// Rate is the sustained inbound messages per second per connection;
+	// 0 means 50. A negative value disables the limit.
+	Rate float64
+	// RateBurst is the token bucket depth; 0 means 2 x Rate.
+	RateBurst int
+	// MaxHunts is how many hunts one connection may join at once; 0 means 16.
+	MaxHunts int
+	// HandshakeTimeout bounds the upgrade; 0 means 5 s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a silent peer (pings are sent at half of it); 0 means 60 s.
+	IdleTimeout time.Duration
+	// WriteTimeout closes a connection that stays unwritable with data queued;
+	// 0 means 10 s.
+	WriteTimeout time.Duration
+	// QueueBytes bounds a connection's queued output; 0 means 256 KiB.
+	// Passing it closes the connection with 1008 "slow".
+	QueueBytes int
+	// QueueFrames bounds a connection's queued frames; 0 means 1024.
+	QueueFrames int
+	// HistoryMax is how many reliable updates a hunt keeps for resume;
+	// 0 means 4096. Used by the embedded engine that the binary creates.
+	HistoryMax int
+	// HistoryAge is how long reliable updates are kept for resume; 0 means 2 min.
+	HistoryAge time.Duration
+	// DrainWindow is the time over which Shutdown spreads reconnect notices;
+	// 0 means 5 s (capped by the Shutdown context's deadline).
+	DrainWindow time.Duration
+	// MaxEventBytes bounds the body of an admin event; 0 means 64 KiB.
+	MaxEventBytes int
+	// StatsInterval is how often per-loop connection counts are logged at
+	// debug level; 0 means 30 s, negative disables.
+	StatsInterval time.Duration
+
+	// Redis is the cluster store URL; "" means the embedded memory engine.
+	Redis string
+	// LogLevel is a zerolog level name; "" means "info". Used by the binary.
+	LogLevel string
+
+	// Logger receives the gateway's logs; the zero value discards them.
+	Logger zerolog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.Addr == "" {
+		d.Addr = ":8080"
+	}
+	if d.AdminAddr == "" {
+		d.AdminAddr = "127.0.0.1:8081"
+	}
+	if d.MaxMessage <= 0 {
+		d.MaxMessage = 4096
+	}
+	if d.Rate == 0 {
+		d.Rate = 50
+	}
+	if d.RateBurst <= 0 {
+		d.RateBurst = int(2 * d.Rate)
+		if d.RateBurst < 1 {
+			d.RateBurst = 1
+		}
+	}
+	if d.MaxHunts <= 0 {
+		d.MaxHunts = 16
+	}
+	if d.DrainWindow <= 0 {
+		d.DrainWindow = 5 * time.Second
+	}
+	if d.MaxEventBytes <= 0 {
+		d.MaxEventBytes = 64 << 10
+	}
+	if d.StatsInterval == 0 {
+		d.StatsInterval = 30 * time.Second
+	}
+	return d
+}
+
+// EnvPrefix is the prefix of the environment variables that set flags:
+// --admin-addr is HUNTGATE_ADMIN_ADDR.
+const EnvPrefix = "HUNTGATE_"
+
+// EnvName returns the environment variable that sets flag name.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ErrHelp is returned by ParseFlags when -h or --help was asked for.
+var ErrHelp = flag.ErrHelp
+
+// ParseFlags fills a Config from the command line args (without the program
+// name) and the environment, given as a lookup function (os.LookupEnv). A flag
+// given on the command line wins over its environment variable. Usage and
+// errors are written to out.
+func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("huntgate", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.Addr, "addr", ":8080", "player listener host:port (all loops share it via SO_REUSEPORT)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8081", "admin/ops HTTP listener host:port")
+	fs.IntVar(&c.Loops, "loops", 0, "event loops in this node (0: one per CPU)")
+	fs.BoolVar(&c.Pin, "pin", false, "pin each loop's thread to a CPU")
+	fs.BoolVar(&c.DevMode, "dev", false, "development mode: accept /ws?player=<id> without a token, create the demo hunt")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for player tokens")
+	fs.StringVar(&c.APIKey, "api-key", "", "key for mutating admin endpoints (X-API-Key or Authorization: Bearer)")
+	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout")
+	fs.StringVar(&c.Redis, "redis", "", "cluster mode on Redis (absent: embedded memory engine)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.IntVar(&c.MaxMessage, "max-message", 4096, "max inbound message bytes (over: close 1009)")
+	fs.Float64Var(&c.Rate, "rate", 50, "inbound messages per second per connection (negative: unlimited)")
+	fs.IntVar(&c.RateBurst, "rate-burst", 100, "inbound message burst per connection")
+	fs.IntVar(&c.MaxHunts, "max-hunts", 16, "hunts one connection may join at once")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake timeout")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "close a peer silent this long (pings at half)")
+	fs.IntVar(&c.HistoryMax, "history-max", 4096, "reliable updates kept per hunt for resume")
+	fs.DurationVar(&c.HistoryAge, "history-age", 2*time.Minute, "how long reliable updates are kept for resume")
+	fs.IntVar(&c.QueueBytes, "queue-bytes", 256<<10, "queued output bytes per connection before a 1008 \"slow\" close")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
+	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("gateway: unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || lookupEnv == nil {
+			return
+		}
+		name := EnvName(f.Name)
+		if v, ok := lookupEnv(name); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("gateway: %s=%q: %w", name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports a configuration that cannot work.
+func (c *Config) Validate() error {
+	switch {
+	case c.Loops < 0:
+		return errors.New("gateway: --loops must be >= 0")
+	case c.Loops > 255:
+		return errors.New("gateway: --loops must be <= 255")
+	case c.MaxMessage < 0:
+		return errors.New("gateway: --max-message must be >= 0")
+	case c.RateBurst < 0:
+		return errors.New("gateway: --rate-burst must be >= 0")
+	case c.MaxHunts < 0:
+		return errors.New("gateway: --max-hunts must be >= 0")
+	case c.HistoryMax < 0:
+		return errors.New("gateway: --history-max must be >= 0")
+	case c.QueueBytes < 0:
+		return errors.New("gateway: --queue-bytes must be >= 0")
+	}
+	if c.LogLevel != "" {
+		if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {
+			return fmt.Errorf("gateway: --log-level: %w", err)
+		}
+	}
+	return nil
+}

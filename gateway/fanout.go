@@ -1,0 +1,103 @@
+package gateway
+
+import (
+	"sync"
+
+	"github.com/huntgate/huntgate/conn"
+	"github.com/huntgate/huntgate/framing"
+	"github.com/huntgate/huntgate/state"
+)
+
+// push is one encoded update on its way to the loops: encoded once, shared by
+// every recipient on every loop, immutable after creation.
+type push struct {
+	g        *Gateway
+	p        *framing.Prepared
+	hunt     uint32
+	epoch    uint64
+	seq      uint64
+	reliable bool
+}
+
+// run is posted once per loop (PostAll) and walks that loop's members of the hunt.
+func (m *push) run(l *conn.Loop) { m.g.loops[l.ID()].deliver(l, m) }
+
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// sink receives every update of the hunts this node watches (Engine.Subscribe).
+// It may run on any goroutine, possibly with engine locks held: it only
+// encodes and posts.
+func (g *Gateway) sink(u state.Update) {
+	info := g.hunts.getString(u.Hunt)
+	if info == nil {
+		return
+	}
+	g.m.updates.Add(1)
+	bp := encodeBufs.Get().(*[]byte)
+	*bp = appendUpdate((*bp)[:0], &u)
+	m := &push{
+		g:        g,
+		p:        framing.Prepare(framing.OpText, *bp, false),
+		hunt:     info.id,
+		epoch:    u.Epoch,
+		seq:      u.Seq,
+		reliable: u.Kind.Reliable(),
+	}
+	encodeBufs.Put(bp)
+	g.node.PostAll(m.run)
+}
+
+// deliver sends one update to every session of this loop joined to its hunt.
+// Reliable updates are queued in order (an overflowing connection is closed
+// by conn with 1008 "slow"); a leaderboard replaces an older one still
+// queued. A copy at or below what a session already got (because it resumed
+// from history) is skipped.
+func (ls *loopState) deliver(l *conn.Loop, m *push) {
+	if int(m.hunt) >= len(ls.members) {
+		return
+	}
+	ls.beginWalk()
+	list := ls.members[m.hunt]
+	var sent int64
+	for _, h := range list {
+		s := &ls.sessions[h.Index()]
+		j := s.find(m.hunt)
+		if j == nil {
+			continue
+		}
+		if m.reliable {
+			if j.epoch == m.epoch && m.seq <= j.last {
+				continue
+			}
+			j.epoch, j.last = m.epoch, m.seq
+			if l.Send(h, m.p) == nil {
+				sent++
+			}
+			continue
+		}
+		if j.epoch == m.epoch && m.seq < j.last {
+			continue
+		}
+		if l.SendLatest(h, m.p, m.hunt+1) == nil {
+			sent++
+		}
+	}
+	ls.endWalk()
+	ls.g.m.deliveries.Add(sent)
+}
+
+// broadcastFanout sends p to every /fanout connection on every loop.
+func (g *Gateway) broadcastFanout(p *framing.Prepared) {
+	g.node.PostAll(func(l *conn.Loop) {
+		ls := g.loops[l.ID()]
+		ls.beginWalk()
+		var sent int64
+		for _, h := range ls.fanout {
+			if l.Send(h, p) == nil {
+				sent++
+			}
+		}
+		ls.endWalk()
+		g.m.deliveries.Add(sent)
+	})
+}

@@ -1,0 +1,335 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/huntgate/huntgate/conn"
+	"github.com/huntgate/huntgate/framing"
+	"github.com/huntgate/huntgate/state"
+)
+
+// Gateway serves the player protocol on conn loops and the admin API over
+// net/http, on top of a state.Engine.
+type Gateway struct {
+	cfg    Config
+	log    zerolog.Logger
+	engine state.Engine
+	inline bool
+	auth   *Authenticator
+	node   *conn.Node
+	loops  []*loopState
+	hunts  *huntTable
+	m      metrics
+
+	ctx    context.Context // engine calls; cancelled when the gateway stops
+	cancel context.CancelFunc
+	work   chan func() // off-loop engine calls (blocking engines only)
+
+	admin   *http.Server
+	adminLn net.Listener
+
+	started  time.Time
+	draining atomic.Bool
+	stopOnce sync.Once
+	done     chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New builds a Gateway on engine and binds its listeners; Start serves.
+func New(cfg Config, engine state.Engine) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	g := &Gateway{
+		cfg:    c,
+		log:    c.Logger,
+		engine: engine,
+		inline: engine.Inline(),
+		auth:   NewAuthenticator(c.JWTSecret, c.DevMode),
+		hunts:  newHuntTable(),
+		done:   make(chan struct{}),
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	node, err := conn.NewNode(conn.Config{
+		Addr:             c.Addr,
+		Loops:            c.Loops,
+		Pin:              c.Pin,
+		MaxMessage:       c.MaxMessage,
+		HandshakeTimeout: c.HandshakeTimeout,
+		IdleTimeout:      c.IdleTimeout,
+		WriteTimeout:     c.WriteTimeout,
+		MaxQueueBytes:    c.QueueBytes,
+		MaxQueueFrames:   c.QueueFrames,
+		Deflate:          c.TestEndpoints,
+		Logger:           c.Logger,
+	}, handler{g})
+	if err != nil {
+		g.cancel()
+		return nil, err
+	}
+	g.node = node
+	for i := range node.Loops() {
+		g.loops = append(g.loops, newLoopState(g, i))
+	}
+	if c.AdminAddr != "-" {
+		ln, err := net.Listen("tcp", c.AdminAddr)
+		if err != nil {
+			_ = node.Close()
+			g.cancel()
+			return nil, err
+		}
+		g.adminLn = ln
+		g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	}
+	return g, nil
+}
+
+// Addr returns the player listener's address (with the real port if the
+// configuration asked for port 0).
+func (g *Gateway) Addr() net.Addr { return g.node.Addr() }
+
+// AdminAddr returns the admin listener's address, or nil if disabled.
+func (g *Gateway) AdminAddr() net.Addr {
+	if g.adminLn == nil {
+		return nil
+	}
+	return g.adminLn.Addr()
+}
+
+// Start subscribes to the engine and starts serving.
+func (g *Gateway) Start() error {
+	if !g.inline {
+		g.work = make(chan func(), 4096)
+		for range 4 * len(g.loops) {
+			g.wg.Add(1)
+			go func() {
+				defer g.wg.Done()
+				for {
+					select {
+					case fn := <-g.work:
+						fn()
+					case <-g.done:
+						return
+					}
+				}
+			}()
+		}
+	}
+	g.engine.Subscribe(g.sink)
+	if err := g.node.Start(); err != nil {
+		return err
+	}
+	g.started = time.Now()
+	if g.admin != nil {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			if err := g.admin.Serve(g.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error().Err(err).Msg("gateway: admin listener failed")
+			}
+		}()
+	}
+	if g.cfg.StatsInterval > 0 {
+		g.wg.Add(1)
+		go g.logStats()
+	}
+	if !g.cfg.DevMode && g.cfg.JWTSecret == "" {
+		g.log.Warn().Msg("gateway: neither --dev nor --jwt-secret is set: every player is refused")
+	}
+	if g.cfg.APIKey == "" {
+		g.log.Warn().Msg("gateway: no --api-key: mutating admin endpoints refuse every request")
+	}
+	return nil
+}
+
+func (g *Gateway) logStats() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if e := g.log.Debug(); e.Enabled() {
+				e.Ints64("loop_conns", g.node.Stats().Conns).Ints64("loop_accepted", g.loopAccepted()).Msg("gateway: connections")
+			}
+		case <-g.done:
+			return
+		}
+	}
+}
+
+func (g *Gateway) loopAccepted() []int64 {
+	a := make([]int64, len(g.loops))
+	for i, ls := range g.loops {
+		a[i] = ls.accepted.Load()
+	}
+	return a
+}
+
+// Shutdown drains the gateway: readiness turns false, new upgrades are
+// refused, every player gets a reconnect notice whose after_ms spreads the
+// reconnects over the drain window, and each connection is closed with 1001
+// at its time. Then the listeners and loops stop. The context bounds the whole
+// drain; when it expires the remaining connections are closed at once.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.stopOnce.Do(func() { err = g.shutdown(ctx) })
+	return err
+}
+
+func (g *Gateway) shutdown(ctx context.Context) error {
+	g.draining.Store(true)
+	g.node.PauseAccept(true)
+	window := g.cfg.DrainWindow
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl) * 3 / 4; left < window {
+			window = max(left, 0)
+		}
+	}
+	g.node.PostAll(func(l *conn.Loop) { g.loops[l.ID()].drain(l, window) })
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for g.m.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-t.C:
+		}
+	}
+	nodeErr := g.node.Close()
+	var adminErr error
+	if g.admin != nil {
+		actx, cancel := context.WithTimeout(context.Background(), time.Second)
+		adminErr = g.admin.Shutdown(actx)
+		cancel()
+	}
+	g.cancel()
+	close(g.done)
+	g.wg.Wait()
+	return errors.Join(nodeErr, adminErr)
+}
+
+// drain staggers the reconnect notices and 1001 closes of this loop's
+// connections over window.
+func (ls *loopState) drain(l *conn.Loop, window time.Duration) {
+	var open []conn.Handle
+	for i := range ls.sessions {
+		if s := &ls.sessions[i]; s.open && !s.closed && s.h != 0 {
+			open = append(open, s.h)
+		}
+	}
+	for k, h := range open {
+		d := time.Duration(0)
+		if len(open) > 1 {
+			d = window * time.Duration(k) / time.Duration(len(open))
+		}
+		if s := ls.get(h); s != nil && s.ep == epWS {
+			ls.buf = appendReconnect(ls.buf[:0], d.Milliseconds())
+			ls.reply(l, h)
+		}
+		if d == 0 {
+			_ = l.Close(h, framing.StatusGoingAway, "restart")
+			continue
+		}
+		l.After(d, func(l *conn.Loop) { _ = l.Close(h, framing.StatusGoingAway, "restart") })
+	}
+}
+
+// Stats is a snapshot of the gateway's counters, as served on /v1/stats.
+type Stats struct {
+	Connections ConnStats            `json:"connections"`
+	Hunts       map[string]HuntStats `json:"hunts"`
+	Messages    MessageStats         `json:"messages"`
+	SlowCloses  int64                `json:"slow_closes"`
+	RateCloses  int64                `json:"rate_limit_closes"`
+	AuthRefused int64                `json:"auth_refused"`
+	Updates     int64                `json:"updates"`
+	Deliveries  int64                `json:"deliveries"`
+	Replayed    int64                `json:"replayed"`
+	Draining    bool                 `json:"draining"`
+	UptimeSec   float64              `json:"uptime_s"`
+	Ops         map[string]int64     `json:"ops"`
+	Errors      map[string]int64     `json:"errors"`
+}
+
+// ConnStats counts connections.
+type ConnStats struct {
+	Total    int64   `json:"total"`
+	Loops    []int64 `json:"loops"`
+	Accepted []int64 `json:"accepted"` // upgraded connections per loop since start
+	TCP      int64   `json:"tcp_accepted"`
+	Closed   int64   `json:"closed"`
+}
+
+// HuntStats describes one hunt.
+type HuntStats struct {
+	Players       int    `json:"players"`       // across the cluster, from the engine
+	Local         int64  `json:"local_players"` // joined on this node
+	Seq           uint64 `json:"seq"`
+	Epoch         uint64 `json:"epoch"`
+	TreasuresLeft int    `json:"treasures_left"`
+	State         string `json:"state"`
+}
+
+// MessageStats counts data messages.
+type MessageStats struct {
+	In       int64 `json:"in"`
+	Out      int64 `json:"out"`
+	BytesIn  int64 `json:"bytes_in"`
+	BytesOut int64 `json:"bytes_out"`
+}
+
+// Stats returns a snapshot of the counters; safe from any goroutine.
+func (g *Gateway) Stats(ctx context.Context) Stats {
+	ns := g.node.Stats()
+	st := Stats{
+		Connections: ConnStats{Loops: ns.Conns, Accepted: g.loopAccepted(), TCP: ns.Accepted, Closed: ns.Closed},
+		Hunts:       map[string]HuntStats{},
+		Messages:    MessageStats{In: ns.MsgsIn, Out: ns.MsgsOut, BytesIn: ns.BytesIn, BytesOut: ns.BytesOut},
+		SlowCloses:  ns.SlowCloses,
+		RateCloses:  g.m.rateCloses.Load(),
+		AuthRefused: g.m.authFailures.Load(),
+		Updates:     g.m.updates.Load(),
+		Deliveries:  g.m.deliveries.Load(),
+		Replayed:    g.m.replayed.Load(),
+		Draining:    g.draining.Load(),
+		UptimeSec:   time.Since(g.started).Seconds(),
+		Ops:         map[string]int64{},
+		Errors:      map[string]int64{},
+	}
+	for _, c := range ns.Conns {
+		st.Connections.Total += c
+	}
+	local := map[string]int64{}
+	for _, h := range g.hunts.all() {
+		local[h.name] = h.players.Load()
+	}
+	if names, err := g.engine.Hunts(ctx); err == nil {
+		for _, name := range names {
+			hs := HuntStats{Local: local[name]}
+			if s, err := g.engine.Status(ctx, name); err == nil {
+				hs.Players, hs.Seq, hs.Epoch, hs.TreasuresLeft, hs.State = s.Players, s.Seq, s.Epoch, s.TreasuresLeft, s.State
+			}
+			st.Hunts[name] = hs
+		}
+	}
+	for i, name := range opNames {
+		if name != "" {
+			st.Ops[name] = g.m.ops[i].Load()
+		}
+	}
+	for i, code := range errorCodes {
+		st.Errors[code] = g.m.errors[i].Load()
+	}
+	return st
+}

@@ -1,0 +1,290 @@
+package gateway
+
+import (
+	"errors"
+
+	"github.com/huntgate/huntgate/conn"
+	"github.com/huntgate/huntgate/state"
+)
+
+// Each op is split into the engine calls and a finish step that runs on the
+// connection's loop. With an inline engine (memory) both run right away on
+// the loop, without allocating for dig. With a blocking engine (Redis) the
+// engine calls run on a worker goroutine and the finish step is posted back
+// to the loop; the session is then looked up again by its full handle, since
+// the connection may have closed in the meantime.
+
+// engineError maps an engine error to its wire error.
+func engineError(err error) *protoError {
+	switch {
+	case errors.Is(err, state.ErrUnknownHunt):
+		return errUnknownHunt
+	case errors.Is(err, state.ErrEnded):
+		return errEnded
+	case errors.Is(err, state.ErrOutOfGrid):
+		return errOutOfGrid
+	}
+	return errInternal
+}
+
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// offload runs fn on a worker goroutine (blocking engines only).
+func (g *Gateway) offload(fn func()) {
+	select {
+	case g.work <- fn:
+	default:
+		// The pool is saturated; running fn here keeps correctness (it only
+		// blocks this goroutine) rather than dropping the request.
+		go fn()
+	}
+}
+
+// notJoined answers an op on a hunt the session has not joined.
+func (ls *loopState) notJoined(l *conn.Loop, s *session, r *request) {
+	g := ls.g
+	if g.hunts.get(r.hunt) == nil && g.inline {
+		if _, err := g.engine.Status(g.ctx, string(r.hunt)); err != nil {
+			ls.fail(l, s.h, r.ref, engineError(err))
+			return
+		}
+	}
+	ls.fail(l, s.h, r.ref, errNotJoined)
+}
+
+func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
+	g := ls.g
+	i := s.findName(r.hunt)
+	if i < 0 {
+		ls.notJoined(l, s, r)
+		return
+	}
+	name, player, x, y := s.joined[i].name, s.id.Player, r.x, r.y
+	if g.inline {
+		// An inline engine calls the sink synchronously inside Dig; the sink
+		// only posts the claimed push to the loops' inboxes, so the dug reply
+		// written below is queued on this connection before the push is.
+		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
+		ls.finishDig(l, s.h, r.ref, name, x, y, &res, err)
+		return
+	}
+	h, ref, id := s.h, cloneBytes(r.ref), ls.id
+	g.offload(func() {
+		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, x, y, &res, err) })
+	})
+}
+
+func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, x, y int64, res *state.DigResult, err error) {
+	if err != nil {
+		ls.fail(l, h, ref, engineError(err))
+		return
+	}
+	if res.Found {
+		ls.g.m.found.Add(1)
+	}
+	ls.buf = appendDug(ls.buf[:0], ref, hunt, x, y, res)
+	ls.reply(l, h)
+}
+
+// joinResult carries the engine side of a join to its finish step.
+type joinResult struct {
+	info   *huntInfo
+	again  bool // the session had joined the hunt already: no new membership
+	st     state.Status
+	ups    []state.Update
+	since  uint64
+	replay bool
+	err    error
+}
+
+// joinCall makes the engine calls of a join. For a new membership the node
+// starts watching the hunt before Join and History, so that no update falls
+// between the snapshot and the live stream (the live copies of what the
+// snapshot covers are skipped by seq).
+func (g *Gateway) joinCall(info *huntInfo, name, player string, again bool, r *request) *joinResult {
+	res := &joinResult{again: again, since: r.since}
+	if info == nil {
+		if _, err := g.engine.Status(g.ctx, name); err != nil {
+			res.err = err
+			return res
+		}
+		info = g.hunts.register(name)
+	}
+	res.info = info
+	var err error
+	if again {
+		res.st, err = g.engine.Status(g.ctx, info.name)
+	} else {
+		g.hunts.watch(info, g.engine.Watch)
+		res.st, err = g.engine.Join(g.ctx, info.name, player)
+		if err != nil {
+			g.hunts.unwatch(info, g.engine.Unwatch)
+		}
+	}
+	if err != nil {
+		res.err = err
+		return res
+	}
+	if r.hasSince && r.hasEpoch {
+		ups, ok, err := g.engine.History(g.ctx, info.name, r.epoch, r.since)
+		if err == nil && ok {
+			res.ups, res.replay = ups, true
+		}
+	}
+	return res
+}
+
+func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
+	g := ls.g
+	again := s.findName(r.hunt) >= 0
+	if !again {
+		if !s.id.Allows(r.hunt) {
+			ls.fail(l, s.h, r.ref, errForbidden)
+			return
+		}
+		if len(s.joined) >= g.cfg.MaxHunts {
+			ls.fail(l, s.h, r.ref, errTooManyHunts)
+			return
+		}
+	}
+	info := g.hunts.get(r.hunt)
+	var name string
+	if info != nil {
+		name = info.name
+	} else {
+		name = string(r.hunt)
+	}
+	player := s.id.Player
+	if g.inline {
+		ls.finishJoin(l, s.h, r.ref, player, g.joinCall(info, name, player, again, r))
+		return
+	}
+	h, ref, id, rc := s.h, cloneBytes(r.ref), ls.id, *r
+	rc.ref, rc.hunt, rc.ts = nil, nil, nil
+	g.offload(func() {
+		res := g.joinCall(info, name, player, again, &rc)
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishJoin(l, h, ref, player, res) })
+	})
+}
+
+func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player string, res *joinResult) {
+	g := ls.g
+	s := ls.get(h)
+	if res.err != nil {
+		ls.fail(l, h, ref, engineError(res.err))
+		return
+	}
+	if s == nil {
+		if !res.again {
+			g.leaveEngine(res.info.name, player)
+		}
+		return
+	}
+	j := s.find(res.info.id)
+	switch {
+	case j == nil && res.again:
+		// Left while a blocking engine was answering: answer as not joined.
+		ls.fail(l, h, ref, errNotJoined)
+		return
+	case j != nil && !res.again:
+		// Joined twice concurrently through a blocking engine: keep one.
+		g.leaveEngine(res.info.name, player)
+	case j == nil:
+		if len(s.joined) >= g.cfg.MaxHunts {
+			g.leaveEngine(res.info.name, player)
+			ls.fail(l, h, ref, errTooManyHunts)
+			return
+		}
+		j = ls.addMember(s, res.info)
+		j.epoch, j.last = res.st.Epoch, 0
+	}
+	g.m.joins.Add(1)
+	replayed := -1
+	last := res.st.Seq
+	if res.replay {
+		replayed = len(res.ups)
+		last = res.since
+		if n := len(res.ups); n > 0 {
+			last = res.ups[n-1].Seq
+		}
+	}
+	if j.epoch != res.st.Epoch || last > j.last || !res.again {
+		j.epoch, j.last = res.st.Epoch, last
+	}
+	ls.buf = appendJoined(ls.buf[:0], ref, &res.st, replayed)
+	ls.reply(l, h)
+	for k := range res.ups {
+		ls.buf = appendUpdate(ls.buf[:0], &res.ups[k])
+		ls.reply(l, h)
+	}
+	g.m.replayed.Add(int64(len(res.ups)))
+}
+
+// leaveEngine releases one membership of player in hunt: engine count and
+// node watch.
+func (g *Gateway) leaveEngine(hunt, player string) {
+	info := g.hunts.getString(hunt)
+	call := func() {
+		_ = g.engine.Leave(g.ctx, hunt, player)
+		if info != nil {
+			g.hunts.unwatch(info, g.engine.Unwatch)
+		}
+	}
+	if g.inline {
+		call()
+		return
+	}
+	g.offload(call)
+}
+
+func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {
+	i := s.findName(r.hunt)
+	if i < 0 {
+		ls.notJoined(l, s, r)
+		return
+	}
+	name := s.joined[i].name
+	ls.removeMember(s, i)
+	ls.g.leaveEngine(name, s.id.Player)
+	ls.buf = appendLeft(ls.buf[:0], r.ref, name)
+	ls.reply(l, s.h)
+}
+
+func (ls *loopState) status(l *conn.Loop, s *session, r *request) {
+	g := ls.g
+	if !s.id.Allows(r.hunt) {
+		ls.fail(l, s.h, r.ref, errForbidden)
+		return
+	}
+	var name string
+	if info := g.hunts.get(r.hunt); info != nil {
+		name = info.name
+	} else {
+		name = string(r.hunt)
+	}
+	if g.inline {
+		st, err := g.engine.Status(g.ctx, name)
+		ls.finishStatus(l, s.h, r.ref, &st, err)
+		return
+	}
+	h, ref, id := s.h, cloneBytes(r.ref), ls.id
+	g.offload(func() {
+		st, err := g.engine.Status(g.ctx, name)
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishStatus(l, h, ref, &st, err) })
+	})
+}
+
+func (ls *loopState) finishStatus(l *conn.Loop, h conn.Handle, ref []byte, st *state.Status, err error) {
+	if err != nil {
+		ls.fail(l, h, ref, engineError(err))
+		return
+	}
+	ls.buf = appendStatusReply(ls.buf[:0], ref, st)
+	ls.reply(l, h)
+}
