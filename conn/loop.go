@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"errors"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -15,25 +16,21 @@ import (
 var (
 	// ErrAbnormal is a connection lost without a close handshake (EOF or a
 	// socket error); OnClose gets code 1006 with it.
-	ErrAbnormal = errordef("conn: connection lost without a close frame")
+	ErrAbnormal = errors.New("conn: connection lost without a close frame")
 	// ErrIdle is a peer silent for Config.IdleTimeout.
-	ErrIdle = errordef("conn: idle timeout")
+	ErrIdle = errors.New("conn: idle timeout")
 	// ErrCloseTimeout is a peer that did not answer our close frame within
 	// Config.CloseTimeout.
-	ErrCloseTimeout = errordef("conn: close handshake timeout")
+	ErrCloseTimeout = errors.New("conn: close handshake timeout")
 	// ErrSlow is a connection closed with 1008 "slow": its outbound queue
 	// overflowed or made no progress for Config.WriteTimeout.
-	ErrSlow = errordef("conn: slow consumer")
+	ErrSlow = errors.New("conn: slow consumer")
 	// ErrProtocol is a peer that broke RFC 6455; the close code says how.
-	ErrProtocol = errordef("conn: protocol violation by peer")
+	ErrProtocol = errors.New("conn: protocol violation by peer")
 	// ErrHandshakeTimeout is a dial whose handshake did not finish in
 	// Config.HandshakeTimeout.
-	ErrHandshakeTimeout = errordef("conn: handshake timeout")
+	ErrHandshakeTimeout = errors.New("conn: handshake timeout")
 )
-
-type errordef string
-
-func (e errordef) Error() string { return string(e) }
 
 const (
 	acceptBatch  = 64                    // accepts per listener readiness
@@ -46,8 +43,25 @@ const (
 
 // loopStats are the loop's counters, written by the loop, read by anyone.
 type loopStats struct {
-	conns, accepted, closed, slow     atomic.Int64
+	conns, accepted, closed, slow      atomic.Int64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
+	passes                             atomic.Int64 // loop passes, to tell a busy loop from a spinning one
+}
+
+// passStats are counters the loop bumps without atomics during a pass and
+// publishes to loopStats at the end of it.
+type passStats struct{ msgsIn, msgsOut, bytesIn, bytesOut int64 }
+
+func (l *Loop) publishStats() {
+	c := &l.cnt
+	if *c == (passStats{}) {
+		return
+	}
+	l.stats.msgsIn.Add(c.msgsIn)
+	l.stats.msgsOut.Add(c.msgsOut)
+	l.stats.bytesIn.Add(c.bytesIn)
+	l.stats.bytesOut.Add(c.bytesOut)
+	*c = passStats{}
 }
 
 // deadEntry is a connection to close at the end of the pass, outside any
@@ -80,6 +94,7 @@ type Loop struct {
 	inbox inbox
 	stop  atomic.Bool
 	stats loopStats
+	cnt   passStats
 
 	lfd       int  // listener fd, -1 when closed (client node, paused)
 	listening bool // lfd is registered in epoll
@@ -97,11 +112,11 @@ type Loop struct {
 	fire   func(timerEntry)
 
 	events []unix.EpollEvent
-	rbuf   []byte        // shared read buffer: frames are decoded in place
-	pbuf   []byte        // pass buffer: small frames written during this pass
-	iov    []unix.Iovec  // writev scratch
-	dirty  []uint32      // slots with output this pass
-	dead   []deadEntry   // slots to close at the end of the pass
+	rbuf   []byte       // shared read buffer: frames are decoded in place
+	pbuf   []byte       // pass buffer: small frames written during this pass
+	iov    []unix.Iovec // writev scratch
+	dirty  []uint32     // slots with output this pass
+	dead   []deadEntry  // slots to close at the end of the pass
 	infl   framing.Inflater
 	inflB  []byte
 	upg    framing.Upgrader
@@ -138,6 +153,7 @@ func newLoop(n *Node, id int) (*Loop, error) {
 	}
 	l.hss.reset = func(s *hsState) { s.buf = s.buf[:0]; s.key = [24]byte{} }
 	l.queues.reset = resetQueue
+	l.hss.keep, l.bufs.keep, l.queues.keep = 64, 256, 1024
 	l.upg.Check = l.check
 	l.wheel.init(0)
 	return l, nil
@@ -189,12 +205,23 @@ func (l *Loop) Tag(h Handle) (uint32, bool) {
 
 // SetTag replaces the application tag of h.
 func (l *Loop) SetTag(h Handle, tag uint32) error {
-	s := l.live(h)
-	if s == nil {
-		return ErrStale
+	s, err := l.find(h)
+	if err != nil {
+		return err
 	}
 	s.tag = tag
 	return nil
+}
+
+// find is live with the reason for a miss.
+func (l *Loop) find(h Handle) (*slot, error) {
+	if h.Loop() != l.id {
+		return nil, ErrWrongLoop
+	}
+	if s := l.slots.lookup(h); s != nil {
+		return s, nil
+	}
+	return nil, ErrStale
 }
 
 // live returns h's slot if h is current and belongs to this loop.
@@ -235,6 +262,7 @@ func (l *Loop) run() {
 		}
 		l.wheel.advance(l.now, l.fire)
 		l.endPass()
+		l.stats.passes.Add(1)
 	}
 	l.shutdown()
 }
@@ -297,6 +325,9 @@ func (l *Loop) runInbox() {
 // died in it. Closing runs OnClose, which may write to other connections, so
 // this repeats a few times; anything left makes the next wait return at once.
 func (l *Loop) endPass() {
+	// Published before the flush too, so that a peer that got our answer
+	// finds its message counted.
+	l.publishStats()
 	for round := 0; round < 4 && (len(l.dirty) > 0 || len(l.dead) > 0); round++ {
 		l.flushDirty()
 		l.reapDead()
@@ -304,6 +335,7 @@ func (l *Loop) endPass() {
 	if l.budget && !l.budgetT {
 		l.checkAccept()
 	}
+	l.publishStats()
 }
 
 func (l *Loop) reapDead() {

@@ -294,7 +294,9 @@ func (n *Node) Close() error {
 	}
 	for _, l := range n.loops {
 		l.stop.Store(true)
-		l.poll.wake()
+		// Through the inbox, not the eventfd directly: the inbox lock
+		// orders this wake-up before the loop closes its eventfd.
+		l.inbox.push(func(*Loop) {})
 	}
 	n.wg.Wait()
 	return nil

@@ -239,8 +239,8 @@ func (l *Loop) message(idx uint32, op framing.OpCode, p []byte, compressed bool)
 		}
 		p = out
 	}
-	l.stats.msgsIn.Add(1)
-	l.stats.bytesIn.Add(int64(len(p)))
+	l.cnt.msgsIn++
+	l.cnt.bytesIn += int64(len(p))
 	l.h.OnMessage(l, makeHandle(l.id, s.gen, idx), op, p)
 }
 

@@ -95,6 +95,7 @@ type arena[T any] struct {
 	items []T
 	free  []uint32
 	reset func(*T) // clears an item on release, keeping its capacity
+	keep  int      // free items that keep their capacity; beyond, released items are zeroed
 }
 
 func (a *arena[T]) alloc() uint32 {
@@ -115,7 +116,12 @@ func (a *arena[T]) alloc() uint32 {
 func (a *arena[T]) at(i uint32) *T { return &a.items[i] }
 
 func (a *arena[T]) release(i uint32) {
-	if a.reset != nil {
+	if a.keep > 0 && len(a.free) >= a.keep {
+		// After a burst (many handshakes at once), hold on to a few
+		// buffers only: idle connections are meant to own none.
+		var zero T
+		a.items[i] = zero
+	} else if a.reset != nil {
 		a.reset(&a.items[i])
 	}
 	a.free = append(a.free, i)

@@ -190,3 +190,16 @@ func TestArenaReuse(t *testing.T) {
 		t.Fatalf("inUse %d", a.inUse())
 	}
 }
+
+func TestWrongLoopHandle(t *testing.T) {
+	l := manualLoop(t, Config{}, &nopHandler{})
+	fd, _ := socketpair(t)
+	h := l.adopt(t, fd, false)
+	other := makeHandle(l.id+1, h.gen(), h.Index())
+	if err := l.Write(other, 1, nil); err != ErrWrongLoop {
+		t.Fatalf("Write with another loop's handle: %v", err)
+	}
+	if err := l.Write(h, 1, nil); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+}

@@ -13,6 +13,10 @@ import (
 // frames are unmasked server frames; clients use Write.
 var ErrClientFrame = errors.New("conn: prepared server frame on a client connection")
 
+// ErrClosedEarly is given to OnClose of a dial closed by Loop.Close before
+// its handshake finished.
+var ErrClosedEarly = errors.New("conn: closed before the handshake finished")
+
 // qitem is one queued frame. b is never copied while it references an
 // immutable frame (a Prepared's bytes or a precompiled control frame).
 type qitem struct {
@@ -59,7 +63,7 @@ func (l *Loop) Send(h Handle, f *framing.Prepared) error {
 	if s.flags&fClient != 0 {
 		return ErrClientFrame
 	}
-	l.stats.msgsOut.Add(1)
+	l.cnt.msgsOut++
 	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), 0, false)
 }
 
@@ -73,7 +77,7 @@ func (l *Loop) SendLatest(h Handle, f *framing.Prepared, key uint32) error {
 	if s.flags&fClient != 0 {
 		return ErrClientFrame
 	}
-	l.stats.msgsOut.Add(1)
+	l.cnt.msgsOut++
 	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), key, false)
 }
 
@@ -90,7 +94,7 @@ func (l *Loop) Write(h Handle, op framing.OpCode, payload []byte) error {
 	} else {
 		l.pbuf = framing.AppendFrame(l.pbuf, op, true, payload)
 	}
-	l.stats.msgsOut.Add(1)
+	l.cnt.msgsOut++
 	return l.enqueue(h.Index(), l.pbuf[start:len(l.pbuf):len(l.pbuf)], 0, true)
 }
 
@@ -98,25 +102,25 @@ func (l *Loop) Write(h Handle, op framing.OpCode, payload []byte) error {
 // out, and the socket is closed when the peer answers (or after
 // CloseTimeout). OnClose follows with code.
 func (l *Loop) Close(h Handle, code framing.StatusCode, reason string) error {
-	s := l.live(h)
-	if s == nil {
-		return ErrStale
+	s, err := l.find(h)
+	if err != nil {
+		return err
 	}
 	switch s.state {
 	case stOpen:
 		l.sendClose(h.Index(), code, reason)
 		return nil
 	case stHandshake, stDialing, stClientHS:
-		l.kill(h.Index(), code, ErrNodeClosed)
+		l.kill(h.Index(), framing.StatusAbnormal, ErrClosedEarly)
 		return nil
 	}
 	return ErrClosed
 }
 
 func (l *Loop) sendable(h Handle) (*slot, error) {
-	s := l.live(h)
-	if s == nil {
-		return nil, ErrStale
+	s, err := l.find(h)
+	if err != nil {
+		return nil, err
 	}
 	if s.state != stOpen {
 		return nil, ErrClosed
@@ -289,7 +293,7 @@ func (l *Loop) flushConn(idx uint32) {
 		return
 	}
 	if n > 0 {
-		l.stats.bytesOut.Add(int64(n))
+		l.cnt.bytesOut += int64(n)
 		q.advance(n)
 	}
 	if q.head == len(q.items) {

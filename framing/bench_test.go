@@ -110,3 +110,30 @@ func BenchmarkUpgrade(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrepareDeflate is the cost of one broadcast frame prepared in
+// both forms (plain and compressed), paid once for all receivers.
+func BenchmarkPrepareDeflate(b *testing.B) {
+	p := benchText(1024)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		Prepare(OpText, p, true)
+	}
+}
+
+// BenchmarkInflate decompresses a 1 KiB message with a reused Inflater.
+func BenchmarkInflate(b *testing.B) {
+	var d Deflater
+	var in Inflater
+	p := benchText(1024)
+	z := d.Deflate(nil, p)
+	out := make([]byte, 0, 2048)
+	b.SetBytes(int64(len(p)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.Inflate(out[:0], z, 4096); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

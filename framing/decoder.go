@@ -37,6 +37,8 @@ var (
 	ErrInvalidUTF8 = &ProtocolError{Code: StatusInvalidPayload, Reason: "invalid UTF-8 in text message"}
 )
 
+var _ error = (*ProtocolError)(nil)
+
 const (
 	flagClient     = 1 << iota // Role is RoleClient
 	flagDeflate                // permessage-deflate negotiated

@@ -25,8 +25,10 @@ const MaxCloseReason = 123
 
 // AppendCloseFrame appends a close frame with code and reason to dst, masked
 // with mask if role is RoleClient. A reason longer than MaxCloseReason is cut
-// at the last UTF-8 boundary that fits. StatusNoStatus produces an empty
-// payload: RFC 6455 section 7.4.1 forbids sending 1005 in a close frame.
+// at the last UTF-8 boundary that fits. Code 0, StatusNoStatus and
+// StatusAbnormal produce an empty payload: RFC 6455 section 7.4.1 says 1005
+// and 1006 "MUST NOT be set as a status code in a Close control frame".
+// dst grows only if it lacks capacity.
 func AppendCloseFrame(dst []byte, role Role, mask [4]byte, code StatusCode, reason string) []byte {
 	h := Header{Fin: true, Op: OpClose, Masked: role == RoleClient, Mask: mask}
 	if code == StatusNoStatus || code == StatusAbnormal || code == 0 {

@@ -76,6 +76,16 @@ type UpgradeResult struct {
 // deflateResponse is the extension header sent when deflate is accepted.
 const deflateResponse = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
 
+// Request fields kept by upgradeState, as indexes into field.
+const (
+	fieldPath = iota
+	fieldQuery
+	fieldHost
+	fieldOrigin
+	fieldAuthorization
+	numFields
+)
+
 // upgradeState is the per-call working set of Upgrade. It is pooled, so a
 // steady stream of upgrades reuses the parser buffers, callbacks and scratch
 // space instead of allocating them per request.
@@ -86,16 +96,16 @@ type upgradeState struct {
 	ext     wsflate.Extension
 	req     Request
 	check   func(r *Request) int
-	deflate bool       // Upgrader.Deflate of the current call
-	refused int        // status returned by check, 0 if none
-	scratch [1024]byte // copies of the request fields for Check
-	used    int        // bytes of scratch in use
+	deflate bool   // Upgrader.Deflate of the current call
+	refused int    // status returned by check, 0 if none
+	scratch []byte // copies of the request fields, kept across calls
+	field   [numFields][2]int32
 }
 
 var upgradeStates = sync.Pool{New: func() any { return newUpgradeState() }}
 
 func newUpgradeState() *upgradeState {
-	s := new(upgradeState)
+	s := &upgradeState{scratch: make([]byte, 0, 512)}
 	s.ext.Parameters = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
 	s.wsu = ws.Upgrader{
 		OnRequest:       s.onRequest,
@@ -107,14 +117,18 @@ func newUpgradeState() *upgradeState {
 	return s
 }
 
-// keep copies b into scratch so that it outlives the ws parser's line
-// buffer. A field that does not fit is cut: the head is bounded by
-// RequestEnd's max, and the fields Check reads are short.
-func (s *upgradeState) keep(b []byte) []byte {
-	n := copy(s.scratch[s.used:], b)
-	out := s.scratch[s.used : s.used+n : s.used+n]
-	s.used += n
-	return out
+// keep copies b into scratch, as ws's line buffer is reused for the next
+// header. Fields are recorded as offsets because scratch may still move as
+// it grows; the Request slices are made just before Check.
+func (s *upgradeState) keep(f int, b []byte) {
+	start := len(s.scratch)
+	s.scratch = append(s.scratch, b...)
+	s.field[f] = [2]int32{int32(start), int32(len(s.scratch))}
+}
+
+func (s *upgradeState) get(f int) []byte {
+	r := s.field[f]
+	return s.scratch[r[0]:r[1]:r[1]]
 }
 
 func (s *upgradeState) onRequest(uri []byte) error {
@@ -122,13 +136,13 @@ func (s *upgradeState) onRequest(uri []byte) error {
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		path, query = uri[:i], uri[i+1:]
 	}
-	s.req.Path = s.keep(path)
-	s.req.Query = s.keep(query)
+	s.keep(fieldPath, path)
+	s.keep(fieldQuery, query)
 	return nil
 }
 
 func (s *upgradeState) onHost(host []byte) error {
-	s.req.Host = s.keep(host)
+	s.keep(fieldHost, host)
 	return nil
 }
 
@@ -136,9 +150,9 @@ func (s *upgradeState) onHeader(key, value []byte) error {
 	// ws hands keys in canonical form ("Origin", "Authorization").
 	switch string(key) {
 	case "Origin":
-		s.req.Origin = s.keep(value)
+		s.keep(fieldOrigin, value)
 	case "Authorization":
-		s.req.Authorization = s.keep(value)
+		s.keep(fieldAuthorization, value)
 	}
 	return nil
 }
@@ -158,6 +172,11 @@ func (s *upgradeState) negotiate(opt httphead.Option) (httphead.Option, error) {
 
 func (s *upgradeState) onBeforeUpgrade() (ws.HandshakeHeader, error) {
 	_, s.req.Deflate = s.ext.Accepted()
+	s.req.Path = s.get(fieldPath)
+	s.req.Query = s.get(fieldQuery)
+	s.req.Host = s.get(fieldHost)
+	s.req.Origin = s.get(fieldOrigin)
+	s.req.Authorization = s.get(fieldAuthorization)
 	if s.check != nil {
 		if st := s.check(&s.req); st != 0 {
 			s.refused = st
@@ -209,10 +228,11 @@ func (u *Upgrader) Upgrade(dst, head []byte) (resp []byte, res UpgradeResult, er
 	} else if s.refused != 0 {
 		err = ErrRefused
 	}
-	*s = upgradeState{wsu: s.wsu, ext: s.ext}
+	*s = upgradeState{wsu: s.wsu, ext: s.ext, scratch: s.scratch[:0]}
 	s.ext.Reset()
-	s.out.b = nil
-	upgradeStates.Put(s)
+	if cap(s.scratch) <= 64<<10 {
+		upgradeStates.Put(s)
+	}
 	return resp, res, err
 }
 

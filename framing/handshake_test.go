@@ -95,11 +95,14 @@ func TestUpgrade(t *testing.T) {
 		absent    []string
 	}{
 		{name: "browser request", head: browserRequest, status: 101,
-			seen: &seen{Path: "/ws", Query: "token=abc.def.ghi&x=1", Host: "game.example:8080", Origin: "https://game.example", Authorization: "Bearer xyz"},
+			seen:     &seen{Path: "/ws", Query: "token=abc.def.ghi&x=1", Host: "game.example:8080", Origin: "https://game.example", Authorization: "Bearer xyz"},
 			contains: []string{"HTTP/1.1 101 Switching Protocols\r\n", "Sec-WebSocket-Accept: " + rfcAccept + "\r\n"},
 			absent:   []string{"Sec-WebSocket-Extensions"}},
 		{name: "no query", head: request("GET /echo HTTP/1.1", "Host: h", "Upgrade: WebSocket", "Connection: upgrade", "Sec-WebSocket-Key: "+rfcKey, "Sec-WebSocket-Version: 13"),
 			status: 101, seen: &seen{Path: "/echo", Host: "h"}},
+		{name: "long fields are kept whole", head: request("GET /ws?token="+strings.Repeat("t", 2500)+" HTTP/1.1", "Host: h", "Upgrade: websocket",
+			"Connection: Upgrade", "Sec-WebSocket-Key: "+rfcKey, "Sec-WebSocket-Version: 13", "Authorization: Bearer "+strings.Repeat("a", 1000)),
+			status: 101, seen: &seen{Path: "/ws", Query: "token=" + strings.Repeat("t", 2500), Host: "h", Authorization: "Bearer " + strings.Repeat("a", 1000)}},
 		{name: "refused 401", check: 401, head: browserRequest, status: 401, contains: []string{"HTTP/1.1 401 Unauthorized\r\n", "Content-Length: 12\r\n\r\nUnauthorized"}},
 		{name: "refused 403", check: 403, head: browserRequest, status: 403, contains: []string{"HTTP/1.1 403 Forbidden\r\n"}},
 		{name: "refused odd status becomes 403", check: 42, head: browserRequest, status: 403},

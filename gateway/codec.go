@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 )
@@ -82,7 +81,7 @@ var (
 // echoed; the first error found is returned.
 func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError) {
 	*r = request{}
-	if !json.Valid(msg) {
+	if !validJSON(msg) {
 		return scratch, errNotJSON
 	}
 	i := skipWS(msg, 0)
@@ -293,7 +292,7 @@ func hasEscape(quoted []byte) bool {
 }
 
 // skipValue returns the index just past the JSON value starting at b[i], or -1.
-// It relies on the message having passed json.Valid and only tracks nesting.
+// It relies on the message having passed validJSON and only tracks nesting.
 func skipValue(b []byte, i int) int {
 	if i >= len(b) {
 		return -1

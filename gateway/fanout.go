@@ -65,25 +65,31 @@ func (ls *loopState) deliver(l *conn.Loop, m *push) {
 		if j == nil {
 			continue
 		}
-		if m.reliable {
-			if j.epoch == m.epoch && m.seq <= j.last {
-				continue
-			}
-			j.epoch, j.last = m.epoch, m.seq
-			if l.Send(h, m.p) == nil {
-				sent++
-			}
+		if j.digs > 0 {
+			j.held = append(j.held, m)
 			continue
 		}
-		if j.epoch == m.epoch && m.seq < j.last {
-			continue
-		}
-		if l.SendLatest(h, m.p, m.hunt+1) == nil {
+		if ls.send(l, h, j, m) {
 			sent++
 		}
 	}
 	ls.endWalk()
 	ls.g.m.deliveries.Add(sent)
+}
+
+// send queues m for one session unless it already has it.
+func (ls *loopState) send(l *conn.Loop, h conn.Handle, j *joinedHunt, m *push) bool {
+	if m.reliable {
+		if j.epoch == m.epoch && m.seq <= j.last {
+			return false
+		}
+		j.epoch, j.last = m.epoch, m.seq
+		return l.Send(h, m.p) == nil
+	}
+	if j.epoch == m.epoch && m.seq < j.last {
+		return false
+	}
+	return l.SendLatest(h, m.p, m.hunt+1) == nil
 }
 
 // broadcastFanout sends p to every /fanout connection on every loop.

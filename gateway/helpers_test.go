@@ -35,6 +35,12 @@ type testGateway struct {
 // key and the test endpoints; mod may change the configuration first.
 func startGateway(t testing.TB, mod func(*Config), mem ...state.MemoryConfig) *testGateway {
 	t.Helper()
+	return startGatewayWith(t, mod, nil, mem...)
+}
+
+// startGatewayWith is startGateway with the engine wrapped by wrap (if not nil).
+func startGatewayWith(t testing.TB, mod func(*Config), wrap func(*state.Memory) state.Engine, mem ...state.MemoryConfig) *testGateway {
+	t.Helper()
 	cfg := Config{
 		Addr:          "127.0.0.1:0",
 		AdminAddr:     "127.0.0.1:0",
@@ -57,7 +63,11 @@ func startGateway(t testing.TB, mod func(*Config), mem ...state.MemoryConfig) *t
 		mc.Epoch = 1 << 40 // exact in a float64, as JSON clients need
 	}
 	engine := state.NewMemory(mc)
-	g, err := New(cfg, engine)
+	var e state.Engine = engine
+	if wrap != nil {
+		e = wrap(engine)
+	}
+	g, err := New(cfg, e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,7 @@ func (ls *loopState) removeMember(s *session, i int) {
 	list[last] = 0
 	ls.members[j.id] = list[:last]
 	n := len(s.joined) - 1
+	clear(s.joined[i].held)
 	s.joined[i] = s.joined[n]
 	s.joined[n] = joinedHunt{}
 	s.joined = s.joined[:n]

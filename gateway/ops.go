@@ -74,6 +74,7 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
+	s.joined[i].digs++
 	g.offload(func() {
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, x, y, &res, err) })
@@ -83,13 +84,34 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, x, y int64, res *state.DigResult, err error) {
 	if err != nil {
 		ls.fail(l, h, ref, engineError(err))
+	} else {
+		if res.Found {
+			ls.g.m.found.Add(1)
+		}
+		ls.buf = appendDug(ls.buf[:0], ref, hunt, x, y, res)
+		ls.reply(l, h)
+	}
+	if ls.g.inline {
 		return
 	}
-	if res.Found {
-		ls.g.m.found.Add(1)
+	// Release the pushes held while this dig was in flight, after dug.
+	s := ls.get(h)
+	if s == nil {
+		return
 	}
-	ls.buf = appendDug(ls.buf[:0], ref, hunt, x, y, res)
-	ls.reply(l, h)
+	i := s.findName([]byte(hunt))
+	if i < 0 {
+		return
+	}
+	j := &s.joined[i]
+	if j.digs--; j.digs > 0 {
+		return
+	}
+	held := j.held
+	j.held = nil
+	for _, m := range held {
+		ls.send(l, h, j, m)
+	}
 }
 
 // joinResult carries the engine side of a join to its finish step.
@@ -229,18 +251,18 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 // leaveEngine releases one membership of player in hunt: engine count and
 // node watch.
 func (g *Gateway) leaveEngine(hunt, player string) {
-	info := g.hunts.getString(hunt)
-	call := func() {
-		_ = g.engine.Leave(g.ctx, hunt, player)
-		if info != nil {
-			g.hunts.unwatch(info, g.engine.Unwatch)
-		}
-	}
 	if g.inline {
-		call()
+		g.leaveNow(hunt, player)
 		return
 	}
-	g.offload(call)
+	g.offload(func() { g.leaveNow(hunt, player) })
+}
+
+func (g *Gateway) leaveNow(hunt, player string) {
+	_ = g.engine.Leave(g.ctx, hunt, player)
+	if info := g.hunts.getString(hunt); info != nil {
+		g.hunts.unwatch(info, g.engine.Unwatch)
+	}
 }
 
 func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {

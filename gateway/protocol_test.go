@@ -395,3 +395,49 @@ func TestEventPassthrough(t *testing.T) {
 		t.Fatalf("event push %s", b)
 	}
 }
+
+// blockingEngine presents the memory engine as one that must not be called on
+// an event loop, like a networked store: the gateway then makes engine calls
+// on worker goroutines and posts the results back to the loops.
+type blockingEngine struct{ *state.Memory }
+
+func (blockingEngine) Inline() bool { return false }
+
+func TestOffLoopEngine(t *testing.T) {
+	tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine { return blockingEngine{m} })
+	tg.createHunt(t, fixedHunt("h", 10))
+	a, b := tg.player(t, "alice"), tg.player(t, "bob")
+	if j := a.join("h"); j["reset"] != true {
+		t.Fatalf("join %v", j)
+	}
+	b.join("h")
+	a.sendRaw(`{"op":"join","hunt":"nope","ref":1}`)
+	a.expectError("unknown_hunt")
+	a.sendRaw(`{"op":"dig","hunt":"h","x":0,"y":0,"ref":"d"}`)
+	if m := a.expect("dug"); m["found"] != true || m.str("ref") != "d" {
+		t.Fatalf("dug %v", m)
+	}
+	if m := a.expect("update"); m.str("kind") != "claimed" {
+		t.Fatalf("after dug %v", m)
+	}
+	if m := b.expect("update"); m.str("kind") != "claimed" || m.str("player") != "alice" {
+		t.Fatalf("claimed %v", m)
+	}
+	b.sendRaw(`{"op":"status","hunt":"h","ref":2}`)
+	if m := b.until("status"); m["status"].(map[string]any)["players"] != 2.0 {
+		t.Fatalf("status %v", m)
+	}
+	b.sendRaw(`{"op":"leave","hunt":"h"}`)
+	b.until("left")
+	// Resume through the worker path.
+	c := tg.player(t, "carol")
+	c.send(`{"op":"join","hunt":"h","since":0,"epoch":%d}`, uint64(1<<40))
+	if j := c.expect("joined"); j["reset"] != false || j.num("replayed") != 1 {
+		t.Fatalf("resume %v", j)
+	}
+	if m := c.expect("update"); m.num("seq") != 1 {
+		t.Fatalf("replay %v", m)
+	}
+	b.c.Close()
+	waitFor(t, "players after close", func() bool { return tg.hunts.getString("h").players.Load() == 2 })
+}

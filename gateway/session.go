@@ -21,6 +21,11 @@ type joinedHunt struct {
 	name  string // hunt id as the engine knows it
 	epoch uint64 // epoch of last
 	last  uint64 // seq of the last reliable update delivered; later copies at or below it are skipped
+
+	// digs counts digs in flight on a blocking engine; while > 0, pushes of
+	// the hunt are held so that the digger gets dug before the claimed push.
+	digs int32
+	held []*push
 }
 
 // session is the per-connection state of the gateway, kept in a per-loop

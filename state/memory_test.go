@@ -215,6 +215,30 @@ func TestMemoryConcurrentDigs(t *testing.T) {
 		score = map[string]int64{}
 		wg    sync.WaitGroup
 	)
+	// Readers and joiners run alongside the diggers, for the race detector.
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			hunt := fmt.Sprint("h", i%hunts)
+			m.Join(ctx, hunt, "r")
+			if st, err := m.Status(ctx, hunt); err != nil || len(st.Top) > TopSize {
+				t.Errorf("status %+v %v", st, err)
+			}
+			if ups, ok, _ := m.History(ctx, hunt, m.Epoch(), 0); ok && len(ups) > 0 && ups[0].Seq != 1 {
+				t.Errorf("history starts at %d", ups[0].Seq)
+			}
+			m.Hunts(ctx)
+			m.Leave(ctx, hunt, "r")
+		}
+	}()
 	for g := 0; g < diggers; g++ {
 		wg.Add(1)
 		go func(g int) {
@@ -247,6 +271,8 @@ func TestMemoryConcurrentDigs(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
+	close(stop)
+	readers.Wait()
 	rec.check(t)
 	if len(found) != hunts*100 {
 		t.Fatalf("%d treasures found, want %d", len(found), hunts*100)
@@ -259,7 +285,7 @@ func TestMemoryConcurrentDigs(t *testing.T) {
 	for i := 0; i < hunts; i++ {
 		hunt := fmt.Sprint("h", i)
 		st, _ := m.Status(ctx, hunt)
-		if st.State != StateEnded || st.TreasuresLeft != 0 {
+		if st.State != StateEnded || st.TreasuresLeft != 0 || st.Players != 0 {
 			t.Fatalf("%s: %+v", hunt, st)
 		}
 		for _, e := range st.Top {

@@ -17,6 +17,9 @@ const (
 	MaxGridSide  = 1 << 20 // width and height are each at most this
 	MaxTreasures = 1 << 20 // treasures per hunt
 	MaxIDLen     = 64      // hunt and treasure ids
+	// MaxPoints bounds a treasure's points, so that no score can overflow
+	// (MaxTreasures * MaxPoints < 2^63).
+	MaxPoints = 1_000_000_000
 )
 
 // Treasure is a treasure on a hunt's grid.
@@ -70,7 +73,8 @@ func badSpec(format string, args ...any) error {
 
 // Validate checks s; the error wraps ErrBadSpec and says what is wrong.
 // Ids (hunt and treasure) are 1-64 chars of [A-Za-z0-9_.-]; treasure ids are
-// unique, treasures lie on the grid, no two share a cell, points are >= 0.
+// unique, treasures lie on the grid, no two share a cell, points are 0 to
+// MaxPoints.
 func (s Spec) Validate() error {
 	if !validID(s.ID) {
 		return badSpec("id must be 1-%d chars of [A-Za-z0-9_.-]", MaxIDLen)
@@ -89,8 +93,8 @@ func (s Spec) Validate() error {
 		if int64(r.Count) > int64(s.Width)*int64(s.Height) {
 			return badSpec("random.count %d exceeds the %d cells of the grid", r.Count, int64(s.Width)*int64(s.Height))
 		}
-		if r.MaxPoints < 1 {
-			return badSpec("random.max_points must be >= 1")
+		if r.MaxPoints < 1 || r.MaxPoints > MaxPoints {
+			return badSpec("random.max_points must be 1-%d", MaxPoints)
 		}
 		return nil
 	}
@@ -115,8 +119,8 @@ func (s Spec) Validate() error {
 			return badSpec("treasure %q shares cell (%d,%d)", t.ID, t.X, t.Y)
 		}
 		cells[c] = struct{}{}
-		if t.Points < 0 {
-			return badSpec("treasure %q has negative points", t.ID)
+		if t.Points < 0 || t.Points > MaxPoints {
+			return badSpec("treasure %q: points must be 0-%d", t.ID, MaxPoints)
 		}
 	}
 	return nil

@@ -32,7 +32,9 @@ func TestSpecValidate(t *testing.T) {
 		{"same cell", func(s *Spec) { s.Treasures[1].X, s.Treasures[1].Y = 3, 2 }, "shares cell"},
 		{"same id", func(s *Spec) { s.Treasures[1].ID = "a" }, "twice"},
 		{"bad treasure id", func(s *Spec) { s.Treasures[1].ID = "" }, "id"},
-		{"negative points", func(s *Spec) { s.Treasures[1].Points = -1 }, "negative"},
+		{"negative points", func(s *Spec) { s.Treasures[1].Points = -1 }, "points"},
+		{"too many points", func(s *Spec) { s.Treasures[1].Points = MaxPoints + 1 }, "points"},
+		{"random too many points", func(s *Spec) { s.Treasures = nil; s.Random = &RandomSpec{Count: 1, MaxPoints: MaxPoints + 1} }, "max_points"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

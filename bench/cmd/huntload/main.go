@@ -4,9 +4,11 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/huntgate/huntgate/bench/internal/load"
 	"github.com/rs/zerolog"
@@ -25,7 +27,31 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "summary" {
+		os.Exit(summary(os.Args[2:]))
+	}
 	os.Exit(run(os.Args[1:]))
+}
+
+// summary is the hidden "summary DIR BASELINE SERVER..." subcommand used by
+// scripts/bench.sh: one table of the suite's metrics with ratios to the
+// baseline, also written to DIR/summary.json.
+func summary(args []string) int {
+	if len(args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: huntload summary DIR BASELINE SERVER...")
+		return 2
+	}
+	vals, err := load.SuiteSummary(args[0], args[1], args[2:], os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	b, _ := json.MarshalIndent(vals, "", "  ")
+	if err := os.WriteFile(filepath.Join(args[0], "summary.json"), append(b, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 func run(args []string) int {

@@ -136,6 +136,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	switch scenario {
 	case Game, Compare:
 		fs.DurationVar(&cfg.DigEvery, "dig-every", 3*time.Second, "game: mean time between one player's digs (jitter +-50%)")
+		fs.IntVar(&cfg.Slow, "slow", 2, "game: players that read one message per 50 ms with a 4 KiB receive buffer")
 		fs.Float64Var(&cfg.Leave, "leave", 0.05, "game: chance per dig tick that the player leaves and comes back with since")
 	}
 	if scenario == Compare {

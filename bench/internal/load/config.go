@@ -27,30 +27,31 @@ var Scenarios = []string{Hold, Echo, Fanout, Dig, Event, Game}
 // copy with their share filled in (WorkerConfig). Zero values are noted.
 type Config struct {
 	Scenario  string        `json:"scenario"`
-	URL       string        `json:"url"`        // ws://host:port of the player listener
-	Admin     string        `json:"admin"`      // http://host:port of the admin listener; "" = no admin calls
-	APIKey    string        `json:"-"`          // admin API key
-	JWTSecret string        `json:"-"`          // HS256 secret for player tokens; "" = --dev or no auth
-	Dev       bool          `json:"dev"`        // use ?player= instead of a token
-	Players   int           `json:"players"`    // connections in total
-	Hunts     int           `json:"hunts"`      // hunts to spread players over (dig, event, game)
-	Rate      float64       `json:"rate"`       // main operation per second, whole run; 0 = scenario default
-	Rates     []float64     `json:"rates"`      // rising rates for fanout and event; empty = default ladder
-	Duration  time.Duration `json:"duration"`   // measured phase
-	Ramp      time.Duration `json:"ramp"`       // connect players over this long; 0 = as fast as allowed
-	Procs     int           `json:"procs"`      // worker processes; 0 = enough to stay under MaxPerProc sockets
-	Src       []string      `json:"src"`        // source IPs to dial from; empty = kernel's choice
-	PID       int           `json:"pid"`        // server process to sample; 0 = none
-	Loops     int           `json:"loops"`      // client loops per worker; 0 = CPUs
-	Transport string        `json:"transport"`  // wsc kind; "" = conn
-	Pipeline  int           `json:"pipeline"`   // echo: messages in flight per connection; 0 = open loop at Rate
-	Size      int           `json:"size"`       // echo/fanout payload bytes
-	Grid      int           `json:"grid"`       // dig/game: hunt width and height when created
-	Treasures int           `json:"treasures"`  // dig/game: treasures per created hunt
-	DigEvery  time.Duration `json:"dig_every"`  // game: mean time between digs of one player
-	Leave     float64       `json:"leave"`      // game: chance per dig that the player leaves and comes back
+	URL       string        `json:"url"`         // ws://host:port of the player listener
+	Admin     string        `json:"admin"`       // http://host:port of the admin listener; "" = no admin calls
+	APIKey    string        `json:"-"`           // admin API key
+	JWTSecret string        `json:"-"`           // HS256 secret for player tokens; "" = --dev or no auth
+	Dev       bool          `json:"dev"`         // use ?player= instead of a token
+	Players   int           `json:"players"`     // connections in total
+	Hunts     int           `json:"hunts"`       // hunts to spread players over (dig, event, game)
+	Rate      float64       `json:"rate"`        // main operation per second, whole run; 0 = scenario default
+	Rates     []float64     `json:"rates"`       // rising rates for fanout and event; empty = default ladder
+	Duration  time.Duration `json:"duration"`    // measured phase
+	Ramp      time.Duration `json:"ramp"`        // connect players over this long; 0 = as fast as allowed
+	Procs     int           `json:"procs"`       // worker processes; 0 = enough to stay under MaxPerProc sockets
+	Src       []string      `json:"src"`         // source IPs to dial from; empty = kernel's choice
+	PID       int           `json:"pid"`         // server process to sample; 0 = none
+	Loops     int           `json:"loops"`       // client loops per worker; 0 = CPUs
+	Transport string        `json:"transport"`   // wsc kind; "" = conn
+	Pipeline  int           `json:"pipeline"`    // echo: messages in flight per connection; 0 = open loop at Rate
+	Size      int           `json:"size"`        // echo/fanout payload bytes
+	Grid      int           `json:"grid"`        // dig/game: hunt width and height when created
+	Treasures int           `json:"treasures"`   // dig/game: treasures per created hunt
+	DigEvery  time.Duration `json:"dig_every"`   // game: mean time between digs of one player
+	Slow      int           `json:"slow"`        // game: players that read slowly (worker 0 runs them)
+	Leave     float64       `json:"leave"`       // game: chance per dig that the player leaves and comes back
 	HuntID    string        `json:"hunt_prefix"` // prefix of hunt ids
-	Drain     time.Duration `json:"drain"`      // wait after the measured phase for in-flight replies; 0 = 2s
+	Drain     time.Duration `json:"drain"`       // wait after the measured phase for in-flight replies; 0 = 2s
 }
 
 // MaxPerProc is the socket budget of one worker process (the fd limit here
@@ -166,14 +167,14 @@ func ParseRates(s string) ([]float64, error) {
 // WorkerConfig is what one worker process runs.
 type WorkerConfig struct {
 	Config
-	Worker     int       `json:"worker"`      // index of this worker
-	Workers    int       `json:"workers"`     // how many there are
-	First      int       `json:"first"`       // first player number of this worker
-	Count      int       `json:"count"`       // players of this worker
-	WorkerRate float64   `json:"worker_rate"` // this worker's share of Rate
-	StepRates  []float64 `json:"step_rates"`  // broadcast rate ladder actually used
+	Worker     int           `json:"worker"`      // index of this worker
+	Workers    int           `json:"workers"`     // how many there are
+	First      int           `json:"first"`       // first player number of this worker
+	Count      int           `json:"count"`       // players of this worker
+	WorkerRate float64       `json:"worker_rate"` // this worker's share of Rate
+	StepRates  []float64     `json:"step_rates"`  // broadcast rate ladder actually used
 	StepDur    time.Duration `json:"step_dur"`
-	Key        string    `json:"key"`         // JWT secret, passed on to the worker
+	Key        string        `json:"key"` // JWT secret, passed on to the worker
 }
 
 // Split divides c among Procs workers: players and rate evenly, source

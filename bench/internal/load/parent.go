@@ -139,12 +139,18 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		p.start(start)
 	}
 	// The server's state at the end of the measured phase, before closes.
+	// The server's state at the end of the measured phase, before closes,
+	// and this process's CPU over the measured phase.
 	var s2 measure.ProcSample
+	var selfStart, selfEnd float64
 	s2done := make(chan struct{})
 	go func() {
 		defer close(s2done)
+		time.Sleep(time.Until(start))
+		selfStart = measure.SelfCPU()
 		time.Sleep(time.Until(end.Add(-50 * time.Millisecond)))
 		s2 = smp.sample()
+		selfEnd = measure.SelfCPU()
 	}()
 
 	var pub *publisher
@@ -183,13 +189,21 @@ func Run(cfg Config, opt Options) (*Report, error) {
 			own += r.CPU
 		}
 	}
+	_ = wall
 	rep := buildReport(cfg, results, stepRates, stepDur, agg, pub)
 	rep.StartedAt = start.Sub(agg.t0).Seconds()
 	f := &rep.Facts
 	f.Failed = failed
 	f.ConnectS = connectWall.Seconds()
 	f.OwnCPUS = own
-	f.OwnCPUCores = own / wall.Seconds()
+	measured := selfEnd - selfStart
+	if opt.Exec != "" {
+		for _, r := range results {
+			measured += r.CPUMeasured
+		}
+	}
+	f.OwnCPUMeasuredS = measured
+	f.OwnCPUCores = measured / cfg.Duration.Seconds()
 	f.OwnCPUShare = f.OwnCPUCores / float64(numCPU())
 	if cfg.PID != 0 && s0.CPUSeconds >= 0 && !s1.At.IsZero() {
 		f.ServerRSSBefore = s0.RSSBytes

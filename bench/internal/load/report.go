@@ -32,27 +32,28 @@ func opReport(h *measure.Hist, errors int64) OpReport {
 
 // Facts are the scenario-level numbers of a run.
 type Facts struct {
-	Connections        int64            `json:"connections"`           // open when the measured phase began
-	Failed             int64            `json:"failed_dials"`          // dials or handshakes that failed in the connect phase
-	ConnectS           float64          `json:"connect_s"`             // wall time of the connect phase
-	MsgsInPerS         float64          `json:"msgs_in_per_s"`         // messages received per second (measured phase)
-	MsgsOutPerS        float64          `json:"msgs_out_per_s"`        // messages sent per second (measured phase)
-	ThroughputPerS     float64          `json:"throughput_per_s"`      // echo: replies per second inside the window
-	DeliveriesPerS     float64          `json:"deliveries_per_s"`      // fanout/event: receipts per second, best passing step
-	Lost               int64            `json:"lost"`                  // expected receipts or replies that never came
-	MaxRateOK          float64          `json:"max_rate_ok"`           // fanout/event: highest rate with all delivered and p99 < 250 ms
-	Gaps               measure.GapStats `json:"seq"`                   // seq accounting (game protocol)
-	CloseCodes         map[string]int64 `json:"close_codes"`           // close codes seen before the end of the run
-	Counters           map[string]int64 `json:"counters"`              // every raw counter, summed over workers
-	ServerRSSBefore    int64            `json:"server_rss_before"`     // bytes, before connecting
-	ServerRSS          int64            `json:"server_rss"`            // bytes, end of the measured phase
-	ServerRSSPerConn   float64          `json:"server_rss_per_conn"`   // bytes, (end - before) / connections
+	Connections        int64            `json:"connections"`            // open when the measured phase began
+	Failed             int64            `json:"failed_dials"`           // dials or handshakes that failed in the connect phase
+	ConnectS           float64          `json:"connect_s"`              // wall time of the connect phase
+	MsgsInPerS         float64          `json:"msgs_in_per_s"`          // messages received per second (measured phase)
+	MsgsOutPerS        float64          `json:"msgs_out_per_s"`         // messages sent per second (measured phase)
+	ThroughputPerS     float64          `json:"throughput_per_s"`       // echo: replies per second inside the window
+	DeliveriesPerS     float64          `json:"deliveries_per_s"`       // fanout/event: receipts per second, best passing step
+	Lost               int64            `json:"lost"`                   // expected receipts or replies that never came
+	MaxRateOK          float64          `json:"max_rate_ok"`            // fanout/event: highest rate with all delivered and p99 < 250 ms
+	Gaps               measure.GapStats `json:"seq"`                    // seq accounting (game protocol)
+	CloseCodes         map[string]int64 `json:"close_codes"`            // close codes seen before the end of the run
+	Counters           map[string]int64 `json:"counters"`               // every raw counter, summed over workers
+	ServerRSSBefore    int64            `json:"server_rss_before"`      // bytes, before connecting
+	ServerRSS          int64            `json:"server_rss"`             // bytes, end of the measured phase
+	ServerRSSPerConn   float64          `json:"server_rss_per_conn"`    // bytes, (end - before) / connections
 	ServerCPUPerConnUS float64          `json:"server_cpu_per_conn_us"` // CPU µs per accepted+upgraded connection (connect phase)
-	ServerCPUS         float64          `json:"server_cpu_s"`          // CPU seconds in the measured phase
-	ServerCPUCores     float64          `json:"server_cpu_cores"`      // server_cpu_s / duration
-	OwnCPUS            float64          `json:"own_cpu_s"`             // load generator CPU seconds, all processes, whole run
-	OwnCPUCores        float64          `json:"own_cpu_cores"`         // own_cpu_s / wall time
-	OwnCPUShare        float64          `json:"own_cpu_share"`         // own_cpu_cores / CPUs of the machine
+	ServerCPUS         float64          `json:"server_cpu_s"`           // CPU seconds in the measured phase
+	ServerCPUCores     float64          `json:"server_cpu_cores"`       // server_cpu_s / duration
+	OwnCPUS            float64          `json:"own_cpu_s"`              // load generator CPU seconds, all processes, whole run
+	OwnCPUMeasuredS    float64          `json:"own_cpu_measured_s"`     // load generator CPU seconds in the measured phase, all processes
+	OwnCPUCores        float64          `json:"own_cpu_cores"`          // own_cpu_measured_s / duration
+	OwnCPUShare        float64          `json:"own_cpu_share"`          // own_cpu_cores / CPUs of the machine
 }
 
 // StepReport is one rate step of fanout or event.
@@ -265,12 +266,7 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 		rep.Ops[name] = opReport(h, errs[name])
 	}
 	f.Counters = counters
-	f.CloseCodes = map[string]int64{}
-	for k, v := range counters {
-		if strings.HasPrefix(k, "close_") {
-			f.CloseCodes[strings.TrimPrefix(k, "close_")] = v
-		}
-	}
+	f.CloseCodes = prefixed(counters, "close_")
 	dur := cfg.Duration.Seconds()
 	// Rates over the measured phase come from the timeline's counters.
 	agg.mu.Lock()
@@ -340,6 +336,10 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(w, "max rate with 100%% delivered and p99 < %.0f ms: %.0f msg/s (%.0f deliveries/s)\n", p99Budget, f.MaxRateOK, f.DeliveriesPerS)
 	}
+	if c := f.Counters; r.Scenario == Dig || r.Scenario == Game {
+		fmt.Fprintf(w, "digs found %d  claimed pushes %d  rejoins %d  slow readers: %d msgs, closes %v\n",
+			c[cFound], c[cClaimed], c[cRejoins], c["slow_msgs"], prefixed(c, "slow_close_"))
+	}
 	if g := f.Gaps; g.Updates > 0 || g.Resets > 0 {
 		fmt.Fprintf(w, "seq: updates %d gaps %d dups %d resets %d replayed %d epoch changes %d\n", g.Updates, g.Gaps, g.Dups, g.Resets, g.Replayed, g.EpochChanges)
 	}
@@ -350,7 +350,7 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server: rss %.1f MiB (%.0f B/conn)  cpu %.0f µs/conn accepted  cpu %.2f cores in the measured phase\n",
 			float64(f.ServerRSS)/(1<<20), f.ServerRSSPerConn, f.ServerCPUPerConnUS, f.ServerCPUCores)
 	}
-	fmt.Fprintf(w, "load generator: cpu %.1fs = %.2f cores (%.0f%% of the machine)\n", f.OwnCPUS, f.OwnCPUCores, 100*f.OwnCPUShare)
+	fmt.Fprintf(w, "load generator: %.2f cores in the measured phase (%.0f%% of the machine); %.1f CPU s in the whole run\n", f.OwnCPUCores, 100*f.OwnCPUShare, f.OwnCPUS)
 }
 
 // WriteJSON writes the report to path.
@@ -360,4 +360,15 @@ func (r *Report) WriteJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// prefixed returns the counters whose name starts with prefix, keyed by the rest.
+func prefixed(c map[string]int64, prefix string) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range c {
+		if strings.HasPrefix(k, prefix) {
+			out[strings.TrimPrefix(k, prefix)] = v
+		}
+	}
+	return out
 }

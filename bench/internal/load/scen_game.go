@@ -172,6 +172,9 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 	case Event:
 		time.Sleep(time.Until(end))
 	case Game:
+		if w.cfg.Worker == 0 && w.cfg.Slow > 0 {
+			defer w.slowReaders(w.cfg.Slow, end).Wait()
+		}
 		for i := range w.loops {
 			w.cl.Post(i, func(l wsc.Loop) {
 				ls := w.loops[l.ID()]

@@ -18,8 +18,8 @@ func (holdScenario) onOpen(w *worker, ls *loopState, l wsc.Loop, p *player) {
 	w.settle(p)
 }
 func (holdScenario) onMessage(*worker, *loopState, wsc.Loop, *player, framing.OpCode, []byte) {}
-func (holdScenario) onClose(*worker, *loopState, wsc.Loop, *player)                         {}
-func (holdScenario) run(w *worker, start, end time.Time)                                    {}
+func (holdScenario) onClose(*worker, *loopState, wsc.Loop, *player)                           {}
+func (holdScenario) run(w *worker, start, end time.Time)                                      {}
 
 // stamp writes an 8-byte Unix-ns time stamp into a payload of size bytes.
 func stamp(buf []byte, size int, ns int64) []byte {

@@ -34,13 +34,14 @@ type Tick struct {
 
 // Result is everything a worker measured.
 type Result struct {
-	Ops       map[string]measure.OpResult `json:"ops"`
-	Counters  map[string]int64            `json:"counters"`
-	Gaps      measure.GapStats            `json:"gaps"`
-	Bcast     []measure.BcastRec          `json:"bcast,omitempty"`
-	Sent      []int64                     `json:"sent,omitempty"` // broadcast messages sent per step
-	CPU       float64                     `json:"cpu_s"`          // this worker's CPU seconds
-	Connected int64                       `json:"connected"`      // connections when the measured phase began
+	Ops         map[string]measure.OpResult `json:"ops"`
+	Counters    map[string]int64            `json:"counters"`
+	Gaps        measure.GapStats            `json:"gaps"`
+	Bcast       []measure.BcastRec          `json:"bcast,omitempty"`
+	Sent        []int64                     `json:"sent,omitempty"` // broadcast messages sent per step
+	CPU         float64                     `json:"cpu_s"`          // this worker's CPU seconds
+	CPUMeasured float64                     `json:"cpu_measured_s"` // of which in the measured phase
+	Connected   int64                       `json:"connected"`      // connections when the measured phase began
 }
 
 // Counter names shared by scenarios and the report.
@@ -257,7 +258,12 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	if d := time.Until(t0); d > 0 {
 		time.Sleep(d)
 	}
+	cpu0 := measure.SelfCPU()
 	w.sc.run(w, t0, end)
+	if d := time.Until(end); d > 0 {
+		time.Sleep(d)
+	}
+	cpuMeasured := measure.SelfCPU() - cpu0
 	if d := time.Until(end.Add(cfg.Drain)); d > 0 {
 		time.Sleep(d)
 	}
@@ -265,7 +271,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	w.closeAll()
 
 	ops, counters := w.rec.Totals()
-	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), Connected: connectedAtStart}
+	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), CPUMeasured: cpuMeasured, Connected: connectedAtStart}
 	for i := range cfg.StepRates {
 		res.Sent = append(res.Sent, w.sent[i].Load())
 	}

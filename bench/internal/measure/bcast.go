@@ -123,4 +123,3 @@ func Steps(recs []BcastRec, receivers int64, sent []int64, rates []float64, dur 
 	}
 	return out
 }
-

@@ -1,0 +1,163 @@
+package load
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huntgate/huntgate/bench/internal/baseline"
+	"github.com/rs/zerolog"
+)
+
+func startGorilla(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: baseline.NewGorilla(zerolog.Nop())}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startHuntgate builds and starts the gateway with its test endpoints; ok is
+// false if it does not build (the baseline then stands in).
+func startHuntgate(t *testing.T) (addr string, ok bool) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "huntgate")
+	build := exec.Command("go", "build", "-o", bin, "./gateway/cmd/huntgate")
+	build.Dir = "../../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Logf("huntgate does not build, using the baseline only: %v\n%s", err, out)
+		return "", false
+	}
+	addr, admin := freePort(t), freePort(t)
+	cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--loops", "2", "--dev", "--test-endpoints", "--log-level", "warn")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, true
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("huntgate did not listen on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond) // nothing to await: the process gives no signal
+	}
+}
+
+func TestEndToEndEchoAndFanout(t *testing.T) {
+	targets := map[string]string{"gorilla": startGorilla(t)}
+	if addr, ok := startHuntgate(t); ok {
+		targets["huntgate"] = addr
+	}
+	for name, addr := range targets {
+		t.Run(name, func(t *testing.T) {
+			opt := Options{Logger: zerolog.Nop()}
+			echo := Config{Scenario: Echo, URL: "ws://" + addr, Players: 20, Rate: 400, Duration: 2 * time.Second, Drain: time.Second, Loops: 2}
+			rep, err := Run(echo, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rtt := rep.Ops["rtt"]
+			if rep.Facts.Connections != 20 || rep.Facts.Failed != 0 || rtt.Count == 0 || rtt.Errors != 0 || rep.Facts.Lost != 0 {
+				t.Fatalf("echo: connections %d failed %d rtt %+v lost %d", rep.Facts.Connections, rep.Facts.Failed, rtt, rep.Facts.Lost)
+			}
+			if rep.Facts.OwnCPUS <= 0 || len(rep.Timeline) == 0 {
+				t.Fatalf("echo: own cpu %v timeline %d points", rep.Facts.OwnCPUS, len(rep.Timeline))
+			}
+
+			pipe := echo
+			pipe.Rate, pipe.Pipeline = 0, 4
+			rep, err = Run(pipe, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Facts.ThroughputPerS <= 0 || rep.Ops["rtt"].Errors != 0 {
+				t.Fatalf("pipelined echo: throughput %v rtt %+v", rep.Facts.ThroughputPerS, rep.Ops["rtt"])
+			}
+
+			fan := Config{Scenario: Fanout, URL: "ws://" + addr, Players: 30, Rate: 20, Duration: 2 * time.Second, Drain: time.Second, Loops: 2}
+			rep, err = Run(fan, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Steps) != 1 {
+				t.Fatalf("fanout steps %+v", rep.Steps)
+			}
+			s := rep.Steps[0]
+			if s.Sent == 0 || s.Delivered != s.Sent*30 || s.Lost != 0 || rep.Ops["oneway"].Count != s.Delivered {
+				t.Fatalf("fanout: %+v oneway %+v", s, rep.Ops["oneway"])
+			}
+		})
+	}
+}
+
+// TestWorkerProtocol drives the hidden worker subcommand's line protocol
+// over pipes, as the parent does over a child's stdin/stdout.
+func TestWorkerProtocol(t *testing.T) {
+	addr := startGorilla(t)
+	cfg := Config{Scenario: Hold, URL: "ws://" + addr, Players: 5, Duration: 500 * time.Millisecond, Drain: 100 * time.Millisecond, Loops: 1}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	wc := cfg.Split()[0]
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- ServeWorker(inR, outW, zerolog.Nop()); outW.Close() }()
+	line, _ := json.Marshal(wc)
+	go func() { _, _ = inW.Write(append(line, '\n')) }()
+	sc := bufio.NewScanner(outR)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	var types []string
+	for sc.Scan() {
+		var m Msg
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("bad line %q: %v", sc.Text(), err)
+		}
+		types = append(types, m.Type)
+		switch m.Type {
+		case "ready":
+			if m.Connected != 5 {
+				t.Fatalf("ready with %d connected", m.Connected)
+			}
+			go func() { _, _ = fmt.Fprintf(inW, "start %d\n", time.Now().UnixNano()) }()
+		case "final":
+			if m.Result == nil || m.Result.Ops["handshake"].Count != 5 || m.Result.Connected != 5 {
+				t.Fatalf("final %+v", m.Result)
+			}
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(types, " ")
+	if !strings.Contains(got, "ready") || !strings.HasSuffix(got, "final") {
+		t.Fatalf("message sequence %q", got)
+	}
+}

@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestAdminAPI(t *testing.T) {
+	tg := startGateway(t, nil)
+	spec := `{"id":"g1","width":10,"height":10,"treasures":[{"id":"a","x":1,"y":1,"points":5},{"id":"b","x":2,"y":2,"points":7}]}`
+
+	// Mutations need the key, in either header.
+	for _, key := range []string{"", "wrong"} {
+		if code, body := tg.adminDo(t, "POST", "/v1/hunts", key, spec); code != 401 || !strings.Contains(string(body), `"code":"unauthorized"`) {
+			t.Fatalf("create with key %q: %d %s", key, code, body)
+		}
+	}
+	code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, spec)
+	if code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(body, &st); err != nil || st["hunt"] != "g1" || st["treasures_left"] != 2.0 || st["state"] != "open" {
+		t.Fatalf("create answer %s", body)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, spec); code != 409 || !strings.Contains(string(body), `"error":{"code":"exists"`) {
+		t.Fatalf("duplicate: %d %s", code, body)
+	}
+	for _, bad := range []string{`{"id":"g2","width":0,"height":1}`, `{"id":"g3"`, `{"id":"g4","width":5,"height":5,"bogus":1}`} {
+		if code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, bad); code != 400 {
+			t.Fatalf("bad spec %s: %d %s", bad, code, body)
+		}
+	}
+	req, _ := http.NewRequest("POST", tg.admin+"/v1/hunts", strings.NewReader(`{"id":"r1","width":50,"height":50,"random":{"count":20,"seed":7,"max_points":9}}`))
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create with bearer: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	// A player in the hunt sees events and the end.
+	c := tg.player(t, "alice")
+	c.join("g1")
+	if code, body := tg.adminDo(t, "GET", "/v1/hunts/g1", "", ""); code != 200 || !strings.Contains(string(body), `"players":1`) {
+		t.Fatalf("get: %d %s", code, body)
+	}
+	if code, _ := tg.adminDo(t, "GET", "/v1/hunts/zzz", "", ""); code != 404 {
+		t.Fatalf("get unknown: %d", code)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", "", `{"x":1}`); code != 401 {
+		t.Fatalf("event without key: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", testAPIKey, `{"x":`); code != 400 {
+		t.Fatalf("bad event: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", testAPIKey, `"`+strings.Repeat("x", 70000)+`"`); code != 413 || !strings.Contains(string(body), "too_large") {
+		t.Fatalf("big event: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts/nope/events", testAPIKey, `1`); code != 404 {
+		t.Fatalf("event to unknown hunt: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", testAPIKey, `[true,null]`); code != 200 || string(body) != "{\"seq\":1}\n" {
+		t.Fatalf("event: %d %s", code, body)
+	}
+	if m := c.expect("update"); m.str("kind") != "event" || m["data"].([]any)[0] != true {
+		t.Fatalf("event push %v", m)
+	}
+	if code, _ := tg.adminDo(t, "DELETE", "/v1/hunts/g1", "", ""); code != 401 {
+		t.Fatalf("end without key: %d", code)
+	}
+	if code, body := tg.adminDo(t, "DELETE", "/v1/hunts/g1", testAPIKey, ""); code != 200 || !strings.Contains(string(body), `"state":"ended"`) {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	if m := c.expect("update"); m.str("kind") != "ended" || m.num("seq") != 2 || m["top"] == nil {
+		t.Fatalf("ended push %v", m)
+	}
+	if code, _ := tg.adminDo(t, "DELETE", "/v1/hunts/g1", testAPIKey, ""); code != 409 {
+		t.Fatalf("end twice: %d", code)
+	}
+
+	// Stats: the documented shape.
+	c.sendRaw(`{"op":"ping"}`)
+	c.expect("pong")
+	code, body = tg.adminDo(t, "GET", "/v1/stats", "", "")
+	if code != 200 {
+		t.Fatalf("stats: %d", code)
+	}
+	var s struct {
+		Connections struct {
+			Total int64   `json:"total"`
+			Loops []int64 `json:"loops"`
+		} `json:"connections"`
+		Hunts map[string]struct {
+			Players int `json:"players"`
+		} `json:"hunts"`
+		Messages struct {
+			In  int64 `json:"in"`
+			Out int64 `json:"out"`
+		} `json:"messages"`
+		SlowCloses *int64 `json:"slow_closes"`
+	}
+	if err := json.Unmarshal(body, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Connections.Total != 1 || len(s.Connections.Loops) != 2 || s.Hunts["g1"].Players != 1 ||
+		s.Messages.In < 2 || s.Messages.Out < 4 || s.SlowCloses == nil {
+		t.Fatalf("stats %s", body)
+	}
+	if _, ok := s.Hunts["r1"]; !ok {
+		t.Fatalf("stats without hunt r1: %s", body)
+	}
+
+	code, body = tg.adminDo(t, "GET", "/metrics", "", "")
+	for _, want := range []string{
+		"# TYPE huntgate_connections gauge\nhuntgate_connections 1\n",
+		`huntgate_loop_connections{loop="1"}`,
+		`huntgate_requests_total{op="join"} 1`,
+		`huntgate_hunt_players{hunt="g1"} 1`,
+		"huntgate_messages_in_total ",
+		"huntgate_slow_closes_total 0",
+	} {
+		if code != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("metrics (%d) lack %q:\n%s", code, want, body)
+		}
+	}
+	if code, _ := tg.adminDo(t, "GET", "/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz %d", code)
+	}
+	if code, _ := tg.adminDo(t, "GET", "/readyz", "", ""); code != 200 {
+		t.Fatalf("readyz %d", code)
+	}
+	tg.draining.Store(true)
+	if code, _ := tg.adminDo(t, "GET", "/readyz", "", ""); code != 503 {
+		t.Fatalf("readyz while draining %d", code)
+	}
+	if got := tg.dialStatus(t, "/ws?player=late", nil); got != 503 {
+		t.Fatalf("upgrade while draining: %d", got)
+	}
+	tg.draining.Store(false)
+	if code, _ := tg.adminDo(t, "GET", "/nope", "", ""); code != 404 {
+		t.Fatalf("unknown admin path %d", code)
+	}
+}
+
+func TestNoAPIKeyRefusesMutations(t *testing.T) {
+	tg := startGateway(t, func(c *Config) { c.APIKey = "" })
+	if code, _ := tg.adminDo(t, "POST", "/v1/hunts", "", `{"id":"x","width":1,"height":1}`); code != 401 {
+		t.Fatalf("create without configured key: %d", code)
+	}
+}

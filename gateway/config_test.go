@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"io"
+	"testing"
+	"time"
+)
+
+func TestParseFlagsAndEnv(t *testing.T) {
+	env := map[string]string{
+		"HUNTGATE_ADDR":           ":9000",
+		"HUNTGATE_ADMIN_ADDR":     "127.0.0.1:9001",
+		"HUNTGATE_LOOPS":          "3",
+		"HUNTGATE_DEV":            "true",
+		"HUNTGATE_JWT_SECRET":     "s3",
+		"HUNTGATE_TEST_ENDPOINTS": "1",
+		"HUNTGATE_HISTORY_AGE":    "30s",
+		"HUNTGATE_RATE_BURST":     "7",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	c, err := ParseFlags([]string{"--loops", "5", "--api-key=k", "--max-message", "1024"}, lookup, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9000" || c.AdminAddr != "127.0.0.1:9001" || !c.DevMode || c.JWTSecret != "s3" || !c.TestEndpoints ||
+		c.HistoryAge != 30*time.Second || c.RateBurst != 7 {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if c.Loops != 5 || c.APIKey != "k" || c.MaxMessage != 1024 {
+		t.Fatalf("flags must win over env: %+v", c)
+	}
+	if c.HistoryMax != 4096 || c.Rate != 50 || c.MaxHunts != 16 || c.LogLevel != "info" || c.Pin {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if EnvName("admin-addr") != "HUNTGATE_ADMIN_ADDR" {
+		t.Fatal(EnvName("admin-addr"))
+	}
+	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}} {
+		if _, err := ParseFlags(bad, nil, io.Discard); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
+	}
+	if _, err := ParseFlags(nil, func(string) (string, bool) { return "x", true }, io.Discard); err == nil {
+		t.Fatal("bad env value accepted")
+	}
+	var zero Config
+	d := zero.withDefaults()
+	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 {
+		t.Fatalf("zero-value defaults: %+v", d)
+	}
+}
+
+func TestAuthenticator(t *testing.T) {
+	a := NewAuthenticator("s", false)
+	exp := time.Now().Add(time.Minute)
+	tok := token(t, "s", "p1", exp, []string{"h1"})
+	id, err := a.Authenticate([]byte("token="+tok), nil)
+	if err != nil || id.Player != "p1" || !id.Allows([]byte("h1")) || id.Allows([]byte("h2")) {
+		t.Fatalf("%+v %v", id, err)
+	}
+	if id, err := a.Authenticate(nil, []byte("bearer "+token(t, "s", "p2", exp, nil))); err != nil || !id.Allows([]byte("any")) {
+		t.Fatalf("bearer: %+v %v", id, err)
+	}
+	if _, err := a.Authenticate([]byte("player=p"), nil); err == nil {
+		t.Fatal("player= accepted without dev mode")
+	}
+	none := NewAuthenticator("", false)
+	if _, err := none.Authenticate([]byte("token="+tok), nil); err == nil {
+		t.Fatal("token accepted without a secret")
+	}
+	long := make([]byte, 65)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, s := range []string{"", string(long), "a b", "é", "a/b"} {
+		if ValidPlayerID(s) {
+			t.Fatalf("%q valid", s)
+		}
+	}
+	if !ValidPlayerID("A-z_0.9") {
+		t.Fatal("valid id refused")
+	}
+}
