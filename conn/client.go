@@ -73,7 +73,7 @@ func (n *Node) Dial(o DialOptions) error {
 // becomes writable.
 func (l *Loop) dial(rsa, lsa unix.Sockaddr, req []byte, key [24]byte, tag uint32, maxMsg int) {
 	idx := l.slots.alloc()
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	s.state = stDialing
 	s.flags = fClient | fNotify
 	s.tag = tag
@@ -118,7 +118,7 @@ func (l *Loop) dial(rsa, lsa unix.Sockaddr, req []byte, key [24]byte, tag uint32
 
 // connected sends the upgrade request once the connect has finished.
 func (l *Loop) connected(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if errno, err := unix.GetsockoptInt(int(s.fd), unix.SOL_SOCKET, unix.SO_ERROR); err != nil || errno != 0 {
 		if err == nil {
 			err = unix.Errno(errno)

@@ -274,3 +274,38 @@ func TestPostCoalescesOnRunningLoop(t *testing.T) {
 		t.Fatalf("%d posts to a busy loop caused %d eventfd writes, want 1", posts, w)
 	}
 }
+
+func TestClientDeflateWithPreparedCompressed(t *testing.T) {
+	sh := newTestHandler()
+	msg := []byte(fmt.Sprintf("%0500d", 7)) // compresses well
+	f := framing.Prepare(framing.OpText, msg, true)
+	sh.onMessage = func(l *Loop, h Handle, op framing.OpCode, p []byte) {
+		if err := l.Send(h, f); err != nil {
+			t.Error(err)
+		}
+	}
+	cfg := testConfig()
+	cfg.Deflate = true
+	srv := startNode(t, cfg, sh)
+	cli, ch := clientNode(t, 1)
+	cli.Dial(DialOptions{Addr: srv.Addr().String(), Deflate: true, Loop: 0})
+	h := ch.waitOpen(t)
+	hs := sh.waitOpen(t)
+	onLoop(srv, hs.Loop(), func(l *Loop) {
+		if l.live(hs).flags&fDeflate == 0 {
+			t.Error("deflate not negotiated")
+		}
+	})
+	cli.Post(0, func(l *Loop) { l.Write(h, framing.OpText, []byte("go")) })
+	select {
+	case m := <-ch.msgs:
+		if m != string(msg) {
+			t.Fatalf("inflated %q", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message")
+	}
+	if out := srv.Stats().BytesOut; out >= int64(len(msg)) {
+		t.Fatalf("server wrote %d bytes for a %d-byte message: not compressed", out, len(msg))
+	}
+}

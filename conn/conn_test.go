@@ -32,7 +32,7 @@ func TestEchoGorilla(t *testing.T) {
 	th := newTestHandler()
 	n := startNode(t, testConfig(), th)
 	c := dialGorilla(t, n, "/echo", nil)
-	th.waitOpen(t)
+	h := th.waitOpen(t)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for _, m := range []struct {
 		typ int
@@ -58,6 +58,13 @@ func TestEchoGorilla(t *testing.T) {
 	if st.MsgsIn != 4 || st.Accepted != 1 {
 		t.Fatalf("stats: %+v", st)
 	}
+	// Between messages the connection owns no buffer of any kind.
+	onLoop(n, h.Loop(), func(l *Loop) {
+		s := l.live(h)
+		if s == nil || s.hs != 0 || s.tail != 0 || s.frag != 0 || s.outq != 0 {
+			t.Errorf("idle connection holds buffers: %+v", s)
+		}
+	})
 }
 
 func TestFragmentedMessage(t *testing.T) {

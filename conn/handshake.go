@@ -17,7 +17,7 @@ const tooLarge = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length
 // connection's timer, by HandshakeTimeout: a peer trickling bytes
 // (slowloris) is cut when the deadline passes, whatever it sends.
 func (l *Loop) readHandshake(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	max := l.cfg.MaxHandshake
 	if s.hs == 0 {
 		s.hs = l.hss.alloc()
@@ -67,14 +67,14 @@ func (l *Loop) check(r *framing.Request) int {
 // upgrade answers the request head. On success the slot opens, and bytes the
 // client sent after the head are decoded as frames at once.
 func (l *Loop) upgrade(idx uint32, head, rest []byte) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	l.cur = makeHandle(l.id, s.gen, idx)
 	l.curAcc = Accept{}
 	l.upg.Deflate = l.cfg.Deflate
 	start := len(l.pbuf)
 	resp, res, err := l.upg.Upgrade(l.pbuf, head)
 	l.pbuf = resp
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	if err != nil {
 		// Refused or malformed: the response is the HTTP status. It is
 		// written directly, since the socket closes right after.
@@ -104,12 +104,12 @@ func (l *Loop) upgrade(idx uint32, head, rest []byte) {
 // opened runs OnOpen, decodes any frames that followed the head, and frees
 // the handshake buffer.
 func (l *Loop) opened(idx uint32, rest []byte) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	h := makeHandle(l.id, s.gen, idx)
 	l.armTimer(idx, l.now+int64(l.cfg.IdleTimeout)/2)
 	l.h.OnOpen(l, h)
 	if len(rest) > 0 {
-		s = &l.slots.s[idx]
+		s = l.slots.at(idx)
 		if s.gen != h.gen() || s.state != stOpen {
 			return
 		}
@@ -121,7 +121,7 @@ func (l *Loop) opened(idx uint32, rest []byte) {
 			l.keepTail(idx, rest[used:])
 		}
 	}
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	if s.gen == h.gen() && s.hs != 0 {
 		l.hss.release(s.hs)
 		s.hs = 0
@@ -138,7 +138,7 @@ func (l *Loop) clientOpen(idx uint32, head, rest []byte, key [24]byte) {
 		l.closeSlot(idx, framing.StatusAbnormal, errors.Join(errResponse, err))
 		return
 	}
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	s.state = stOpen
 	if res.Deflate {
 		s.flags |= fDeflate

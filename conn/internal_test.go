@@ -24,8 +24,8 @@ func manualLoop(tb testing.TB, cfg Config, h Handler) *Loop {
 	l.now = l.clock()
 	l.wheel.init(l.now)
 	tb.Cleanup(func() {
-		for i := range l.slots.s {
-			if l.slots.s[i].state != stFree {
+		for i := 0; i < l.slots.len(); i++ {
+			if l.slots.at(uint32(i)).state != stFree {
 				l.closeSlot(uint32(i), framing.StatusGoingAway, ErrNodeClosed)
 			}
 		}
@@ -50,7 +50,7 @@ func socketpair(tb testing.TB) (int, int) {
 func (l *Loop) adopt(tb testing.TB, fd int, client bool) Handle {
 	tb.Helper()
 	idx := l.slots.alloc()
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	s.fd = int32(fd)
 	s.state = stOpen
 	s.flags = fNotify

@@ -232,7 +232,7 @@ func (l *Loop) live(h Handle) *slot {
 	return l.slots.lookup(h)
 }
 
-func (l *Loop) handle(idx uint32) Handle { return makeHandle(l.id, l.slots.s[idx].gen, idx) }
+func (l *Loop) handle(idx uint32) Handle { return makeHandle(l.id, l.slots.at(idx).gen, idx) }
 
 func (l *Loop) clock() int64 { return int64(time.Since(l.base)) }
 
@@ -290,10 +290,10 @@ func (l *Loop) dispatch(ev *unix.EpollEvent) {
 		l.acceptAll()
 		return
 	}
-	if int(idx) >= len(l.slots.s) {
+	if int(idx) >= l.slots.len() {
 		return
 	}
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.gen != gen || s.state == stFree || s.state == stDead {
 		return
 	}
@@ -304,7 +304,7 @@ func (l *Loop) dispatch(ev *unix.EpollEvent) {
 	}
 	if e&unix.EPOLLOUT != 0 {
 		l.flushConn(idx)
-		if s = &l.slots.s[idx]; s.gen != gen || s.state == stFree || s.state == stDead {
+		if s = l.slots.at(idx); s.gen != gen || s.state == stFree || s.state == stDead {
 			return
 		}
 	}
@@ -342,7 +342,7 @@ func (l *Loop) reapDead() {
 	for i := 0; i < len(l.dead); i++ {
 		d := l.dead[i]
 		l.dead[i] = deadEntry{}
-		if int(d.idx) < len(l.slots.s) && l.slots.s[d.idx].gen == d.gen {
+		if int(d.idx) < l.slots.len() && l.slots.at(d.idx).gen == d.gen {
 			l.closeSlot(d.idx, d.code, d.err)
 		}
 	}
@@ -351,20 +351,20 @@ func (l *Loop) reapDead() {
 
 // kill schedules idx to be closed at the end of the pass.
 func (l *Loop) kill(idx uint32, code framing.StatusCode, err error) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	l.dead = append(l.dead, deadEntry{idx: idx, gen: s.gen, code: code, err: err})
 }
 
 // closeSlot closes the socket, runs OnClose if owed and frees the slot.
 func (l *Loop) closeSlot(idx uint32, code framing.StatusCode, err error) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.state == stFree || s.state == stDead {
 		return
 	}
 	s.state = stDead
 	if s.flags&fNotify != 0 {
 		l.h.OnClose(l, makeHandle(l.id, s.gen, idx), code, err)
-		s = &l.slots.s[idx]
+		s = l.slots.at(idx)
 	}
 	if s.fd >= 0 {
 		unix.Close(int(s.fd))
@@ -392,7 +392,7 @@ func (l *Loop) closeSlot(idx uint32, code framing.StatusCode, err error) {
 
 // armTimer makes sure the slot's wheel entry fires no later than when.
 func (l *Loop) armTimer(idx uint32, when int64) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.timerAt != 0 && s.timerAt <= when {
 		return
 	}
@@ -408,10 +408,10 @@ func (l *Loop) fireTimer(e timerEntry) {
 		fn(l)
 		return
 	}
-	if int(e.idx) >= len(l.slots.s) {
+	if int(e.idx) >= l.slots.len() {
 		return
 	}
-	s := &l.slots.s[e.idx]
+	s := l.slots.at(e.idx)
 	if s.gen != e.gen || s.state == stFree || s.state == stDead || s.timerAt != e.when {
 		return // superseded by an earlier entry, or the slot moved on
 	}
@@ -423,7 +423,7 @@ func (l *Loop) fireTimer(e timerEntry) {
 // connection is enough: activity only moves timestamps, and the entry
 // recomputes its next due time when it fires.
 func (l *Loop) connTimer(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	now := l.now
 	c := l.cfg
 	switch s.state {
@@ -463,7 +463,7 @@ func (l *Loop) connTimer(idx uint32) {
 		s.flags |= fPingSent
 		l.control(idx, framing.OpPing, nil)
 	}
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	next := s.lastRead + idle
 	if s.flags&fPingSent == 0 {
 		next = s.lastRead + idle/2
@@ -502,7 +502,7 @@ func (l *Loop) acceptAll() {
 		l.n.open.Add(1)
 		tuneConn(fd)
 		idx := l.slots.alloc()
-		s := &l.slots.s[idx]
+		s := l.slots.at(idx)
 		s.fd = int32(fd)
 		s.state = stHandshake
 		s.stamp = l.now
@@ -590,8 +590,8 @@ func (l *Loop) shutdown() {
 		unix.Close(l.lfd)
 		l.lfd = -1
 	}
-	for i := range l.slots.s {
-		s := &l.slots.s[i]
+	for i := 0; i < l.slots.len(); i++ {
+		s := l.slots.at(uint32(i))
 		if s.state == stFree || s.state == stDead {
 			continue
 		}

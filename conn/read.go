@@ -16,7 +16,7 @@ const tailRoom = 4096
 // frames straight from it. Level-triggered epoll reports the socket again if
 // more is left, so one read per readiness keeps loop passes fair.
 func (l *Loop) onReadable(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	switch s.state {
 	case stHandshake, stClientHS:
 		l.readHandshake(idx)
@@ -59,7 +59,7 @@ func (l *Loop) onReadable(idx uint32) {
 	if !alive {
 		return
 	}
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	rest := data[used:]
 	switch {
 	case inTail && len(rest) == 0:
@@ -94,14 +94,14 @@ func (l *Loop) keepTail(idx uint32, rest []byte) {
 	i := l.bufs.alloc()
 	t := l.bufs.at(i)
 	*t = append((*t)[:0], rest...)
-	l.slots.s[idx].tail = i
+	l.slots.at(idx).tail = i
 }
 
 // readDrain discards input of a failed connection until the peer closes, so
 // that closing our side does not reset the connection before the peer has
 // read our close frame.
 func (l *Loop) readDrain(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	n, err := unix.Read(int(s.fd), l.rbuf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
@@ -113,7 +113,7 @@ func (l *Loop) readDrain(idx uint32) {
 
 // lost handles EOF or a read error.
 func (l *Loop) lost(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.state == stClosing {
 		// We sent a close frame; the peer hung up instead of answering it.
 		var err error
@@ -134,7 +134,7 @@ func (l *Loop) lost(idx uint32) {
 func (l *Loop) frames(idx uint32, data []byte) (int, bool) {
 	off := 0
 	for off < len(data) {
-		s := &l.slots.s[idx]
+		s := l.slots.at(idx)
 		if s.state != stOpen && s.state != stClosing || s.flags&fDrain != 0 {
 			return len(data), true
 		}
@@ -166,7 +166,7 @@ func (l *Loop) frames(idx uint32, data []byte) (int, bool) {
 
 // onCloseFrame answers a close frame. It reports false if the slot was freed.
 func (l *Loop) onCloseFrame(idx uint32, p []byte) bool {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	code, _, _ := framing.ClosePayload(p) // the decoder validated it
 	if s.state == stClosing {
 		// The answer to our close: the handshake is complete.
@@ -181,7 +181,7 @@ func (l *Loop) onCloseFrame(idx uint32, p []byte) bool {
 	// response. (When sending a Close frame in response, the endpoint
 	// typically echos the status code it received.)"
 	l.sendClose(idx, code, "")
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	s.code = code
 	s.flags |= fCloseAfter
 	return true
@@ -190,7 +190,7 @@ func (l *Loop) onCloseFrame(idx uint32, p []byte) bool {
 // data handles one data frame: a whole message is delivered from where it
 // lies; fragments are assembled in an on-demand buffer.
 func (l *Loop) data(idx uint32, f *framing.Frame) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if f.First && f.Final {
 		l.message(idx, f.MsgOp, f.Payload, f.Compressed)
 		return
@@ -210,7 +210,7 @@ func (l *Loop) data(idx uint32, f *framing.Frame) {
 		return
 	}
 	l.message(idx, f.MsgOp, *b, f.Compressed)
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	if s.frag != 0 && s.state != stFree && s.state != stDead {
 		l.bufs.release(s.frag)
 		s.frag = 0
@@ -221,7 +221,7 @@ var errInflateUTF8 = &framing.ProtocolError{Code: framing.StatusInvalidPayload, 
 
 // message delivers one complete message, inflating it first if needed.
 func (l *Loop) message(idx uint32, op framing.OpCode, p []byte, compressed bool) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if compressed {
 		out, err := l.infl.Inflate(l.inflB[:0], p, int(s.maxMsg))
 		if err != nil {
@@ -252,11 +252,11 @@ func (l *Loop) fail(idx uint32, err error) {
 	if errors.As(err, &pe) {
 		code, reason = pe.Code, pe.Reason
 	}
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.state == stOpen {
 		l.sendClose(idx, code, reason)
 	}
-	s = &l.slots.s[idx]
+	s = l.slots.at(idx)
 	s.flags |= fDrain
 	if s.state != stClosing {
 		s.state = stClosing

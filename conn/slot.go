@@ -135,24 +135,43 @@ func (a *arena[T]) inUse() int {
 	return len(a.items) - 1 - len(a.free)
 }
 
-// slots is a loop's slot table.
+// Slot table geometry: slots live in fixed chunks, so growing the table
+// never copies it (no pause at 100k connections, no garbage twice its size)
+// and its memory follows the connection count in 104 KiB steps.
+const (
+	chunkBits = 10
+	chunkSize = 1 << chunkBits
+)
+
+// slots is a loop's slot table. The chunks hold no pointers: the garbage
+// collector never scans them.
 type slots struct {
-	s    []slot
-	free uint32 // head of the free list, index+1; 0 = empty
-	used int
+	chunks []*[chunkSize]slot
+	n      uint32 // slots ever handed out (the table's high-water mark)
+	free   uint32 // head of the free list, index+1; 0 = empty
+	used   int
 }
+
+// at returns slot i, which must be below len.
+func (t *slots) at(i uint32) *slot { return &t.chunks[i>>chunkBits][i&(chunkSize-1)] }
+
+// len is the number of slots that exist (free or not).
+func (t *slots) len() int { return int(t.n) }
 
 // alloc returns a fresh slot index; its generation is already bumped.
 func (t *slots) alloc() uint32 {
 	var i uint32
 	if t.free != 0 {
 		i = t.free - 1
-		t.free = t.s[i].next
+		t.free = t.at(i).next
 	} else {
-		t.s = append(t.s, slot{gen: 0})
-		i = uint32(len(t.s) - 1)
+		if int(t.n) == len(t.chunks)*chunkSize {
+			t.chunks = append(t.chunks, new([chunkSize]slot))
+		}
+		i = t.n
+		t.n++
 	}
-	s := &t.s[i]
+	s := t.at(i)
 	gen := s.gen + 1
 	if gen&genMask == 0 {
 		gen = 1
@@ -164,7 +183,7 @@ func (t *slots) alloc() uint32 {
 
 // release frees slot i; handles to it become stale.
 func (t *slots) release(i uint32) {
-	s := &t.s[i]
+	s := t.at(i)
 	gen := s.gen
 	*s = slot{gen: gen, fd: -1, next: t.free}
 	t.free = i + 1
@@ -174,10 +193,10 @@ func (t *slots) release(i uint32) {
 // lookup returns the live slot of h, or nil.
 func (t *slots) lookup(h Handle) *slot {
 	i := h.Index()
-	if int(i) >= len(t.s) {
+	if int(i) >= t.len() {
 		return nil
 	}
-	s := &t.s[i]
+	s := t.at(i)
 	if s.state == stFree || s.gen != h.gen() {
 		return nil
 	}

@@ -17,8 +17,8 @@ func TestSlotSize(t *testing.T) {
 func TestSlotReuseStaleHandle(t *testing.T) {
 	var tb slots
 	a := tb.alloc()
-	tb.s[a].state = stOpen
-	ha := makeHandle(3, tb.s[a].gen, a)
+	tb.at(a).state = stOpen
+	ha := makeHandle(3, tb.at(a).gen, a)
 	if ha.Loop() != 3 || ha.Index() != a {
 		t.Fatalf("handle fields: loop %d index %d", ha.Loop(), ha.Index())
 	}
@@ -30,11 +30,11 @@ func TestSlotReuseStaleHandle(t *testing.T) {
 		t.Fatal("handle of a freed slot accepted")
 	}
 	b := tb.alloc()
-	tb.s[b].state = stOpen
+	tb.at(b).state = stOpen
 	if b != a {
 		t.Fatalf("free slot not reused: got %d want %d", b, a)
 	}
-	hb := makeHandle(3, tb.s[b].gen, b)
+	hb := makeHandle(3, tb.at(b).gen, b)
 	if hb == ha {
 		t.Fatal("reused slot has the same handle")
 	}
@@ -49,13 +49,13 @@ func TestSlotReuseStaleHandle(t *testing.T) {
 func TestSlotGenerationWraps(t *testing.T) {
 	var tb slots
 	i := tb.alloc()
-	tb.s[i].gen = genMask
+	tb.at(i).gen = genMask
 	tb.release(i)
 	j := tb.alloc()
-	if j != i || tb.s[j].gen == 0 || tb.s[j].gen > genMask {
-		t.Fatalf("after wrap: idx %d gen %d", j, tb.s[j].gen)
+	if j != i || tb.at(j).gen == 0 || tb.at(j).gen > genMask {
+		t.Fatalf("after wrap: idx %d gen %d", j, tb.at(j).gen)
 	}
-	if makeHandle(0, tb.s[j].gen, j) == 0 {
+	if makeHandle(0, tb.at(j).gen, j) == 0 {
 		t.Fatal("zero handle produced")
 	}
 }

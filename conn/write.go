@@ -151,7 +151,7 @@ func (l *Loop) appendClose(dst []byte, client bool, code framing.StatusCode, rea
 
 // sendClose queues a close frame and moves the slot to stClosing.
 func (l *Loop) sendClose(idx uint32, code framing.StatusCode, reason string) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	start := len(l.pbuf)
 	l.pbuf = l.appendClose(l.pbuf, s.flags&fClient != 0, code, reason)
 	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
@@ -164,7 +164,7 @@ func (l *Loop) sendClose(idx uint32, code framing.StatusCode, reason string) {
 // control queues a ping or pong. An empty server frame is the precompiled
 // one; anything else goes through the pass buffer.
 func (l *Loop) control(idx uint32, op framing.OpCode, payload []byte) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.flags&fClient == 0 && len(payload) == 0 {
 		b := framing.PongFrame
 		if op == framing.OpPing {
@@ -186,7 +186,7 @@ func (l *Loop) control(idx uint32, op framing.OpCode, payload []byte) {
 // started, and applies the queue bounds to a connection that is already
 // waiting for the socket.
 func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.outq != 0 {
 		q := l.queues.at(s.outq)
 		if key != 0 {
@@ -205,7 +205,7 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 				// A burst within one pass: write now rather than hold
 				// more than the bound until the end of the pass.
 				l.flushConn(idx)
-				s = &l.slots.s[idx]
+				s = l.slots.at(idx)
 			}
 			if s.state != stOpen {
 				return ErrClosed
@@ -225,7 +225,7 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 
 // push appends to the slot's queue and marks it for the end-of-pass flush.
 func (l *Loop) push(idx uint32, it qitem) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.outq == 0 {
 		s.outq = l.queues.alloc()
 	}
@@ -243,7 +243,7 @@ func (l *Loop) push(idx uint32, it qitem) {
 func (l *Loop) flushDirty() {
 	for i := 0; i < len(l.dirty); i++ {
 		idx := l.dirty[i]
-		s := &l.slots.s[idx]
+		s := l.slots.at(idx)
 		s.flags &^= fDirty
 		if s.state == stFree || s.state == stDead {
 			continue
@@ -264,7 +264,7 @@ func (l *Loop) flushDirty() {
 
 // flushConn writes as much of the slot's queue as the socket takes.
 func (l *Loop) flushConn(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.outq == 0 {
 		l.drained(idx)
 		return
@@ -304,7 +304,7 @@ func (l *Loop) flushConn(idx uint32) {
 	// lies in the pass buffer, and wait for the socket.
 	if s.state == stOpen && (q.bytes > l.cfg.MaxQueueBytes || q.frames() > l.cfg.MaxQueueFrames) {
 		l.slow(idx)
-		s = &l.slots.s[idx]
+		s = l.slots.at(idx)
 	}
 	l.settle(idx)
 	if s.flags&fArmedOut == 0 {
@@ -352,7 +352,7 @@ func (q *outQueue) advance(n int) {
 // drained runs when the queue is empty: the queue goes back to the arena and
 // EPOLLOUT is disarmed.
 func (l *Loop) drained(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.outq != 0 {
 		l.queues.release(s.outq)
 		s.outq = 0
@@ -375,7 +375,7 @@ func (l *Loop) drained(idx uint32) {
 // settle copies queued frames that still lie in the pass buffer into the
 // queue's own storage, since the pass buffer is reused by the next pass.
 func (l *Loop) settle(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.outq == 0 {
 		return
 	}
@@ -418,7 +418,7 @@ func (q *outQueue) compact() {
 
 // dropQueue discards the whole queue.
 func (l *Loop) dropQueue(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.outq != 0 {
 		l.queues.release(s.outq)
 		s.outq = 0
@@ -429,7 +429,7 @@ func (l *Loop) dropQueue(idx uint32) {
 // are dropped, a close frame 1008 "slow" is queued after the frame in
 // flight, and the socket is cut after CloseTimeout if even that cannot go.
 func (l *Loop) slow(idx uint32) {
-	s := &l.slots.s[idx]
+	s := l.slots.at(idx)
 	if s.state != stOpen {
 		return
 	}

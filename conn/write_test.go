@@ -62,7 +62,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 	h := l.adopt(t, fd, false)
 	fill := framing.Prepare(framing.OpBinary, bytes.Repeat([]byte{1}, 32<<10), false)
 	// Fill the socket until output has to wait for EPOLLOUT.
-	for i := 0; l.slots.s[h.Index()].flags&fArmedOut == 0; i++ {
+	for i := 0; l.slots.at(h.Index()).flags&fArmedOut == 0; i++ {
 		if i > 1000 {
 			t.Fatal("socket never filled")
 		}
@@ -85,7 +85,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 	must(l.SendLatest(h, v("board v3"), 5))
 	must(l.Write(h, framing.OpText, []byte("written")))
 	l.flushDirty()
-	q := l.queues.at(l.slots.s[h.Index()].outq)
+	q := l.queues.at(l.slots.at(h.Index()).outq)
 	var got []string
 	for _, it := range q.items[q.head:] {
 		if len(it.b) < 100 {
@@ -98,7 +98,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 	}
 	// Drain, as EPOLLOUT would, and check the stream is whole and in order.
 	var stream []byte
-	for deadline := time.Now().Add(5 * time.Second); l.slots.s[h.Index()].outq != 0; {
+	for deadline := time.Now().Add(5 * time.Second); l.slots.at(h.Index()).outq != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("queue never drained")
 		}
@@ -116,7 +116,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 	if fmt.Sprint(texts) != fmt.Sprint(want) {
 		t.Fatalf("received %q, want %q", texts, want)
 	}
-	if l.slots.s[h.Index()].flags&fArmedOut != 0 {
+	if l.slots.at(h.Index()).flags&fArmedOut != 0 {
 		t.Fatal("EPOLLOUT still armed on an empty queue")
 	}
 }
@@ -130,7 +130,7 @@ func TestSendLatestDoesNotReplaceStartedFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.flushDirty() // a partial write: the frame has started
-	s := &l.slots.s[h.Index()]
+	s := l.slots.at(h.Index())
 	if s.outq == 0 {
 		t.Fatal("socket took 4 MiB at once")
 	}

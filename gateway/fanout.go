@@ -65,7 +65,7 @@ func (ls *loopState) deliver(l *conn.Loop, m *push) {
 		if j == nil {
 			continue
 		}
-		if j.digs > 0 {
+		if j.holds > 0 {
 			j.held = append(j.held, m)
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,5 +271,43 @@ func TestShutdownDrains(t *testing.T) {
 	}
 	if !tg.draining.Load() {
 		t.Fatal("not draining after shutdown")
+	}
+}
+
+// Many players across both loops all get every update of their hunt.
+func TestManyPlayersAllLoops(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	tg := startGateway(t, nil)
+	tg.createHunt(t, fixedHunt("big", 1))
+	cs := make([]*client, n)
+	for i := range cs {
+		cs[i] = tg.player(t, fmt.Sprintf("p%d", i))
+		cs[i].sendRaw(`{"op":"join","hunt":"big"}`)
+	}
+	for _, c := range cs {
+		c.expect("joined")
+	}
+	st := tg.Stats(context.Background())
+	if st.Connections.Total != int64(n) || st.Connections.Loops[0] == 0 || st.Connections.Loops[1] == 0 || st.Hunts["big"].Players != n {
+		t.Fatalf("stats: %+v", st.Connections)
+	}
+	const events = 5
+	for i := 0; i < events; i++ {
+		if _, err := tg.engine.Publish(context.Background(), "big", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range cs {
+		for i := 0; i < events; i++ {
+			if m := c.expect("update"); m.num("seq") != float64(i+1) || m.num("data") != float64(i) {
+				t.Fatalf("got %v, want seq %d", m, i+1)
+			}
+		}
+	}
+	if got := tg.m.deliveries.Load(); got != int64(n*events) {
+		t.Fatalf("deliveries %d, want %d", got, n*events)
 	}
 }

@@ -88,7 +88,6 @@ func errBadRequestForFuzz(e *protoError) *protoError {
 	return e
 }
 
-
 // FuzzValidJSON checks the hand-written validator against encoding/json.
 func FuzzValidJSON(f *testing.F) {
 	for _, s := range []string{`{}`, `[1,2.5e-3,"a\u00e9",true,false,null,{"k":[]}]`, `-0`, `01`, `1.`, `"\x"`, ` {"a":1} `, `{"a":1,}`, `[`, "\"\x01\""} {

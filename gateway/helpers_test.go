@@ -144,7 +144,10 @@ func (c *client) sendRaw(s string) {
 	}
 }
 
-func (c *client) send(format string, args ...any) { c.t.Helper(); c.sendRaw(fmt.Sprintf(format, args...)) }
+func (c *client) send(format string, args ...any) {
+	c.t.Helper()
+	c.sendRaw(fmt.Sprintf(format, args...))
+}
 
 // msg is a decoded server message.
 type msg map[string]any

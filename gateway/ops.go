@@ -74,7 +74,7 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
-	s.joined[i].digs++
+	s.joined[i].holds++
 	g.offload(func() {
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, x, y, &res, err) })
@@ -95,16 +95,16 @@ func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt str
 		return
 	}
 	// Release the pushes held while this dig was in flight, after dug.
-	s := ls.get(h)
-	if s == nil {
-		return
+	if s := ls.get(h); s != nil {
+		if i := s.findName([]byte(hunt)); i >= 0 {
+			ls.release(l, h, &s.joined[i])
+		}
 	}
-	i := s.findName([]byte(hunt))
-	if i < 0 {
-		return
-	}
-	j := &s.joined[i]
-	if j.digs--; j.digs > 0 {
+}
+
+// release ends one hold on j and, when none is left, sends what was held.
+func (ls *loopState) release(l *conn.Loop, h conn.Handle, j *joinedHunt) {
+	if j.holds--; j.holds > 0 {
 		return
 	}
 	held := j.held
@@ -118,6 +118,7 @@ func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt str
 type joinResult struct {
 	info   *huntInfo
 	again  bool // the session had joined the hunt already: no new membership
+	held   bool // the membership was added before the engine calls, with a hold
 	st     state.Status
 	ups    []state.Update
 	since  uint64
@@ -189,8 +190,48 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	}
 	h, ref, id, rc := s.h, cloneBytes(r.ref), ls.id, *r
 	rc.ref, rc.hunt, rc.ts = nil, nil, nil
+	if info != nil {
+		ls.joinHeld(l, h, ref, player, info, again, &rc)
+		return
+	}
+	// First join of this hunt on the node: check that it exists before it
+	// gets an id, then continue on the loop.
 	g.offload(func() {
-		res := g.joinCall(info, name, player, again, &rc)
+		if _, err := g.engine.Status(g.ctx, name); err != nil {
+			g.node.Post(id, func(l *conn.Loop) { g.loops[id].fail(l, h, ref, engineError(err)) })
+			return
+		}
+		info := g.hunts.register(name)
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].joinHeld(l, h, ref, player, info, again, &rc) })
+	})
+}
+
+// joinHeld is the join on a blocking engine. A new membership is added to the
+// loop's member list before the engine calls, with a hold: pushes that arrive
+// meanwhile are kept and sent after joined and the replay, minus what the
+// replay or the status already covered. So no update falls between the
+// snapshot and the live stream.
+func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player string, info *huntInfo, again bool, rc *request) {
+	g := ls.g
+	s := ls.get(h)
+	if s == nil {
+		return
+	}
+	if j := s.find(info.id); j != nil {
+		again = true
+	} else if len(s.joined) >= g.cfg.MaxHunts {
+		ls.fail(l, h, ref, errTooManyHunts)
+		return
+	}
+	held := !again
+	if held {
+		j := ls.addMember(s, info)
+		j.holds++
+	}
+	id := ls.id
+	g.offload(func() {
+		res := g.joinCall(info, info.name, player, again, rc)
+		res.held = held
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishJoin(l, h, ref, player, res) })
 	})
 }
@@ -198,31 +239,29 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player string, res *joinResult) {
 	g := ls.g
 	s := ls.get(h)
+	var j *joinedHunt
+	if s != nil && res.info != nil {
+		j = s.find(res.info.id)
+	}
 	if res.err != nil {
+		if res.held && j != nil {
+			ls.removeMember(s, s.findName([]byte(res.info.name)))
+		}
 		ls.fail(l, h, ref, engineError(res.err))
 		return
 	}
-	if s == nil {
+	if s == nil || (res.held && j == nil) {
+		// Closed (or left) while a blocking engine was answering.
 		if !res.again {
 			g.leaveEngine(res.info.name, player)
 		}
 		return
 	}
-	j := s.find(res.info.id)
 	switch {
 	case j == nil && res.again:
-		// Left while a blocking engine was answering: answer as not joined.
 		ls.fail(l, h, ref, errNotJoined)
 		return
-	case j != nil && !res.again:
-		// Joined twice concurrently through a blocking engine: keep one.
-		g.leaveEngine(res.info.name, player)
 	case j == nil:
-		if len(s.joined) >= g.cfg.MaxHunts {
-			g.leaveEngine(res.info.name, player)
-			ls.fail(l, h, ref, errTooManyHunts)
-			return
-		}
 		j = ls.addMember(s, res.info)
 		j.epoch, j.last = res.st.Epoch, 0
 	}
@@ -246,6 +285,9 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 		ls.reply(l, h)
 	}
 	g.m.replayed.Add(int64(len(res.ups)))
+	if res.held {
+		ls.release(l, h, j)
+	}
 }
 
 // leaveEngine releases one membership of player in hunt: engine count and

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -440,4 +442,62 @@ func TestOffLoopEngine(t *testing.T) {
 	}
 	b.c.Close()
 	waitFor(t, "players after close", func() bool { return tg.hunts.getString("h").players.Load() == 2 })
+}
+
+// Players who join while updates are being published get a contiguous
+// stream: joined.seq (or the replay) then every later seq, none twice.
+func TestJoinDuringPublishNoGap(t *testing.T) {
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocking=%v", blocking), func(t *testing.T) {
+			var wrap func(*state.Memory) state.Engine
+			if blocking {
+				wrap = func(m *state.Memory) state.Engine { return blockingEngine{m} }
+			}
+			tg := startGatewayWith(t, func(c *Config) { c.Rate = -1 }, wrap)
+			tg.createHunt(t, fixedHunt("h", 1))
+			const events = 300
+			started := make(chan struct{})
+			done := make(chan error, 1)
+			go func() {
+				for i := 1; i <= events; i++ {
+					if _, err := tg.engine.Publish(context.Background(), "h", []byte(strconv.Itoa(i))); err != nil {
+						done <- err
+						return
+					}
+					if i == 20 {
+						close(started)
+					}
+				}
+				done <- nil
+			}()
+			<-started
+			var cs []*client
+			var from []uint64
+			for i := 0; i < 6; i++ {
+				c := tg.player(t, fmt.Sprintf("p%d", i))
+				if i%2 == 0 {
+					c.sendRaw(`{"op":"join","hunt":"h"}`)
+				} else {
+					c.send(`{"op":"join","hunt":"h","since":5,"epoch":%d}`, uint64(1<<40))
+				}
+				j := c.expect("joined")
+				next := uint64(j.num("seq")) + 1
+				if j["reset"] == false {
+					next = 6
+				}
+				cs = append(cs, c)
+				from = append(from, next)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			for k, c := range cs {
+				for want := from[k]; want <= events; want++ {
+					if m := c.expect("update"); uint64(m.num("seq")) != want {
+						t.Fatalf("player %d: got %v, want seq %d", k, m, want)
+					}
+				}
+			}
+		})
+	}
 }

@@ -22,10 +22,12 @@ type joinedHunt struct {
 	epoch uint64 // epoch of last
 	last  uint64 // seq of the last reliable update delivered; later copies at or below it are skipped
 
-	// digs counts digs in flight on a blocking engine; while > 0, pushes of
-	// the hunt are held so that the digger gets dug before the claimed push.
-	digs int32
-	held []*push
+	// holds counts engine calls in flight on a blocking engine (digs, the
+	// join itself); while > 0, pushes of the hunt are held, so that a digger
+	// gets dug before the claimed push and a joiner gets joined (and its
+	// replay) before the live stream, with nothing lost in between.
+	holds int32
+	held  []*push
 }
 
 // session is the per-connection state of the gateway, kept in a per-loop
@@ -62,4 +64,3 @@ func (s *session) findName(name []byte) int {
 	}
 	return -1
 }
-

@@ -8,9 +8,11 @@
 #
 # Results: bench/results/<UTC time>-<mode>/ with one JSON and HTML report per
 # server and test, the commands that produced them (commands.txt) and the
-# summary table (summary.txt, summary.json). Ports can be moved with
-# BENCH_PORT_BASE (default 18080: huntgate 18080 + admin 18081, gorilla
-# 18090, netpoll 18091).
+# summary table (summary.txt, summary.json). BENCH_ROUNDS=N (default 1)
+# repeats the whole matrix N times, servers interleaved within each round,
+# and the summary takes the median per metric: on a noisy machine use 3.
+# Ports can be moved with BENCH_PORT_BASE (default 18080: huntgate 18080 +
+# admin 18081, gorilla 18090, netpoll 18091).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,7 @@ hg_admin=127.0.0.1:$((base + 1))
 gorilla_addr=127.0.0.1:$((base + 10))
 netpoll_addr=127.0.0.1:$((base + 11))
 src=127.0.0.2-127.0.0.60
+rounds=${BENCH_ROUNDS:-1}
 
 if [ "$mode" = quick ]; then
 	hold_n=1000 hold_d=3s
@@ -100,26 +103,30 @@ start_server() {
 	wait_port "${url#ws://}"
 }
 
-# run SERVER TEST SCENARIO ARGS...
+# run SERVER TEST SCENARIO ARGS... (uses $round)
 run() {
 	local server=$1 test=$2 scenario=$3
 	shift 3
+	local name=$server-$test
+	if [ "$rounds" -gt 1 ]; then name=$name-r$round; fi
 	start_server "$server"
 	local cmd=("$bin/huntload" "$scenario" --url "$url" --pid "$pid" --src "$src"
-		--json "$out/$server-$test.json" --html "$out/$server-$test.html" "$@")
+		--json "$out/$name.json" --html "$out/$name.html" "$@")
 	echo "${cmd[*]}" >>"$out/commands.txt"
-	echo "== $server $test"
-	if ! "${cmd[@]}" 2>"$out/$server-$test.progress" | tee "$out/$server-$test.txt"; then
-		echo "bench: $server $test failed (see $out/$server-$test.progress)" >&2
+	echo "== $name"
+	if ! "${cmd[@]}" 2>"$out/$name.progress" | tee "$out/$name.txt"; then
+		echo "bench: $name failed (see $out/$name.progress)" >&2
 	fi
 	stop_server
 }
 
-for server in gorilla netpoll huntgate; do
-	run "$server" hold hold --players "$hold_n" --duration "$hold_d"
-	run "$server" echo-tput echo --players "$tput_n" --pipeline 8 --size 64 --duration "$tput_d"
-	run "$server" echo-rtt echo --players "$rtt_n" --rate "$rtt_rate" --size 64 --duration "$rtt_d"
-	run "$server" fanout fanout --players "$fan_n" --rates "$fan_rates" --size 64 --duration "$fan_d"
+for round in $(seq "$rounds"); do
+	for server in gorilla netpoll huntgate; do
+		run "$server" hold hold --players "$hold_n" --duration "$hold_d"
+		run "$server" echo-tput echo --players "$tput_n" --pipeline 8 --size 64 --duration "$tput_d"
+		run "$server" echo-rtt echo --players "$rtt_n" --rate "$rtt_rate" --size 64 --duration "$rtt_d"
+		run "$server" fanout fanout --players "$fan_n" --rates "$fan_rates" --size 64 --duration "$fan_d"
+	done
 done
 
 echo "== summary ($out)"

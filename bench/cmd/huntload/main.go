@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/huntgate/huntgate/bench/internal/load"
 	"github.com/rs/zerolog"
@@ -55,6 +56,15 @@ func summary(args []string) int {
 }
 
 func run(args []string) int {
+	// HUNTLOAD_CPUPROFILE profiles this process (and in-process workers),
+	// to check that the load generator is not what limits a run.
+	if path := os.Getenv("HUNTLOAD_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	cmd, err := load.ParseArgs(args, os.Stderr)
 	if errors.Is(err, load.ErrHelp) {
 		return 0

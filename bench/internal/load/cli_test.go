@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,34 @@ func TestCompareMediansAndRatios(t *testing.T) {
 	r := Ratios(a, b)
 	if a["rtt_p99_ms"] != 20 || r["rtt_p99_ms"] != 0.25 || r["throughput_per_s"] != 4 {
 		t.Fatalf("a %v ratios %v", a, r)
+	}
+}
+
+func TestSuiteSummaryMediansAndRatios(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, tput float64) {
+		r := &Report{Scenario: Echo, MainOp: "rtt", Ops: map[string]OpReport{"rtt": {}}, Facts: Facts{ThroughputPerS: tput}}
+		if err := r.WriteJSON(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("gorilla-echo-tput.json", 100)
+	write("fast-echo-tput-r1.json", 300)
+	write("fast-echo-tput-r2.json", 500)
+	write("fast-echo-tput-r3.json", 9000)
+	var out bytes.Buffer
+	vals, err := SuiteSummary(dir, "gorilla", []string{"gorilla", "fast"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "echo throughput, pipelined (msg/s)"
+	if vals["fast"][name] != 500 || vals["gorilla"][name] != 100 {
+		t.Fatalf("medians %v", vals)
+	}
+	if !strings.Contains(out.String(), "5.00x") {
+		t.Fatalf("ratio missing:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "hold") {
+		t.Fatalf("metric names leaked test ids:\n%s", out.String())
 	}
 }

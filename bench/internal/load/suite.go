@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"text/tabwriter"
 )
 
@@ -43,26 +42,39 @@ var SuiteMetrics = []SuiteMetric{
 	{"fanout", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
 }
 
-// SuiteSummary reads DIR/SERVER-TEST.json for every server and prints each
-// metric per server with its ratio to the baseline server.
+// SuiteSummary reads DIR/SERVER-TEST.json (or DIR/SERVER-TEST-rN.json for
+// several rounds, of which it takes the median) for every server and prints
+// each metric per server with its ratio to the baseline server.
 func SuiteSummary(dir, baseline string, servers []string, w io.Writer) (map[string]map[string]float64, error) {
 	out := map[string]map[string]float64{}
-	cache := map[string]*Report{}
-	load := func(server, test string) *Report {
+	cache := map[string][]*Report{}
+	load := func(server, test string) []*Report {
 		key := server + "-" + test
 		if r, ok := cache[key]; ok {
 			return r
 		}
-		b, err := os.ReadFile(filepath.Join(dir, key+".json"))
-		var r *Report
-		if err == nil {
-			r = &Report{}
-			if json.Unmarshal(b, r) != nil {
-				r = nil
+		files, _ := filepath.Glob(filepath.Join(dir, key+"-r*.json"))
+		files = append(files, filepath.Join(dir, key+".json"))
+		var rs []*Report
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			r := &Report{}
+			if json.Unmarshal(b, r) == nil {
+				rs = append(rs, r)
 			}
 		}
-		cache[key] = r
-		return r
+		cache[key] = rs
+		return rs
+	}
+	value := func(m SuiteMetric, rs []*Report) float64 {
+		var xs []float64
+		for _, r := range rs {
+			xs = append(xs, m.Get(r))
+		}
+		return median(xs)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "metric")
@@ -77,23 +89,23 @@ func SuiteSummary(dir, baseline string, servers []string, w io.Writer) (map[stri
 		fmt.Fprint(tw, m.Name)
 		base := load(baseline, m.Test)
 		for _, s := range servers {
-			r := load(s, m.Test)
-			if r == nil {
+			rs := load(s, m.Test)
+			if len(rs) == 0 {
 				fmt.Fprint(tw, "\t-")
 				if s != baseline {
 					fmt.Fprint(tw, "\t-")
 				}
 				continue
 			}
-			v := m.Get(r)
+			v := value(m, rs)
 			if out[s] == nil {
 				out[s] = map[string]float64{}
 			}
 			out[s][m.Name] = v
 			fmt.Fprintf(tw, "\t%.2f", v)
 			if s != baseline {
-				if base != nil && m.Get(base) != 0 {
-					fmt.Fprintf(tw, "\t%.2fx", v/m.Get(base))
+				if bv := value(m, base); len(base) > 0 && bv != 0 {
+					fmt.Fprintf(tw, "\t%.2fx", v/bv)
 				} else {
 					fmt.Fprint(tw, "\t-")
 				}
@@ -105,20 +117,4 @@ func SuiteSummary(dir, baseline string, servers []string, w io.Writer) (map[stri
 		return nil, err
 	}
 	return out, nil
-}
-
-// SortedServers returns the servers that have any result in dir.
-func SortedServers(dir string) []string {
-	seen := map[string]bool{}
-	files, _ := filepath.Glob(filepath.Join(dir, "*-hold.json"))
-	for _, f := range files {
-		b := filepath.Base(f)
-		seen[b[:len(b)-len("-hold.json")]] = true
-	}
-	var out []string
-	for s := range seen {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
 }
