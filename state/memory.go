@@ -21,7 +21,7 @@ type MemoryConfig struct {
 	// time.Now. Tests inject a fake one.
 	Now func() time.Time
 	// Epoch is the epoch of every hunt of this engine; 0 means a random
-	// non-zero value, so that a restarted engine, which has lost its
+	// non-zero value below 2^53, so that a restarted engine, which has lost its
 	// history, never reuses the epoch of the one before.
 	Epoch uint64
 }
@@ -74,7 +74,9 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		m.now = time.Now
 	}
 	for m.epoch == 0 {
-		m.epoch = rand.Uint64()
+		// 53 bits: epochs travel as JSON numbers, and JavaScript clients
+		// hold those exactly only up to 2^53.
+		m.epoch = rand.Uint64() & (1<<53 - 1)
 	}
 	return m
 }

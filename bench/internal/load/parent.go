@@ -131,6 +131,12 @@ func Run(cfg Config, opt Options) (*Report, error) {
 			return nil, fmt.Errorf("load: workers not ready after the connect deadline")
 		}
 	}
+	if connected == 0 {
+		for _, p := range procs {
+			p.abort()
+		}
+		return nil, fmt.Errorf("load: no player connected (%d dials failed)", failed)
+	}
 	s1 := smp.sample()
 	connectWall := time.Since(wall0)
 	start := time.Now().Add(200 * time.Millisecond)

@@ -161,6 +161,7 @@ type worker struct {
 	connected atomic.Int64
 	failed    atomic.Int64
 	closing   atomic.Bool
+	firstFail atomic.Bool  // the first failed dial was logged
 	endNs     atomic.Int64 // end of the measured phase, Unix ns; 0 before it starts
 	sent      []atomic.Int64
 	token     func(player string) string
@@ -435,7 +436,9 @@ func (w *worker) OnClose(l wsc.Loop, h wsc.Handle, code framing.StatusCode, err 
 		if p.open {
 			return
 		}
-		w.log.Debug().Err(err).Str("player", p.id).Msg("load: dial failed")
+		if w.firstFail.CompareAndSwap(false, true) {
+			w.log.Warn().Err(err).Str("player", p.id).Msg("load: dial failed (further failures are only counted)")
+		}
 		w.dialFailed(ls, p)
 		w.sc.onClose(w, ls, l, p)
 		return

@@ -36,6 +36,12 @@ func run(args []string) int {
 	}
 	log := newLogger(cfg.LogLevel)
 	cfg.Logger = log
+	if cfg.DevMode && cfg.APIKey == "" {
+		// The demo should be drivable from curl at once; a production
+		// config never sets --dev, so it never gets a guessable key.
+		cfg.APIKey = "dev"
+		log.Warn().Msg("huntgate: --dev without --api-key: the admin API key is \"dev\"")
+	}
 	if cfg.Redis != "" {
 		log.Error().Str("redis", cfg.Redis).Msg("huntgate: cluster mode not available yet: --redis needs the Redis engine; run without --redis for the embedded engine")
 		return 2
