@@ -27,8 +27,9 @@ type DialOptions struct {
 // Dial opens a client connection from any goroutine. It returns at once:
 // the connect and the handshake run on the loop, which then calls OnOpen,
 // or OnClose(1006, err) if either fails. An error here means the options
-// were unusable and nothing was started. Nothing happens once the node is
-// closed.
+// were unusable or the node is closed (ErrNodeClosed), and nothing was
+// started; a Dial that returned nil always ends in OnClose, also when
+// Node.Close overtakes it.
 func (n *Node) Dial(o DialOptions) error {
 	ra, err := net.ResolveTCPAddr("tcp", o.Addr)
 	if err != nil {
@@ -65,7 +66,9 @@ func (n *Node) Dial(o DialOptions) error {
 		loop = int(n.next.Add(1) - 1)
 	}
 	tag := o.Tag
-	n.Post(loop, func(l *Loop) { l.dial(rsa, lsa, req, key, tag, maxMsg) })
+	if !n.loops[uint(loop)%uint(len(n.loops))].inbox.push(func(l *Loop) { l.dial(rsa, lsa, req, key, tag, maxMsg) }) {
+		return ErrNodeClosed
+	}
 	return nil
 }
 
@@ -81,6 +84,11 @@ func (l *Loop) dial(rsa, lsa unix.Sockaddr, req []byte, key [24]byte, tag uint32
 	s.stamp = l.now
 	s.lastRead = l.now
 	l.stats.conns.Add(1)
+	if l.stop.Load() {
+		// Posted before the node closed: no socket, just the owed OnClose.
+		l.kill(idx, framing.StatusAbnormal, ErrNodeClosed)
+		return
+	}
 	fail := func(what string, err error) {
 		l.kill(idx, framing.StatusAbnormal, fmt.Errorf("conn: %s: %w", what, err))
 	}

@@ -71,18 +71,21 @@ func (l *Loop) upgrade(idx uint32, head, rest []byte) {
 	l.cur = makeHandle(l.id, s.gen, idx)
 	l.curAcc = Accept{}
 	l.upg.Deflate = l.cfg.Deflate
-	start := len(l.pbuf)
-	resp, res, err := l.upg.Upgrade(l.pbuf, head)
-	l.pbuf = resp
+	// The response is built in its own scratch buffer, not in the pass
+	// buffer: OnUpgrade runs in the middle of Upgrade and may write frames
+	// for other connections into the pass buffer.
+	resp, res, err := l.upg.Upgrade(l.hsOut[:0], head)
+	l.hsOut = resp[:0]
 	s = l.slots.at(idx)
 	if err != nil {
 		// Refused or malformed: the response is the HTTP status. It is
 		// written directly, since the socket closes right after.
-		_, _ = unix.Write(int(s.fd), resp[start:])
-		l.pbuf = l.pbuf[:start]
+		_, _ = unix.Write(int(s.fd), resp)
 		l.closeSlot(idx, framing.StatusAbnormal, err)
 		return
 	}
+	start := len(l.pbuf)
+	l.pbuf = append(l.pbuf, resp...)
 	acc := l.curAcc
 	maxMsg := acc.MaxMessage
 	if maxMsg <= 0 {

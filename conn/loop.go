@@ -120,6 +120,7 @@ type Loop struct {
 	infl   framing.Inflater
 	inflB  []byte
 	upg    framing.Upgrader
+	hsOut  []byte // upgrade response scratch
 	cur    Handle // connection being upgraded (for Upgrader.Check)
 	curAcc Accept
 	rng    uint64 // client masks
@@ -153,7 +154,7 @@ func newLoop(n *Node, id int) (*Loop, error) {
 	}
 	l.hss.reset = func(s *hsState) { s.buf = s.buf[:0]; s.key = [24]byte{} }
 	l.queues.reset = resetQueue
-	l.hss.keep, l.bufs.keep, l.queues.keep = 64, 256, 1024
+	l.hss.keep, l.bufs.keep, l.queues.keep = 64, 256, 512
 	l.upg.Check = l.check
 	l.wheel.init(0)
 	return l, nil
@@ -585,7 +586,13 @@ func (l *Loop) checkAccept() {
 
 // shutdown closes every connection (1001, best effort) and the loop's fds.
 func (l *Loop) shutdown() {
-	l.inbox.close() // whatever is still queued is dropped: the node is closing
+	// Functions posted before the inbox closed still run (a Dial among them
+	// owes its OnClose); later posts are refused.
+	q := l.inbox.close()
+	for _, fn := range q {
+		fn(l)
+	}
+	clear(q)
 	if l.lfd >= 0 {
 		unix.Close(l.lfd)
 		l.lfd = -1
@@ -599,7 +606,11 @@ func (l *Loop) shutdown() {
 			l.pbuf = l.appendClose(l.pbuf[:0], s.flags&fClient != 0, framing.StatusGoingAway, "")
 			_, _ = unix.Write(int(s.fd), l.pbuf)
 		}
-		l.closeSlot(uint32(i), framing.StatusGoingAway, ErrNodeClosed)
+		code := framing.StatusGoingAway
+		if s.state != stOpen && s.state != stClosing {
+			code = framing.StatusAbnormal // a dial that never opened
+		}
+		l.closeSlot(uint32(i), code, ErrNodeClosed)
 	}
 	l.pbuf = l.pbuf[:0]
 	l.poll.close()

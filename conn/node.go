@@ -307,7 +307,8 @@ func (n *Node) Loops() []*Loop { return n.loops }
 
 // Post runs fn on loop (ids wrap modulo the number of loops) through its
 // inbox. Safe from any goroutine; wake-ups are coalesced. fn is dropped if
-// the node is closed.
+// the node is closed; a function the inbox took before the loop stopped
+// still runs, during the loop's shutdown.
 func (n *Node) Post(loop int, fn func(l *Loop)) {
 	n.loops[uint(loop)%uint(len(n.loops))].inbox.push(fn)
 }

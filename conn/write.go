@@ -36,16 +36,24 @@ type outQueue struct {
 	own   []byte // storage for frames copied out of the pass buffer
 }
 
+// Storage a released queue may keep for its next use.
+const (
+	keepQueueBytes = 32 << 10
+	keepQueueItems = 512
+)
+
 func resetQueue(q *outQueue) {
 	clear(q.items)
 	q.items = q.items[:0]
 	q.head, q.off, q.bytes = 0, 0, 0
-	if cap(q.own) > 256<<10 {
+	// A free queue keeps only modest storage: after a burst of blocked
+	// connections the loop must not hold burst-sized queues for good.
+	if cap(q.own) > keepQueueBytes {
 		q.own = nil
 	} else {
 		q.own = q.own[:0]
 	}
-	if cap(q.items) > 4096 {
+	if cap(q.items) > keepQueueItems {
 		q.items = nil
 	}
 }
@@ -68,7 +76,10 @@ func (l *Loop) Send(h Handle, f *framing.Prepared) error {
 }
 
 // SendLatest queues a latest-value frame: a queued frame with the same key
-// that has not started going out is replaced by f instead. key must not be 0.
+// that has not started going out is replaced by f instead. f never goes out
+// before a reliable frame queued ahead of it: if one lies behind the older
+// frame, the older frame is dropped and f is queued at the end. key must not
+// be 0.
 func (l *Loop) SendLatest(h Handle, f *framing.Prepared, key uint32) error {
 	s, err := l.sendable(h)
 	if err != nil {
@@ -189,16 +200,8 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 	s := l.slots.at(idx)
 	if s.outq != 0 {
 		q := l.queues.at(s.outq)
-		if key != 0 {
-			for i := q.head; i < len(q.items); i++ {
-				it := &q.items[i]
-				if it.key != key || (i == q.head && q.off > 0) {
-					continue
-				}
-				q.bytes += len(b) - len(it.b)
-				*it = qitem{b: b, key: key, pass: pass}
-				return nil
-			}
+		if key != 0 && l.replaceLatest(q, b, key, pass) {
+			return nil
 		}
 		if q.bytes+len(b) > l.cfg.MaxQueueBytes || q.frames() >= l.cfg.MaxQueueFrames {
 			if s.flags&fArmedOut == 0 {
@@ -221,6 +224,39 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 	}
 	l.push(idx, qitem{b: b, key: key, pass: pass})
 	return nil
+}
+
+// replaceLatest applies SendLatest to a queue: the queued frame with key that
+// has not started going out is replaced in place when no reliable frame
+// (key 0) lies behind it. Otherwise it is dropped and the caller queues the
+// new one at the end: a latest-value frame reflects the reliable frames
+// sent before it, so it must never overtake them. It reports whether b was
+// placed.
+func (l *Loop) replaceLatest(q *outQueue, b []byte, key uint32, pass bool) bool {
+	behind := false
+	for i := len(q.items) - 1; i >= q.head; i-- {
+		it := &q.items[i]
+		if it.key != key {
+			if it.key == 0 {
+				behind = true
+			}
+			continue
+		}
+		if i == q.head && q.off > 0 {
+			return false // started: it stays whole, the new one queues behind
+		}
+		if !behind {
+			q.bytes += len(b) - len(it.b)
+			*it = qitem{b: b, key: key, pass: pass}
+			return true
+		}
+		q.bytes -= len(it.b)
+		copy(q.items[i:], q.items[i+1:])
+		q.items[len(q.items)-1] = qitem{}
+		q.items = q.items[:len(q.items)-1]
+		return false
+	}
+	return false
 }
 
 // push appends to the slot's queue and marks it for the end-of-pass flush.

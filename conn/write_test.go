@@ -92,7 +92,9 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 			got = append(got, string(it.b[2:]))
 		}
 	}
-	want := []string{"board v3", "other v1", "reliable", "written"}
+	// board v2 was replaced in place (nothing reliable behind it); board v3
+	// came after a reliable frame, so v2 was dropped and v3 queued last.
+	want := []string{"other v1", "reliable", "board v3", "written"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("queued %q, want %q", got, want)
 	}

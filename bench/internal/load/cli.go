@@ -62,13 +62,13 @@ func Usage(w io.Writer) {
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if commonOnly[f.Name] {
-			fmt.Fprintf(w, "  --%s %s (default %q)\n", f.Name, f.Usage, f.DefValue)
+			fmt.Fprintf(w, "  --%-11s %s (default %q)\n", f.Name, f.Usage, f.DefValue)
 		}
 	})
 }
 
 var commonFlags = []string{"url", "admin", "api-key", "jwt-secret", "dev", "players", "hunts", "rate", "duration",
-	"procs", "src", "pid", "json", "html", "ramp", "loops", "transport", "log-level"}
+	"procs", "src", "pid", "json", "html", "ramp", "drain", "loops", "transport", "log-level"}
 
 type srcFlag struct{ c *Config }
 
@@ -106,6 +106,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.Hunts, "hunts", 1, "hunts to spread players over")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "the scenario's main operation per second (0 = scenario default; fanout/event: a single step at this rate)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase")
+	fs.DurationVar(&cfg.Drain, "drain", 2*time.Second, "wait after the measured phase for replies and deliveries still in flight; later ones count as lost")
 	fs.DurationVar(&cfg.Ramp, "ramp", 0, "connect the players over this long (0 = as fast as 512 in-flight handshakes allow)")
 	fs.IntVar(&cfg.Procs, "procs", 0, fmt.Sprintf("worker processes (0 = enough to keep each under %d sockets)", MaxPerProc))
 	fs.Var(srcFlag{cfg}, "src", "source addresses to dial from, e.g. 127.0.0.2-127.0.0.60 (\"\" = kernel's choice)")
