@@ -35,6 +35,10 @@ type Config struct {
 	APIKey string
 	// TestEndpoints enables /echo and /fanout; false answers 404 there.
 	TestEndpoints bool
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener;
+	// false serves nothing there. Profiles are read-only, but they reveal
+	// internals, so keep the admin listener private when this is on.
+	Pprof bool
 
 	// MaxMessage is the largest inbound protocol message in bytes; 0 means
 	// 4096. A larger message closes the connection with 1009.
@@ -144,6 +148,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for player tokens")
 	fs.StringVar(&c.APIKey, "api-key", "", "key for mutating admin endpoints (X-API-Key or Authorization: Bearer)")
 	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
 	fs.StringVar(&c.Redis, "redis", "", "cluster mode on Redis (absent: embedded memory engine)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.IntVar(&c.MaxMessage, "max-message", 4096, "max inbound message bytes (over: close 1009)")
