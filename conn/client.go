@@ -109,7 +109,9 @@ func (l *Loop) dial(rsa, lsa unix.Sockaddr, req []byte, key [24]byte, tag uint32
 		}
 	}
 	tuneConn(fd)
-	if err := unix.Connect(fd, rsa); err != nil && err != unix.EINPROGRESS {
+	// EINTR and EALREADY leave the connect going on asynchronously, as
+	// EINPROGRESS does: the socket reports its outcome when writable.
+	if err := unix.Connect(fd, rsa); err != nil && err != unix.EINPROGRESS && err != unix.EINTR && err != unix.EALREADY {
 		fail("connect", err)
 		return
 	}

@@ -486,7 +486,10 @@ func (l *Loop) acceptAll() {
 		fd, err := accept(l.lfd)
 		if err != nil {
 			switch err {
-			case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED:
+			// accept(2): a connection that failed while queued reports
+			// its error from accept; the next one may be fine.
+			case unix.EAGAIN, unix.EINTR, unix.ECONNABORTED, unix.EPROTO, unix.ENETDOWN,
+				unix.ENOPROTOOPT, unix.EHOSTDOWN, unix.ENONET, unix.EHOSTUNREACH, unix.ENETUNREACH:
 				if err == unix.EAGAIN {
 					return
 				}
@@ -593,6 +596,7 @@ func (l *Loop) shutdown() {
 		fn(l)
 	}
 	clear(q)
+	l.endPass() // what they wrote goes out ahead of the close frames
 	if l.lfd >= 0 {
 		unix.Close(l.lfd)
 		l.lfd = -1

@@ -66,8 +66,9 @@ type Config struct {
 	MaxQueueFrames int
 	// MaxConns is the fd budget high-water mark for this process: at it,
 	// loops stop accepting (their listeners are closed so the kernel routes
-	// new connections to other processes on the port) and resume below 90 %
-	// of it. 0 = 95 % of RLIMIT_NOFILE.
+	// new connections to other processes on the port) and resume below
+	// MaxConns*90/95 (90 % of RLIMIT_NOFILE with the default). 0 = 95 % of
+	// RLIMIT_NOFILE.
 	MaxConns int
 	// Deflate allows permessage-deflate when a client asks (and the Handler's
 	// Accept allows it).
@@ -242,7 +243,8 @@ func (n *Node) closeLoops() {
 // Config.Addr asked for port 0), or nil for a client-only node.
 func (n *Node) Addr() net.Addr { return n.addr }
 
-// Start starts the loops.
+// Start starts the loops. A Start that fails releases the node, which is
+// then closed.
 func (n *Node) Start() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -256,6 +258,10 @@ func (n *Node) Start() error {
 	for _, l := range n.loops {
 		if l.lfd >= 0 {
 			if err := l.poll.add(l.lfd, unix.EPOLLIN, idxListener, 0); err != nil {
+				// No loop runs yet: release everything now, since Close
+				// would only stop running loops.
+				n.closed = true
+				n.closeLoops()
 				return err
 			}
 			l.listening = true
@@ -289,7 +295,12 @@ func (n *Node) Close() error {
 	started := n.started
 	n.mu.Unlock()
 	if !started {
-		n.closeLoops()
+		// No loop ever ran: shut them down here, so that what was posted
+		// (a Dial owes its OnClose) runs before the fds go.
+		for _, l := range n.loops {
+			l.stop.Store(true)
+			l.shutdown()
+		}
 		return nil
 	}
 	for _, l := range n.loops {

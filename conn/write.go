@@ -33,6 +33,7 @@ type outQueue struct {
 	head  int    // first unsent item
 	off   int    // bytes of items[head] already written
 	bytes int    // unsent bytes
+	holes int    // dropped latest-value entries (empty b) still in items
 	own   []byte // storage for frames copied out of the pass buffer
 }
 
@@ -45,7 +46,7 @@ const (
 func resetQueue(q *outQueue) {
 	clear(q.items)
 	q.items = q.items[:0]
-	q.head, q.off, q.bytes = 0, 0, 0
+	q.head, q.off, q.bytes, q.holes = 0, 0, 0, 0
 	// A free queue keeps only modest storage: after a burst of blocked
 	// connections the loop must not hold burst-sized queues for good.
 	if cap(q.own) > keepQueueBytes {
@@ -58,7 +59,7 @@ func resetQueue(q *outQueue) {
 	}
 }
 
-func (q *outQueue) frames() int { return len(q.items) - q.head }
+func (q *outQueue) frames() int { return len(q.items) - q.head - q.holes }
 
 // Send queues a shared immutable server frame (reliable delivery: if the
 // queue overflows the connection is closed with 1008 "slow" and
@@ -237,7 +238,7 @@ func (l *Loop) replaceLatest(q *outQueue, b []byte, key uint32, pass bool) bool 
 	for i := len(q.items) - 1; i >= q.head; i-- {
 		it := &q.items[i]
 		if it.key != key {
-			if it.key == 0 {
+			if it.key == 0 && len(it.b) > 0 {
 				behind = true
 			}
 			continue
@@ -250,10 +251,11 @@ func (l *Loop) replaceLatest(q *outQueue, b []byte, key uint32, pass bool) bool 
 			*it = qitem{b: b, key: key, pass: pass}
 			return true
 		}
+		// Left as a hole (empty, skipped by the flush) rather than
+		// removed: no shifting of the queue behind it.
 		q.bytes -= len(it.b)
-		copy(q.items[i:], q.items[i+1:])
-		q.items[len(q.items)-1] = qitem{}
-		q.items = q.items[:len(q.items)-1]
+		*it = qitem{}
+		q.holes++
 		return false
 	}
 	return false
@@ -306,31 +308,41 @@ func (l *Loop) flushConn(idx uint32) {
 		return
 	}
 	q := l.queues.at(s.outq)
-	iov := l.iov[:0]
-	for i := q.head; i < len(q.items) && len(iov) < maxIov; i++ {
-		b := q.items[i].b
-		if i == q.head {
-			b = b[q.off:]
+	wrote := 0
+	for {
+		iov, want := l.iov[:0], 0
+		for i := q.head; i < len(q.items) && len(iov) < maxIov; i++ {
+			b := q.items[i].b
+			if i == q.head {
+				b = b[q.off:]
+			}
+			if len(b) == 0 {
+				continue
+			}
+			iov = append(iov, unix.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))})
+			want += len(b)
 		}
-		if len(b) == 0 {
-			continue
+		n, err := writev(int(s.fd), iov)
+		clear(iov) // drop references to frames for the garbage collector
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			l.dropQueue(idx)
+			if s.state == stClosing {
+				l.kill(idx, s.code, nil)
+			} else {
+				l.kill(idx, framing.StatusAbnormal, ErrAbnormal)
+			}
+			return
 		}
-		iov = append(iov, unix.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))})
-	}
-	n, err := writev(int(s.fd), iov)
-	clear(iov) // drop references to frames for the garbage collector
-	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-		l.dropQueue(idx)
-		if s.state == stClosing {
-			l.kill(idx, s.code, nil)
-		} else {
-			l.kill(idx, framing.StatusAbnormal, ErrAbnormal)
+		if n > 0 || len(iov) == 0 {
+			l.cnt.bytesOut += int64(n)
+			q.advance(n) // also steps over holes when nothing else was left
+			wrote += n
 		}
-		return
-	}
-	if n > 0 {
-		l.cnt.bytesOut += int64(n)
-		q.advance(n)
+		// A full IOV_MAX batch that the socket took whole: the socket may
+		// take more, so keep writing rather than wait for EPOLLOUT.
+		if len(iov) < maxIov || n < want || q.head == len(q.items) {
+			break
+		}
 	}
 	if q.head == len(q.items) {
 		l.drained(idx)
@@ -350,7 +362,7 @@ func (l *Loop) flushConn(idx uint32) {
 		}
 		s.flags |= fArmedOut
 	}
-	if n > 0 || s.blocked == 0 {
+	if wrote > 0 || s.blocked == 0 {
 		s.blocked = l.now
 		if s.state == stOpen {
 			l.armTimer(idx, l.now+int64(l.cfg.WriteTimeout))
@@ -369,12 +381,15 @@ func (q *outQueue) advance(n int) {
 			return
 		}
 		n -= rem
+		if len(it.b) == 0 {
+			q.holes--
+		}
 		*it = qitem{}
 		q.head++
 		q.off = 0
 	}
 	for q.head < len(q.items) && len(q.items[q.head].b) == 0 {
-		q.items[q.head] = qitem{}
+		q.holes--
 		q.head++
 	}
 	if q.head > 64 && q.head*2 > len(q.items) {
@@ -478,7 +493,7 @@ func (l *Loop) slow(idx uint32) {
 		}
 		clear(q.items[keep:])
 		q.items = q.items[:keep]
-		q.bytes = 0
+		q.bytes, q.holes = 0, 0
 		if keep > q.head {
 			q.bytes = len(q.items[q.head].b) - q.off
 		}
