@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/huntgate/huntgate/bench/internal/load"
 	"github.com/rs/zerolog"
@@ -38,17 +40,24 @@ func main() {
 // scripts/bench.sh: one table of the suite's metrics with ratios to the
 // baseline, also written to DIR/summary.json.
 func summary(args []string) int {
+	var tests []string
+	out := "summary.json"
+	if len(args) > 1 && args[0] == "--tests" {
+		tests = strings.Split(args[1], ",")
+		out = "summary-" + strings.ReplaceAll(args[1], ",", "-") + ".json"
+		args = args[2:]
+	}
 	if len(args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: huntload summary DIR BASELINE SERVER...")
+		fmt.Fprintln(os.Stderr, "usage: huntload summary [--tests T1,T2] DIR BASELINE SERVER...")
 		return 2
 	}
-	vals, err := load.SuiteSummary(args[0], args[1], args[2:], os.Stdout)
+	vals, err := load.SuiteSummaryOf(args[0], args[1], args[2:], tests, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	b, _ := json.MarshalIndent(vals, "", "  ")
-	if err := os.WriteFile(filepath.Join(args[0], "summary.json"), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(args[0], out), append(b, '\n'), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -64,6 +73,17 @@ func run(args []string) int {
 				defer pprof.StopCPUProfile()
 			}
 		}
+	}
+	// HUNTLOAD_MEMPROFILE writes an allocation profile at exit, to keep the
+	// per-message receive path allocation-free (GC work preempts the loops).
+	if path := os.Getenv("HUNTLOAD_MEMPROFILE"); path != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
 	}
 	cmd, err := load.ParseArgs(args, os.Stderr)
 	if errors.Is(err, load.ErrHelp) {
@@ -96,6 +116,12 @@ func run(args []string) int {
 		cr.WriteTable(os.Stdout)
 		if cmd.JSON != "" {
 			if err := cr.WriteJSON(cmd.JSON); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		if cmd.HTML != "" {
+			if err := cr.WriteHTML(cmd.HTML); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}

@@ -18,8 +18,10 @@ type admin struct {
 
 func newAdmin(base, key string) *admin {
 	return &admin{base: base, key: key, hc: &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64},
+		Timeout: 10 * time.Second,
+		// Keep-alive connections for every concurrent publisher, so that a
+		// publish never pays a TCP handshake.
+		Transport: &http.Transport{MaxIdleConns: publishers, MaxIdleConnsPerHost: publishers, MaxConnsPerHost: publishers, IdleConnTimeout: time.Minute},
 	}}
 }
 

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -84,6 +85,34 @@ func (s srcFlag) Set(v string) error {
 	return err
 }
 
+type pidFlag struct{ c *Config }
+
+func (p pidFlag) String() string {
+	if p.c == nil || p.c.PID == 0 {
+		return ""
+	}
+	var parts []string
+	for _, pid := range p.c.PIDs() {
+		parts = append(parts, strconv.Itoa(pid))
+	}
+	return strings.Join(parts, ",")
+}
+func (p pidFlag) Set(v string) error {
+	p.c.PID, p.c.ExtraPIDs = 0, nil
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("load: bad --pid %q", v)
+		}
+		if p.c.PID == 0 {
+			p.c.PID = n
+		} else {
+			p.c.ExtraPIDs = append(p.c.ExtraPIDs, n)
+		}
+	}
+	return nil
+}
+
 type ratesFlag struct{ c *Config }
 
 func (r ratesFlag) String() string { return "" }
@@ -110,7 +139,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.Ramp, "ramp", 0, "connect the players over this long (0 = as fast as 512 in-flight handshakes allow)")
 	fs.IntVar(&cfg.Procs, "procs", 0, fmt.Sprintf("worker processes (0 = enough to keep each under %d sockets)", MaxPerProc))
 	fs.Var(srcFlag{cfg}, "src", "source addresses to dial from, e.g. 127.0.0.2-127.0.0.60 (\"\" = kernel's choice)")
-	fs.IntVar(&cfg.PID, "pid", 0, "server process to sample for RSS and CPU")
+	fs.Var(pidFlag{cfg}, "pid", "server process to sample for RSS and CPU; PID,PID,... sums several processes sharing the port")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to FILE")
 	fs.StringVar(&c.HTML, "html", "", "write a self-contained HTML picture to FILE")
 	fs.IntVar(&cfg.Loops, "loops", 0, "client event loops per worker (0 = CPUs)")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,7 +118,7 @@ func TestReportJSONShape(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	agg := newAggregator(cfg, 2, nil, newSampler(0))
+	agg := newAggregator(cfg, 2, nil, newSampler(nil))
 	rep := buildReport(cfg, syntheticResults(), []float64{10, 20}, time.Second, agg, nil)
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -179,6 +180,19 @@ func TestCompareMediansAndRatios(t *testing.T) {
 	if a["rtt_p99_ms"] != 20 || r["rtt_p99_ms"] != 0.25 || r["throughput_per_s"] != 4 {
 		t.Fatalf("a %v ratios %v", a, r)
 	}
+	cr := &CompareReport{Scenario: Echo, A: "ws://a:1", B: "ws://b:2", Rounds: 2,
+		RunsA: []*Report{mk(10, 100), mk(30, 300)}, RunsB: []*Report{mk(5, 800), mk(5, 800)}}
+	cr.MedianA, cr.MedianB = Medians(cr.RunsA), Medians(cr.RunsB)
+	cr.Ratio = Ratios(cr.MedianA, cr.MedianB)
+	page := cr.HTML()
+	for _, want := range []string{"<svg", "rtt_p99_ms", "0.25", "10.00 30.00", `class="better">4.00`, "round 1"} {
+		if !strings.Contains(page, want) {
+			t.Fatalf("compare page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "<script src") {
+		t.Fatal("compare page is not self-contained")
+	}
 }
 
 func TestSuiteSummaryMediansAndRatios(t *testing.T) {
@@ -207,5 +221,33 @@ func TestSuiteSummaryMediansAndRatios(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "hold") {
 		t.Fatalf("metric names leaked test ids:\n%s", out.String())
+	}
+}
+
+func TestPIDList(t *testing.T) {
+	var out bytes.Buffer
+	c, err := ParseArgs([]string{"hold", "--pid", "12,34"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Config.PID != 12 || len(c.Config.ExtraPIDs) != 1 || c.Config.ExtraPIDs[0] != 34 || len(c.Config.PIDs()) != 2 {
+		t.Fatalf("pids %d %v", c.Config.PID, c.Config.ExtraPIDs)
+	}
+	if _, err := ParseArgs([]string{"hold", "--pid", "12,x"}, &out); err == nil {
+		t.Fatal("accepted a bad pid list")
+	}
+	// The settled RSS is the lowest sample from the settle time on, summed
+	// over the processes (this one twice here).
+	self := os.Getpid()
+	s := newSampler([]int{self, self})
+	defer s.stop()
+	s.settleFrom(time.Now().Add(-time.Second))
+	one := s.sample()
+	if one.RSSBytes <= 0 || s.settledRSS() != one.RSSBytes {
+		t.Fatalf("sample %+v settled %d", one, s.settledRSS())
+	}
+	single, err := measure.SampleProc(self)
+	if err != nil || one.RSSBytes < single.RSSBytes*3/2 {
+		t.Fatalf("sum of two %d vs one %d (%v)", one.RSSBytes, single.RSSBytes, err)
 	}
 }

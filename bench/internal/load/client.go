@@ -3,6 +3,7 @@ package load
 import (
 	"errors"
 	"net/url"
+	"os"
 	"runtime"
 	"time"
 
@@ -15,10 +16,26 @@ func errUnknownScenario(s string) error { return errors.New("load: unknown scena
 
 func defaultLoops() int { return runtime.NumCPU() }
 
+// reservePacerP makes sure the process has a P beyond its busy loops: a
+// loop that is never idle keeps its P, so with GOMAXPROCS = loops the
+// pacer, publisher and tick goroutines wait for the scheduler's 10 ms
+// preemption before they run, and that wait would be the load generator's
+// own latency in every open-loop operation. An explicit GOMAXPROCS in the
+// environment is left alone.
+func reservePacerP(loops int) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if runtime.GOMAXPROCS(0) < loops+1 {
+		runtime.GOMAXPROCS(loops + 1)
+	}
+}
+
 // newClient builds the transport: conn's epoll loops unless asked otherwise.
 func newClient(kind string, loops int, h wsc.Handler, log zerolog.Logger) (wsc.Client, error) {
 	switch kind {
 	case "", wsc.KindConn:
+		reservePacerP(loops)
 		return wsc.NewConn(loops, h, log, 0)
 	case wsc.KindGorilla:
 		return wsc.NewGorilla(loops, h), nil

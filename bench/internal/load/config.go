@@ -41,6 +41,7 @@ type Config struct {
 	Procs     int           `json:"procs"`       // worker processes; 0 = enough to stay under MaxPerProc sockets
 	Src       []string      `json:"src"`         // source IPs to dial from; empty = kernel's choice
 	PID       int           `json:"pid"`         // server process to sample; 0 = none
+	ExtraPIDs []int         `json:"extra_pids"`  // further server processes (sharing the port) summed with PID; nil = none
 	Loops     int           `json:"loops"`       // client loops per worker; 0 = CPUs
 	Transport string        `json:"transport"`   // wsc kind; "" = conn
 	Pipeline  int           `json:"pipeline"`    // echo: messages in flight per connection; 0 = open loop at Rate
@@ -52,6 +53,14 @@ type Config struct {
 	Leave     float64       `json:"leave"`       // game: chance per dig that the player leaves and comes back
 	HuntID    string        `json:"hunt_prefix"` // prefix of hunt ids
 	Drain     time.Duration `json:"drain"`       // wait after the measured phase for in-flight replies; 0 = 2s
+}
+
+// PIDs is every server process to sample: PID and ExtraPIDs.
+func (c *Config) PIDs() []int {
+	if c.PID == 0 {
+		return nil
+	}
+	return append([]int{c.PID}, c.ExtraPIDs...)
 }
 
 // MaxPerProc is the socket budget of one worker process (the fd limit here

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,19 +41,64 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// e2eAPIKey is the admin key the tests start huntgate with.
+const e2eAPIKey = "e2e-key"
+
+var huntgateBin struct {
+	sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// buildHuntgate builds the gateway once per test binary run.
+func buildHuntgate(t *testing.T) (string, bool) {
+	t.Helper()
+	huntgateBin.Do(func() {
+		dir, err := os.MkdirTemp("", "huntload-e2e")
+		if err != nil {
+			huntgateBin.err = err
+			return
+		}
+		huntgateBin.path = filepath.Join(dir, "huntgate")
+		build := exec.Command("go", "build", "-o", huntgateBin.path, "./gateway/cmd/huntgate")
+		build.Dir = "../../.."
+		huntgateBin.out, huntgateBin.err = build.CombinedOutput()
+	})
+	if huntgateBin.err != nil {
+		t.Logf("huntgate does not build: %v\n%s", huntgateBin.err, huntgateBin.out)
+		return "", false
+	}
+	return huntgateBin.path, true
+}
+
+// TestMain removes the gateway binary built for the end-to-end tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if huntgateBin.path != "" {
+		_ = os.RemoveAll(filepath.Dir(huntgateBin.path))
+	}
+	os.Exit(code)
+}
+
 // startHuntgate builds and starts the gateway with its test endpoints; ok is
 // false if it does not build (the baseline then stands in).
 func startHuntgate(t *testing.T) (addr string, ok bool) {
+	addr, _, ok = startHuntgateAdmin(t)
+	return addr, ok
+}
+
+// startHuntgateAdmin is startHuntgate that also returns the admin address
+// (API key e2eAPIKey, dev mode).
+func startHuntgateAdmin(t *testing.T) (addr, admin string, ok bool) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "huntgate")
-	build := exec.Command("go", "build", "-o", bin, "./gateway/cmd/huntgate")
-	build.Dir = "../../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Logf("huntgate does not build, using the baseline only: %v\n%s", err, out)
-		return "", false
+	bin, ok := buildHuntgate(t)
+	if !ok {
+		return "", "", false
 	}
-	addr, admin := freePort(t), freePort(t)
-	cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--loops", "2", "--dev", "--test-endpoints", "--log-level", "warn")
+	addr, admin = freePort(t), freePort(t)
+	cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--loops", "2", "--dev", "--test-endpoints",
+		"--api-key", e2eAPIKey, "--log-level", "warn")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +108,7 @@ func startHuntgate(t *testing.T) (addr string, ok bool) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr, true
+			return addr, admin, true
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("huntgate did not listen on %s: %v", addr, err)

@@ -91,8 +91,12 @@ type series struct {
 	ys          []float64
 }
 
-// chart draws line series over x as an inline SVG with axes and a key.
-func chart(xs []float64, ss []series, unit string) string {
+// chart draws line series over x (seconds) as an inline SVG with axes and a
+// key.
+func chart(xs []float64, ss []series, unit string) string { return chartX(xs, ss, unit, "") }
+
+// chartX is chart with x labelled xlabel+value (seconds when xlabel is "").
+func chartX(xs []float64, ss []series, unit, xlabel string) string {
 	const w, h, l, rgt, top, bot = 760.0, 240.0, 60.0, 20.0, 10.0, 30.0
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f">`, w, h, w, h)
@@ -123,7 +127,11 @@ func chart(xs []float64, ss []series, unit string) string {
 	}
 	for i := 0; i <= 5; i++ {
 		x := x0 + (x1-x0)*float64(i)/5
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle">%.0fs</text>`, px(x), h-bot+16, x)
+		if xlabel == "" {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle">%.0fs</text>`, px(x), h-bot+16, x)
+		} else {
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="middle">%s%.1f</text>`, px(x), h-bot+16, html.EscapeString(xlabel), x)
+		}
 	}
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888"/>`, l, h-bot, w-rgt, h-bot)
 	for i, s := range ss {

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/huntgate/huntgate/bench/internal/measure"
@@ -77,7 +76,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		stepDur = cfg.Duration / time.Duration(len(stepRates))
 	}
 
-	smp := newSampler(cfg.PID)
+	smp := newSampler(cfg.PIDs())
 	defer smp.stop()
 	s0 := smp.sample()
 
@@ -143,6 +142,9 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	end := start.Add(cfg.Duration)
 	for _, p := range procs {
 		p.start(start)
+	}
+	if cfg.Scenario == Hold {
+		smp.settleFrom(start.Add(cfg.Duration / 2))
 	}
 	// The server's state at the end of the measured phase, before closes.
 	// The server's state at the end of the measured phase, before closes,
@@ -214,8 +216,16 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	if cfg.PID != 0 && s0.CPUSeconds >= 0 && !s1.At.IsZero() {
 		f.ServerRSSBefore = s0.RSSBytes
 		f.ServerRSS = s2.RSSBytes
+		f.ServerRSSHow = "at the end of the measured phase"
+		if m := smp.settledRSS(); cfg.Scenario == Hold && m > 0 {
+			f.ServerRSS = m
+			f.ServerRSSHow = fmt.Sprintf("lowest of the 1 s samples from %s into the hold to its end (settled)", cfg.Duration/2)
+		}
+		if len(cfg.ExtraPIDs) > 0 {
+			f.ServerRSSHow += fmt.Sprintf(", summed over %d server processes", 1+len(cfg.ExtraPIDs))
+		}
 		if f.Connections > 0 {
-			f.ServerRSSPerConn = float64(s2.RSSBytes-s0.RSSBytes) / float64(f.Connections)
+			f.ServerRSSPerConn = float64(f.ServerRSS-s0.RSSBytes) / float64(f.Connections)
 			f.ServerCPUPerConnUS = (s1.CPUSeconds - s0.CPUSeconds) / float64(connected) * 1e6
 		}
 		f.ServerCPUS = s2.CPUSeconds - s1.CPUSeconds
@@ -350,17 +360,23 @@ func ServeWorker(in io.Reader, out io.Writer, log zerolog.Logger) error {
 }
 
 // sampler reads the server's /proc entries once a second for the timeline.
+// With several server processes (one per CPU sharing the port) a sample is
+// their sum. It also keeps the lowest RSS seen from settleAt on, because a
+// server's RSS right after a burst of handshakes still holds garbage the
+// runtime has not returned yet: the idle footprint is the settled minimum.
 type sampler struct {
-	pid  int
-	mu   sync.Mutex
-	last measure.ProcSample
-	done chan struct{}
-	once sync.Once
+	pids     []int
+	mu       sync.Mutex
+	last     measure.ProcSample
+	settleAt time.Time
+	minRSS   int64 // lowest RSS sampled at or after settleAt; 0 = none yet
+	done     chan struct{}
+	once     sync.Once
 }
 
-func newSampler(pid int) *sampler {
-	s := &sampler{pid: pid, done: make(chan struct{})}
-	if pid != 0 {
+func newSampler(pids []int) *sampler {
+	s := &sampler{pids: pids, done: make(chan struct{})}
+	if len(pids) > 0 {
 		go func() {
 			t := time.NewTicker(time.Second)
 			defer t.Stop()
@@ -377,18 +393,41 @@ func newSampler(pid int) *sampler {
 	return s
 }
 
+// settleFrom starts the minimum-RSS window at t.
+func (s *sampler) settleFrom(t time.Time) {
+	s.mu.Lock()
+	s.settleAt, s.minRSS = t, 0
+	s.mu.Unlock()
+}
+
+// settledRSS is the lowest RSS since settleFrom (0 if nothing was sampled).
+func (s *sampler) settledRSS() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.minRSS
+}
+
 func (s *sampler) sample() measure.ProcSample {
-	if s.pid == 0 {
+	if len(s.pids) == 0 {
 		return measure.ProcSample{}
 	}
-	p, err := measure.SampleProc(s.pid)
-	if err != nil {
-		return measure.ProcSample{}
+	var sum measure.ProcSample
+	for _, pid := range s.pids {
+		p, err := measure.SampleProc(pid)
+		if err != nil {
+			return measure.ProcSample{}
+		}
+		sum.At = p.At
+		sum.RSSBytes += p.RSSBytes
+		sum.CPUSeconds += p.CPUSeconds
 	}
 	s.mu.Lock()
-	s.last = p
+	s.last = sum
+	if !s.settleAt.IsZero() && !sum.At.Before(s.settleAt) && (s.minRSS == 0 || sum.RSSBytes < s.minRSS) {
+		s.minRSS = sum.RSSBytes
+	}
 	s.mu.Unlock()
-	return p
+	return sum
 }
 
 func (s *sampler) latest() measure.ProcSample {
@@ -398,58 +437,3 @@ func (s *sampler) latest() measure.ProcSample {
 }
 
 func (s *sampler) stop() { s.once.Do(func() { close(s.done) }) }
-
-// publisher posts stamped events at the rate ladder (event scenario).
-type publisher struct {
-	a       *admin
-	hunt    string
-	rates   []float64
-	stepDur time.Duration
-	sent    []atomic.Int64
-	lat     *measure.Recorder
-	jobs    chan [3]int64
-	wg      sync.WaitGroup
-}
-
-// publishers bounds concurrent admin requests.
-const publishers = 32
-
-func newPublisher(a *admin, hunt string, rates []float64, stepDur time.Duration) *publisher {
-	p := &publisher{a: a, hunt: hunt, rates: rates, stepDur: stepDur, sent: make([]atomic.Int64, len(rates)),
-		lat: measure.NewRecorder(publishers), jobs: make(chan [3]int64, 1<<16)}
-	for i := 0; i < publishers; i++ {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			op := p.lat.Shard(i).Op("publish")
-			for j := range p.jobs {
-				err := a.publish(context.Background(), hunt, j[0], int(j[1]), j[2])
-				if err != nil {
-					op.Error()
-					continue
-				}
-				op.Record(time.Duration(time.Now().UnixNano() - j[2]))
-				p.sent[j[1]].Add(1)
-			}
-		}()
-	}
-	return p
-}
-
-func (p *publisher) run(start time.Time) {
-	defer close(p.jobs)
-	for step, rate := range p.rates {
-		s0 := start.Add(time.Duration(step) * p.stepDur)
-		if d := time.Until(s0); d > 0 {
-			time.Sleep(d)
-		}
-		pc := measure.NewPacer(s0, rate, 1<<20-1)
-		measure.Drive(pc, s0.Add(p.stepDur), nil, func(from, to int64) {
-			for k := from; k < to; k++ {
-				p.jobs <- [3]int64{int64(step)<<20 | k, int64(step), pc.Intended(k).UnixNano()}
-			}
-		})
-	}
-}
-
-func (p *publisher) wait() { p.wg.Wait() }

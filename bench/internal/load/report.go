@@ -45,8 +45,9 @@ type Facts struct {
 	CloseCodes         map[string]int64 `json:"close_codes"`            // close codes seen before the end of the run
 	Counters           map[string]int64 `json:"counters"`               // every raw counter, summed over workers
 	ServerRSSBefore    int64            `json:"server_rss_before"`      // bytes, before connecting
-	ServerRSS          int64            `json:"server_rss"`             // bytes, end of the measured phase
-	ServerRSSPerConn   float64          `json:"server_rss_per_conn"`    // bytes, (end - before) / connections
+	ServerRSS          int64            `json:"server_rss"`             // bytes, see server_rss_how
+	ServerRSSPerConn   float64          `json:"server_rss_per_conn"`    // bytes, (server_rss - before) / connections
+	ServerRSSHow       string           `json:"server_rss_how"`         // when server_rss was taken
 	ServerCPUPerConnUS float64          `json:"server_cpu_per_conn_us"` // CPU µs per accepted+upgraded connection (connect phase)
 	ServerCPUS         float64          `json:"server_cpu_s"`           // CPU seconds in the measured phase
 	ServerCPUCores     float64          `json:"server_cpu_cores"`       // server_cpu_s / duration
@@ -54,6 +55,9 @@ type Facts struct {
 	OwnCPUMeasuredS    float64          `json:"own_cpu_measured_s"`     // load generator CPU seconds in the measured phase, all processes
 	OwnCPUCores        float64          `json:"own_cpu_cores"`          // own_cpu_measured_s / duration
 	OwnCPUShare        float64          `json:"own_cpu_share"`          // own_cpu_cores / CPUs of the machine
+	Unanswered         int64            `json:"unanswered"`             // dig: digs sent without a dug or error reply by the end of the drain
+	PublishIntended    int64            `json:"publish_intended"`       // event: events due by the requested rates
+	PublishBehind      bool             `json:"publish_behind"`         // event: the publisher did not keep up (failed publishes or start lag p99 over budget)
 }
 
 // StepReport is one rate step of fanout or event.
@@ -258,12 +262,25 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 			sent[i] = pub.sent[i].Load()
 		}
 		ops, _ := pub.lat.Totals()
-		if o, ok := ops["publish"]; ok {
-			add("publish", o)
+		for _, name := range []string{"publish", "publish.lag", "publish.server"} {
+			if o, ok := ops[name]; ok {
+				add(name, o)
+			}
+		}
+		for i := range pub.intended {
+			f.PublishIntended += pub.intended[i].Load()
 		}
 	}
 	for name, h := range hists {
 		rep.Ops[name] = opReport(h, errs[name])
+	}
+	if pub != nil {
+		var n int64
+		for i := range sent {
+			n += sent[i]
+		}
+		lag := rep.Ops["publish.lag"]
+		f.PublishBehind = n < f.PublishIntended || lag.P50 > float64(lagBudget)/1e6 || lag.P99 > p99Budget
 	}
 	f.Counters = counters
 	f.CloseCodes = prefixed(counters, "close_")
@@ -274,6 +291,15 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	agg.mu.Unlock()
 	f.MsgsInPerS = float64(counters[cMsgsIn]) / dur
 	f.MsgsOutPerS = float64(counters[cMsgsOut]) / dur
+	if cfg.Scenario == Dig {
+		if d := hists["dug"]; d != nil {
+			f.Unanswered = counters[cDigsSent] - d.Count()
+			for _, n := range prefixed(counters, "err_") {
+				f.Unanswered -= n
+			}
+			f.Unanswered = max(f.Unanswered, 0)
+		}
+	}
 	if cfg.Scenario == Echo {
 		f.ThroughputPerS = float64(counters[cReplies]) / dur
 		if cfg.Pipeline == 0 {
@@ -336,6 +362,23 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(w, "max rate with 100%% delivered and p99 < %.0f ms: %.0f msg/s (%.0f deliveries/s)\n", p99Budget, f.MaxRateOK, f.DeliveriesPerS)
 	}
+	if r.Scenario == Event {
+		var n int64
+		for _, s := range r.Steps {
+			n += s.Sent
+		}
+		lag, srv := r.Ops["publish.lag"], r.Ops["publish.server"]
+		fmt.Fprintf(w, "publisher: %d of %d events published; start lag (load generator) p50 %.2f p99 %.2f ms, server time p50 %.2f p99 %.2f ms\n",
+			n, f.PublishIntended, lag.P50, lag.P99, srv.P50, srv.P99)
+		if f.PublishBehind {
+			fmt.Fprintf(w, "WARNING: the publisher did not keep up with the requested rate (budget: all published, start lag p50 < %s and p99 < %.0f ms); the rates above were not all offered on time\n", lagBudget, p99Budget)
+		}
+	}
+	if r.Scenario == Dig {
+		d := r.Ops["dug"]
+		fmt.Fprintf(w, "digs: %d answered, %d errors, %d unanswered by the end of --drain; load generator's own share: send lag p50 %.2f p99 %.2f ms (of which in the loop's inbox, per batch: p50 %.2f p99 %.2f ms)\n",
+			d.Count, d.Errors, f.Unanswered, r.Ops["dig.sendlag"].P50, r.Ops["dig.sendlag"].P99, r.Ops["dig.inbox"].P50, r.Ops["dig.inbox"].P99)
+	}
 	if c := f.Counters; r.Scenario == Dig || r.Scenario == Game {
 		fmt.Fprintf(w, "digs found %d  claimed pushes %d  rejoins %d  slow readers: %d msgs, closes %v\n",
 			c[cFound], c[cClaimed], c[cRejoins], c["slow_msgs"], prefixed(c, "slow_close_"))
@@ -349,6 +392,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if r.Config.PID != 0 {
 		fmt.Fprintf(w, "server: rss %.1f MiB (%.0f B/conn)  cpu %.0f µs/conn accepted  cpu %.2f cores in the measured phase\n",
 			float64(f.ServerRSS)/(1<<20), f.ServerRSSPerConn, f.ServerCPUPerConnUS, f.ServerCPUCores)
+		fmt.Fprintf(w, "server rss taken: %s\n", f.ServerRSSHow)
 	}
 	fmt.Fprintf(w, "load generator: %.2f cores in the measured phase (%.0f%% of the machine); %.1f CPU s in the whole run\n", f.OwnCPUCores, 100*f.OwnCPUShare, f.OwnCPUS)
 }

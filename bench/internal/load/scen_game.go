@@ -2,6 +2,7 @@ package load
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/huntgate/huntgate/bench/internal/measure"
@@ -62,7 +63,7 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 	case "joined":
 		ls.join.Record(now.Sub(p.joinAt))
 		ls.shard.Gaps(func(gs *measure.GapStats) { p.seq.Joined(m.epoch, m.seq, m.reset, m.replayed, gs) })
-		p.keepEpoch(b)
+		p.keepEpoch(m.epochRaw)
 		if !p.joined {
 			p.joined = true
 			if g.mode == Game && w.endNs.Load() != 0 {
@@ -73,6 +74,9 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 	case "dug":
 		if ls.dug != nil && m.ref > 0 {
 			ls.dug.Record(time.Duration(now.UnixNano() - m.ref))
+			if m.ref2 > 0 {
+				ls.dugWire.Record(time.Duration(now.UnixNano() - m.ref2))
+			}
 		}
 		if m.found {
 			ls.shard.Add(cFound, 1)
@@ -81,26 +85,17 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 		switch string(m.kind) {
 		case "claimed", "event", "ended":
 			ls.shard.Gaps(func(gs *measure.GapStats) { p.seq.Update(m.epoch, m.seq, gs) })
-			p.keepEpoch(b)
+			p.keepEpoch(m.epochRaw)
 		}
 		switch string(m.kind) {
 		case "claimed":
-			ls.shard.Add(cClaimed, 1)
+			atomic.AddInt64(ls.claimed, 1)
 		case "event":
-			var id, step, sent int64 = -1, 0, 0
-			scanObject(m.data, func(k, v []byte) {
-				switch string(k) {
-				case "t":
-					sent = atoi(v)
-				case "i":
-					id = atoi(v)
-				case "s":
-					step = atoi(v)
-				}
-			})
-			if id >= 0 && sent > 0 {
-				ls.shard.Deliver(uint32(id), int(step), sent, now, ls.stepOp(int(step)))
+			if m.evID >= 0 && m.evT > 0 {
+				ls.shard.Deliver(uint32(m.evID), int(m.evStep), m.evT, now, ls.stepOp(int(m.evStep)))
 			}
+		case "leaderboard":
+			atomic.AddInt64(ls.leaderboards, 1)
 		default:
 			ls.shard.Add("update_"+string(m.kind), 1)
 		}
@@ -119,13 +114,7 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 
 // keepEpoch remembers the raw epoch of the last message that carried one,
 // copying only when it changed, to send it back on a rejoin.
-func (p *player) keepEpoch(b []byte) {
-	var raw []byte
-	scanObject(b, func(k, v []byte) {
-		if string(k) == "epoch" {
-			raw = v
-		}
-	})
+func (p *player) keepEpoch(raw []byte) {
 	if raw != nil && string(raw) != string(p.epochRaw) {
 		p.epochRaw = append(p.epochRaw[:0], raw...)
 	}
@@ -138,9 +127,14 @@ func (g *gameScenario) digMsg(w *worker, ls *loopState, p *player, ref int64) []
 	b = strconv.AppendInt(b, ls.rng.Int64N(int64(w.cfg.Grid)), 10)
 	b = append(b, `,"y":`...)
 	b = strconv.AppendInt(b, ls.rng.Int64N(int64(w.cfg.Grid)), 10)
-	b = append(b, `,"ref":`...)
+	// ref carries the intended time (open-loop dug latency) and the time of
+	// this write (dug.wire: the gateway and the network, without the load
+	// generator's own send delay).
+	b = append(b, `,"ref":"`...)
 	b = strconv.AppendInt(b, ref, 10)
-	b = append(b, '}')
+	b = append(b, ':')
+	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
+	b = append(b, `"}`...)
 	ls.buf = b
 	return b
 }
@@ -194,7 +188,12 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 		pc := measure.NewPacer(start, rate, -1)
 		measure.Drive(pc, end, nil, func(from, to int64) {
 			w.postSpread(from, to, pc.Intended, func(l wsc.Loop, ls *loopState, at []int64) {
+				// The load generator's own share of dug: from the intended
+				// time to the moment the loop writes (pacer wake-up, the
+				// post to the loop, the loop's other work, earlier writes of
+				// the batch).
 				for _, ns := range at {
+					ls.sendLag.Record(time.Duration(time.Now().UnixNano() - ns))
 					p := ls.next()
 					if p == nil || !p.joined {
 						ls.dug.Error()
@@ -202,7 +201,9 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 					}
 					if !w.write(ls, l, p, framing.OpText, g.digMsg(w, ls, p, ns)) {
 						ls.dug.Error()
+						continue
 					}
+					atomic.AddInt64(ls.digsSent, 1)
 				}
 			})
 		})

@@ -40,12 +40,50 @@ var SuiteMetrics = []SuiteMetric{
 		return best
 	}},
 	{"fanout", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
+	{"dig", "dig: dug p50 (ms)", false, func(r *Report) float64 { return r.Ops["dug"].P50 }},
+	{"dig", "dig: dug p99 (ms)", false, func(r *Report) float64 { return r.Ops["dug"].P99 }},
+	{"dig", "dig: dug p99.9 (ms)", false, func(r *Report) float64 { return r.Ops["dug"].P999 }},
+	{"dig", "  dug from the actual write p99 (ms)", false, func(r *Report) float64 { return r.Ops["dug.wire"].P99 }},
+	{"dig", "  load generator send lag p99 (ms)", false, func(r *Report) float64 { return r.Ops["dig.sendlag"].P99 }},
+	{"dig", "  digs unanswered by the end of the drain", false, func(r *Report) float64 { return float64(r.Facts.Unanswered) }},
+	{"dig", "  seq gaps", false, func(r *Report) float64 { return float64(r.Facts.Gaps.Gaps) }},
+	{"dig", "  server CPU (cores)", false, func(r *Report) float64 { return r.Facts.ServerCPUCores }},
+	{"dig", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
+	{"event", "event: max rate, 100% delivered, p99<250ms (msg/s)", true, func(r *Report) float64 { return r.Facts.MaxRateOK }},
+	{"event", "event: peak deliveries/s, nothing lost (any p99)", true, func(r *Report) float64 { return bestStep(r).DeliveryPS }},
+	{"event", "  time to everyone p50 at that rate (ms)", false, func(r *Report) float64 { return bestStep(r).TTE.P50 }},
+	{"event", "  time to everyone p99 at that rate (ms)", false, func(r *Report) float64 { return bestStep(r).TTE.P99 }},
+	{"event", "  seq gaps (all rates)", false, func(r *Report) float64 { return float64(r.Facts.Gaps.Gaps) }},
+	{"event", "  publisher start lag p99 (ms)", false, func(r *Report) float64 { return r.Ops["publish.lag"].P99 }},
+	{"event", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
+}
+
+// bestStep is the rate step with the most deliveries per second of those
+// that lost nothing (the zero step if none).
+func bestStep(r *Report) StepReport {
+	var best StepReport
+	for _, s := range r.Steps {
+		if s.Lost == 0 && s.Sent > 0 && s.DeliveryPS > best.DeliveryPS {
+			best = s
+		}
+	}
+	return best
 }
 
 // SuiteSummary reads DIR/SERVER-TEST.json (or DIR/SERVER-TEST-rN.json for
 // several rounds, of which it takes the median) for every server and prints
 // each metric per server with its ratio to the baseline server.
 func SuiteSummary(dir, baseline string, servers []string, w io.Writer) (map[string]map[string]float64, error) {
+	return SuiteSummaryOf(dir, baseline, servers, nil, w)
+}
+
+// SuiteSummaryOf is SuiteSummary restricted to the metrics of tests (nil =
+// all).
+func SuiteSummaryOf(dir, baseline string, servers, tests []string, w io.Writer) (map[string]map[string]float64, error) {
+	want := map[string]bool{}
+	for _, t := range tests {
+		want[t] = true
+	}
 	out := map[string]map[string]float64{}
 	cache := map[string][]*Report{}
 	load := func(server, test string) []*Report {
@@ -86,6 +124,9 @@ func SuiteSummary(dir, baseline string, servers []string, w io.Writer) (map[stri
 	}
 	fmt.Fprintln(tw, "\t")
 	for _, m := range SuiteMetrics {
+		if len(want) > 0 && !want[m.Test] {
+			continue
+		}
 		fmt.Fprint(tw, m.Name)
 		base := load(baseline, m.Test)
 		for _, s := range servers {

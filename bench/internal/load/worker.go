@@ -53,6 +53,7 @@ const (
 	cClaimed  = "claimed"
 	cRejoins  = "rejoins"
 	cDialFail = "dial_failed"
+	cDigsSent = "digs_sent"
 )
 
 // player is one simulated connection. It is touched only by its loop
@@ -88,9 +89,17 @@ type loopState struct {
 	rtt       *measure.Op
 	join      *measure.Op
 	dug       *measure.Op
+	sendLag   *measure.Op // dig: intended time to the write on the loop
+	dugWire   *measure.Op // dug from the actual write
+	inbox     *measure.Op // dig: a batch's wait in the loop's inbox
+	digsSent  *int64
 	steps     []*measure.Op
 	msgsIn    *int64
 	msgsOut   *int64
+	// Counters of the update kinds every player receives, resolved once so
+	// that counting a delivery allocates nothing.
+	claimed      *int64
+	leaderboards *int64
 }
 
 func (ls *loopState) stepOp(s int) *measure.Op {
@@ -201,6 +210,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 		w.loops = append(w.loops, &loopState{
 			id: i, shard: sh, rng: rand.New(rand.NewPCG(uint64(cfg.Worker), uint64(i))),
 			handshake: sh.Op("handshake"), msgsIn: sh.Counter(cMsgsIn), msgsOut: sh.Counter(cMsgsOut),
+			claimed: sh.Counter(cClaimed), leaderboards: sh.Counter("update_leaderboard"),
 		})
 		ls := w.loops[i]
 		switch cfg.Scenario {
@@ -210,6 +220,12 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 			ls.join = sh.Op("join")
 			if cfg.Scenario != Event {
 				ls.dug = sh.Op("dug")
+				ls.dugWire = sh.Op("dug.wire")
+			}
+			if cfg.Scenario == Dig {
+				ls.sendLag = sh.Op("dig.sendlag")
+				ls.inbox = sh.Op("dig.inbox")
+				ls.digsSent = sh.Counter(cDigsSent)
 			}
 		}
 	}
@@ -466,6 +482,8 @@ func (w *worker) write(ls *loopState, l wsc.Loop, p *player, op framing.OpCode, 
 
 // postSpread hands n operations with intended times to the loops round
 // robin, starting at operation from; fn runs on each loop once per batch.
+// Where the scenario measures it (ls.inbox), the time a batch waited in
+// the loop's inbox is recorded, to tell the pacer's delay from the loop's.
 func (w *worker) postSpread(from, to int64, intended func(k int64) time.Time, fn func(l wsc.Loop, ls *loopState, at []int64)) {
 	nl := int64(len(w.loops))
 	per := make([][]int64, nl)
@@ -473,10 +491,17 @@ func (w *worker) postSpread(from, to int64, intended func(k int64) time.Time, fn
 		i := k % nl
 		per[i] = append(per[i], intended(k).UnixNano())
 	}
+	posted := time.Now().UnixNano()
 	for i, at := range per {
 		if len(at) == 0 {
 			continue
 		}
-		w.cl.Post(i, func(l wsc.Loop) { fn(l, w.loops[l.ID()], at) })
+		w.cl.Post(i, func(l wsc.Loop) {
+			ls := w.loops[l.ID()]
+			if ls.inbox != nil {
+				ls.inbox.Record(time.Duration(time.Now().UnixNano() - posted))
+			}
+			fn(l, ls, at)
+		})
 	}
 }

@@ -60,19 +60,23 @@ func (p *Pacer) NextAt() time.Time {
 
 // minSleep keeps a fast pacer from spinning: operations due within it are
 // handed out together, each still stamped with its own intended time.
-const minSleep = 500 * time.Microsecond
+const minSleep = 250 * time.Microsecond
+
+// preciseBelow is the wait below which Drive sleeps in the kernel
+// (preciseSleep) instead of on a runtime timer: when the process is
+// otherwise idle, a runtime timer under a millisecond fires after about a
+// millisecond (the netpoller waits in whole milliseconds), which would be
+// the load generator's own latency in every open-loop operation.
+const preciseBelow = 2 * time.Millisecond
 
 // Drive hands due operations to batch until end, stop is closed or the pacer
-// runs out. It runs on the caller's goroutine.
+// runs out. It runs on the caller's goroutine (which it blocks in the kernel
+// for short waits).
 func Drive(p *Pacer, end time.Time, stop <-chan struct{}, batch func(from, to int64)) {
-	t := time.NewTimer(0)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	defer t.Stop()
 	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
 		now := time.Now()
 		last := !now.Before(end)
 		if last {
@@ -96,6 +100,20 @@ func Drive(p *Pacer, end time.Time, stop <-chan struct{}, batch func(from, to in
 		if d < minSleep {
 			d = minSleep
 		}
+		if d < preciseBelow {
+			preciseSleep(d)
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			continue
+		}
 		t.Reset(d)
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
 	}
 }

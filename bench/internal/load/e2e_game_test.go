@@ -1,0 +1,127 @@
+package load
+
+import (
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// gameTarget starts a fresh huntgate for one game-protocol scenario.
+func gameTarget(t *testing.T) Config {
+	t.Helper()
+	addr, admin, ok := startHuntgateAdmin(t)
+	if !ok {
+		t.Skip("huntgate does not build")
+	}
+	return Config{URL: "ws://" + addr, Admin: "http://" + admin, APIKey: e2eAPIKey, Dev: true,
+		Duration: 2 * time.Second, Drain: time.Second, Loops: 2}
+}
+
+// errorCounters returns the counters that mean something went wrong.
+func errorCounters(c map[string]int64) map[string]int64 {
+	bad := map[string]int64{}
+	for k, v := range c {
+		if v == 0 {
+			continue
+		}
+		switch {
+		case k == cDialFail, k == "write_errors", k == "bad_messages", k == "slow_dial_failed":
+			bad[k] = v
+		case len(k) > 4 && k[:4] == "err_":
+			bad[k] = v
+		}
+	}
+	return bad
+}
+
+func TestEndToEndDig(t *testing.T) {
+	cfg := gameTarget(t)
+	cfg.Scenario, cfg.Players, cfg.Hunts, cfg.Rate = Dig, 300, 3, 600
+	rep, err := Run(cfg, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Facts
+	dug, wire := rep.Ops["dug"], rep.Ops["dug.wire"]
+	if f.Connections != 300 || f.Failed != 0 || rep.Ops["join"].Count != 300 {
+		t.Fatalf("connections %d failed %d joins %d", f.Connections, f.Failed, rep.Ops["join"].Count)
+	}
+	// 600 digs/s for 2 s, all answered.
+	if dug.Count != 1200 || dug.Errors != 0 || wire.Count != dug.Count || rep.Ops["dig.sendlag"].Count != 1200 {
+		t.Fatalf("dug %+v wire %+v sendlag %+v", dug, wire, rep.Ops["dig.sendlag"])
+	}
+	if f.Counters[cDigsSent] != 1200 || f.Unanswered != 0 || rep.Ops["dig.inbox"].Count == 0 {
+		t.Fatalf("digs sent %d unanswered %d inbox %+v", f.Counters[cDigsSent], f.Unanswered, rep.Ops["dig.inbox"])
+	}
+	if bad := errorCounters(f.Counters); len(bad) > 0 || len(f.CloseCodes) > 0 {
+		t.Fatalf("errors %v close codes %v", bad, f.CloseCodes)
+	}
+	// Every claim reaches every player of its hunt (100 each), in order.
+	if f.Counters[cFound] == 0 || f.Counters[cClaimed] != 100*f.Counters[cFound] {
+		t.Fatalf("found %d claimed pushes %d", f.Counters[cFound], f.Counters[cClaimed])
+	}
+	if g := f.Gaps; g.Gaps != 0 || g.Dups != 0 || g.Updates < f.Counters[cClaimed] {
+		t.Fatalf("seq %+v", g)
+	}
+}
+
+func TestEndToEndEvent(t *testing.T) {
+	cfg := gameTarget(t)
+	cfg.Scenario, cfg.Players, cfg.Rates = Event, 300, []float64{10, 40}
+	rep, err := Run(cfg, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Facts
+	if f.Connections != 300 || f.Failed != 0 || len(rep.Steps) != 2 {
+		t.Fatalf("connections %d failed %d steps %d", f.Connections, f.Failed, len(rep.Steps))
+	}
+	for i, s := range rep.Steps {
+		// Each step lasts 1 s: 10 then 40 events, each to all 300 players.
+		want := []int64{10, 40}[i]
+		if s.Sent != want || s.Delivered != want*300 || s.Lost != 0 || s.Complete != want || s.TTE.Count != want {
+			t.Fatalf("step %d: %+v", i, s)
+		}
+	}
+	if p := rep.Ops["publish"]; p.Count != 50 || p.Errors != 0 || f.PublishIntended != 50 {
+		t.Fatalf("publish %+v intended %d", p, f.PublishIntended)
+	}
+	if rep.Ops["publish.lag"].Count != 50 || rep.Ops["publish.server"].Count != 50 {
+		t.Fatalf("publish split: lag %+v server %+v", rep.Ops["publish.lag"], rep.Ops["publish.server"])
+	}
+	if g := f.Gaps; g.Updates != 50*300 || g.Gaps != 0 || g.Dups != 0 {
+		t.Fatalf("seq %+v", g)
+	}
+	if bad := errorCounters(f.Counters); len(bad) > 0 || len(f.CloseCodes) > 0 {
+		t.Fatalf("errors %v close codes %v", bad, f.CloseCodes)
+	}
+}
+
+func TestEndToEndGame(t *testing.T) {
+	cfg := gameTarget(t)
+	cfg.Scenario, cfg.Players, cfg.Hunts = Game, 200, 2
+	cfg.Duration, cfg.DigEvery, cfg.Leave, cfg.Slow = 3*time.Second, 200*time.Millisecond, 0.05, 2
+	rep, err := Run(cfg, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Facts
+	if f.Connections != 200 || f.Failed != 0 {
+		t.Fatalf("connections %d failed %d", f.Connections, f.Failed)
+	}
+	// About 5 digs per player and second for 3 s; some players are away.
+	if d := rep.Ops["dug"]; d.Count < 1000 || d.Errors != 0 {
+		t.Fatalf("dug %+v", d)
+	}
+	// Players left and resumed with since/epoch without losing anything.
+	if f.Counters[cRejoins] == 0 || f.Gaps.Gaps != 0 || f.Gaps.Dups != 0 || f.Gaps.Resets != 0 {
+		t.Fatalf("rejoins %d seq %+v", f.Counters[cRejoins], f.Gaps)
+	}
+	if f.Counters[cClaimed] == 0 || f.Counters["slow_msgs"] == 0 {
+		t.Fatalf("claimed %d slow reader messages %d", f.Counters[cClaimed], f.Counters["slow_msgs"])
+	}
+	if bad := errorCounters(f.Counters); len(bad) > 0 || len(f.CloseCodes) > 0 {
+		t.Fatalf("errors %v close codes %v", bad, f.CloseCodes)
+	}
+}
