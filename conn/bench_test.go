@@ -355,3 +355,48 @@ func BenchmarkRawWriteBaseline(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*conns), "ns/delivery")
 }
+
+// BenchmarkBroadcastPasses is the broadcast path as the gateway drives it: a
+// function posted to the loop (PostAll) Sends one shared frame to every
+// connection, and the pass is flushed, over and over. It must allocate
+// nothing in steady state, also with more connections than the loop keeps
+// spare queues for.
+func BenchmarkBroadcastPasses(b *testing.B) {
+	const conns = 2000
+	l := manualLoop(b, Config{FlushBudget: -1}, &nopHandler{})
+	hs, peers := benchConns(b, l, conns)
+	f := framing.Prepare(framing.OpText, bytes.Repeat([]byte("u"), 64), false)
+	buf := make([]byte, 256<<10)
+	var failed error
+	bcast := func(l *Loop) {
+		for _, h := range hs {
+			if err := l.Send(h, f); err != nil {
+				failed = err
+			}
+		}
+	}
+	pass := func() {
+		l.n.PostAll(bcast)
+		l.poll.drainWake()
+		l.runInbox()
+		l.endPass()
+	}
+	for range 8 {
+		pass()
+	}
+	drainAll(peers, buf)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		pass()
+		if i++; i%32 == 0 {
+			b.StopTimer()
+			drainAll(peers, buf)
+			b.StartTimer()
+		}
+	}
+	if failed != nil {
+		b.Fatal(failed)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*conns), "ns/delivery")
+}

@@ -48,9 +48,19 @@
 //
 // Output produced during a loop pass (by Handler callbacks, posted functions
 // and timers) is flushed at the end of the pass with one writev per
-// connection. Shared frames (framing.Prepared) are referenced, never copied;
-// frames built by Write live in a per-loop pass buffer and only what the
-// socket did not take is copied into the connection's queue. Queues are
-// bounded; a connection that overflows or stops draining for WriteTimeout is
-// closed with 1008 "slow".
+// connection. Until then a connection's frames wait in the loop's flat
+// pending array, chained per connection by index: a broadcast to thousands
+// of connections allocates nothing per connection. Shared frames
+// (framing.Prepared) are referenced, never copied; frames built by Write
+// live in a per-loop pass buffer. Only what the socket did not take moves
+// into a per-connection queue (copying what lies in the pass buffer), and
+// the connection waits for EPOLLOUT. Queues are bounded; a connection that
+// overflows or stops draining for WriteTimeout is closed with 1008 "slow".
+//
+// The flush writes connections with a reply (Write) or a control frame
+// first; connections that got only Send/SendLatest frames follow within
+// Config.FlushBudget, and the rest stay pending for the next pass, which
+// polls without sleeping. A long broadcast thus never holds back the
+// replies to requests read meanwhile, and each connection's frames keep
+// their order.
 package conn

@@ -11,22 +11,21 @@ import (
 // tooLarge answers a request head over Config.MaxHandshake.
 const tooLarge = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
-// readHandshake collects a request head (server) or response head (client)
-// into the connection's handshake buffer, which exists only while the
-// handshake lasts. The head is bounded by MaxHandshake and, through the
-// connection's timer, by HandshakeTimeout: a peer trickling bytes
-// (slowloris) is cut when the deadline passes, whatever it sends.
+// readHandshake collects a request head (server) or response head (client).
+// It is read into the loop's read buffer; only a head that arrived in
+// pieces is copied into a handshake buffer of the connection, sized to what
+// arrived, so a connection that sent its head at once never owns one. The
+// head is bounded by MaxHandshake and, through the connection's timer, by
+// HandshakeTimeout: a peer trickling bytes (slowloris) is cut when the
+// deadline passes, whatever it sends.
 func (l *Loop) readHandshake(idx uint32) {
 	s := l.slots.at(idx)
 	max := l.cfg.MaxHandshake
-	if s.hs == 0 {
-		s.hs = l.hss.alloc()
+	n0 := 0
+	if s.hs != 0 {
+		n0 = copy(l.rbuf, l.hss.at(s.hs).buf)
 	}
-	hb := l.hss.at(s.hs)
-	if cap(hb.buf) < max {
-		hb.buf = make([]byte, 0, max)
-	}
-	n, err := unix.Read(int(s.fd), hb.buf[len(hb.buf):max])
+	n, err := unix.Read(int(s.fd), l.rbuf[n0:max])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -35,8 +34,8 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	s.lastRead = l.now
-	hb.buf = hb.buf[:len(hb.buf)+n]
-	end, err := framing.RequestEnd(hb.buf, max)
+	data := l.rbuf[:n0+n]
+	end, err := framing.RequestEnd(data, max)
 	if err != nil {
 		if s.state == stHandshake {
 			_, _ = unix.Write(int(s.fd), []byte(tooLarge))
@@ -45,13 +44,18 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	if end == 0 {
+		if s.hs == 0 {
+			s.hs = l.hss.alloc()
+		}
+		hb := l.hss.at(s.hs)
+		hb.buf = append(hb.buf[:0], data...)
 		return
 	}
 	if s.state == stHandshake {
-		l.upgrade(idx, hb.buf[:end], hb.buf[end:])
-	} else {
-		l.clientOpen(idx, hb.buf[:end], hb.buf[end:], hb.key)
+		l.upgrade(idx, data[:end], data[end:])
+		return
 	}
+	l.clientOpen(idx, data[:end], data[end:], l.hss.at(s.hs).key)
 }
 
 // check is the Upgrader's Check: it asks the Handler about the connection
@@ -100,7 +104,7 @@ func (l *Loop) upgrade(idx uint32, head, rest []byte) {
 	s.maxMsg = uint32(maxMsg)
 	s.dec = framing.NewDecoder(framing.DecoderConfig{Role: framing.RoleServer, MaxMessage: maxMsg, Deflate: res.Deflate})
 	s.lastRead = l.now
-	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
+	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true}, true)
 	l.opened(idx, rest)
 }
 

@@ -92,10 +92,20 @@ func listen(sa unix.Sockaddr) (int, unix.Sockaddr, error) {
 	return fd, bound, nil
 }
 
-// accept takes one pending connection, non-blocking and close-on-exec.
+// accept takes one pending connection, non-blocking and close-on-exec. The
+// peer address is not asked for: unix.Accept4 would allocate a Sockaddr per
+// connection, garbage that a burst of thousands of accepts turns into heap.
 func accept(lfd int) (int, error) {
-	fd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-	return fd, err
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, e
+		}
+		return int(r), nil
+	}
 }
 
 // tuneConn sets per-connection socket options: Nagle off, since writes are

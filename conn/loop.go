@@ -46,6 +46,20 @@ type loopStats struct {
 	conns, accepted, closed, slow      atomic.Int64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
 	passes                             atomic.Int64 // loop passes, to tell a busy loop from a spinning one
+	busy                               atomic.Int64 // ns spent in passes (from epoll_wait's return to the end of the flush)
+	passMax                            atomic.Int64 // longest pass (ns) since the last Node.Stats
+}
+
+// passDone accounts one pass of d nanoseconds.
+func (s *loopStats) passDone(d int64) {
+	s.passes.Add(1)
+	s.busy.Add(d)
+	for {
+		m := s.passMax.Load()
+		if d <= m || s.passMax.CompareAndSwap(m, d) {
+			return
+		}
+	}
 }
 
 // passStats are counters the loop bumps without atomics during a pass and
@@ -116,14 +130,22 @@ type Loop struct {
 	pbuf   []byte       // pass buffer: small frames written during this pass
 	iov    []unix.Iovec // writev scratch
 	dirty  []uint32     // slots with output this pass
-	dead   []deadEntry  // slots to close at the end of the pass
-	infl   framing.Inflater
-	inflB  []byte
-	upg    framing.Upgrader
-	hsOut  []byte // upgrade response scratch
-	cur    Handle // connection being upgraded (for Upgrader.Check)
-	curAcc Accept
-	rng    uint64 // client masks
+	later  []uint32     // bulk output left for the next pass (flush budget spent)
+	pend   []pitem      // frames of this pass, chained per slot
+	pfwd   []uint32     // forwarding table for compacting pend
+	// pendLive counts frames in pend still owed to a connection.
+	pendLive   int
+	bulkUntil  int64       // loop clock at which this pass's bulk flush budget runs out
+	overBudget bool        // bulk flush budget spent in this pass
+	unbounded  bool        // flush everything regardless of the budget (shutdown)
+	dead       []deadEntry // slots to close at the end of the pass
+	infl       framing.Inflater
+	inflB      []byte
+	upg        framing.Upgrader
+	hsOut      []byte // upgrade response scratch
+	cur        Handle // connection being upgraded (for Upgrader.Check)
+	curAcc     Accept
+	rng        uint64 // client masks
 
 	base time.Time
 	now  int64 // loop clock of this pass, ns since base
@@ -137,7 +159,7 @@ func newLoop(n *Node, id int) (*Loop, error) {
 	l := &Loop{
 		n: n, id: id, cfg: &n.cfg, h: n.h, log: n.log, poll: p, lfd: -1,
 		events: make([]unix.EpollEvent, maxEvents),
-		rbuf:   make([]byte, n.cfg.ReadBuffer),
+		rbuf:   make([]byte, max(n.cfg.ReadBuffer, n.cfg.MaxHandshake)), // heads are read into it too
 		iov:    make([]unix.Iovec, 0, maxIov),
 		base:   time.Now(),
 		rng:    uint64(time.Now().UnixNano())*2654435761 + uint64(id) + 1,
@@ -263,7 +285,7 @@ func (l *Loop) run() {
 		}
 		l.wheel.advance(l.now, l.fire)
 		l.endPass()
-		l.stats.passes.Add(1)
+		l.stats.passDone(l.clock() - l.now)
 	}
 	l.shutdown()
 }
@@ -329,8 +351,14 @@ func (l *Loop) endPass() {
 	// Published before the flush too, so that a peer that got our answer
 	// finds its message counted.
 	l.publishStats()
+	// The budget counts from the start of the pass (no clock read here).
+	l.bulkUntil = l.now + int64(l.cfg.FlushBudget)
+	l.overBudget = false
 	for round := 0; round < 4 && (len(l.dirty) > 0 || len(l.dead) > 0); round++ {
 		l.flushDirty()
+		if len(l.dead) == 0 {
+			break
+		}
 		l.reapDead()
 	}
 	if l.budget && !l.budgetT {
@@ -383,6 +411,7 @@ func (l *Loop) closeSlot(idx uint32, code framing.StatusCode, err error) {
 	if s.outq != 0 {
 		l.queues.release(s.outq)
 	}
+	l.dropPending(s)
 	l.slots.release(idx)
 	l.stats.conns.Add(-1)
 	l.stats.closed.Add(1)
@@ -596,6 +625,7 @@ func (l *Loop) shutdown() {
 		fn(l)
 	}
 	clear(q)
+	l.unbounded = true
 	l.endPass() // what they wrote goes out ahead of the close frames
 	if l.lfd >= 0 {
 		unix.Close(l.lfd)
@@ -606,7 +636,7 @@ func (l *Loop) shutdown() {
 		if s.state == stFree || s.state == stDead {
 			continue
 		}
-		if s.state == stOpen && s.outq == 0 && s.fd >= 0 {
+		if s.state == stOpen && s.outq == 0 && s.phead == 0 && s.fd >= 0 {
 			l.pbuf = l.appendClose(l.pbuf[:0], s.flags&fClient != 0, framing.StatusGoingAway, "")
 			_, _ = unix.Write(int(s.fd), l.pbuf)
 		}

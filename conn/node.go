@@ -70,6 +70,14 @@ type Config struct {
 	// MaxConns*90/95 (90 % of RLIMIT_NOFILE with the default). 0 = 95 % of
 	// RLIMIT_NOFILE.
 	MaxConns int
+	// FlushBudget bounds the time one loop pass spends writing connections
+	// that got only Send/SendLatest frames (a broadcast walking thousands of
+	// connections). Replies (Write) and control frames are always flushed
+	// first and in full; bulk output beyond the budget stays queued for the
+	// next pass, which polls without sleeping, so reads and their replies
+	// are not held behind a long broadcast. Per-connection order is kept.
+	// 0 = 2ms; negative = unbounded.
+	FlushBudget time.Duration
 	// Deflate allows permessage-deflate when a client asks (and the Handler's
 	// Accept allows it).
 	Deflate bool
@@ -107,6 +115,11 @@ func (c *Config) fill() error {
 	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 256 << 10
+	}
+	if c.FlushBudget == 0 {
+		c.FlushBudget = 2 * time.Millisecond
+	} else if c.FlushBudget < 0 {
+		c.FlushBudget = 1 << 62
 	}
 	if c.MaxQueueFrames <= 0 {
 		c.MaxQueueFrames = 1024
@@ -154,6 +167,14 @@ type Accept struct {
 	// MaxMessage is this connection's maximum inbound message; 0 =
 	// Config.MaxMessage.
 	MaxMessage int
+	// FlushBudget bounds the time one loop pass spends writing connections
+	// that got only Send/SendLatest frames (a broadcast walking thousands of
+	// connections). Replies (Write) and control frames are always flushed
+	// first and in full; bulk output beyond the budget stays queued for the
+	// next pass, which polls without sleeping, so reads and their replies
+	// are not held behind a long broadcast. Per-connection order is kept.
+	// 0 = 2ms; negative = unbounded.
+	FlushBudget time.Duration
 	// Deflate allows permessage-deflate on this connection if the client
 	// offered it and Config.Deflate is set.
 	Deflate bool
@@ -171,6 +192,16 @@ type Stats struct {
 	MsgsOut    int64   // data frames queued (Send, SendLatest, Write)
 	BytesIn    int64   // payload bytes of MsgsIn
 	BytesOut   int64   // bytes written to sockets
+	// Loops has per-loop pass metrics, indexed by loop id.
+	Loops []LoopStats
+}
+
+// LoopStats are one loop's pass metrics: how busy the loop is and how long a
+// connection may wait for it.
+type LoopStats struct {
+	Passes  int64         // loop passes (one epoll_wait each)
+	Busy    time.Duration // cumulative time spent in passes, outside epoll_wait
+	MaxPass time.Duration // longest pass since the previous Node.Stats call
 }
 
 // Node runs the loops of one process (or one CPU set).
@@ -332,13 +363,34 @@ func (n *Node) PostAll(fn func(l *Loop)) {
 	}
 }
 
-// Stats returns a snapshot of the counters. Safe from any goroutine.
+// PostAllFrom is PostAll called on loop from: fn runs on from at once (its
+// output goes out in the current pass) and is posted to every other loop.
+// This saves the sending loop a pass and an inbox wake-up; fn may thus run
+// on from ahead of functions still waiting in from's inbox, so use it only
+// where work posted by different sources needs no mutual order.
+func (n *Node) PostAllFrom(from *Loop, fn func(l *Loop)) {
+	for _, l := range n.loops {
+		if l != from {
+			l.inbox.push(fn)
+		}
+	}
+	fn(from)
+}
+
+// Stats returns a snapshot of the counters and resets each loop's MaxPass.
+// Safe from any goroutine.
 func (n *Node) Stats() Stats {
 	var s Stats
 	s.Conns = make([]int64, len(n.loops))
+	s.Loops = make([]LoopStats, len(n.loops))
 	for i, l := range n.loops {
 		c := &l.stats
 		s.Conns[i] = c.conns.Load()
+		s.Loops[i] = LoopStats{
+			Passes:  c.passes.Load(),
+			Busy:    time.Duration(c.busy.Load()),
+			MaxPass: time.Duration(c.passMax.Swap(0)),
+		}
 		s.Accepted += c.accepted.Load()
 		s.Closed += c.closed.Load()
 		s.SlowCloses += c.slow.Load()

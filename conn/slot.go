@@ -64,6 +64,8 @@ const (
 	fDrain                         // failed: discard input until EOF or timeout
 	fCloseAfter                    // close the socket once the queue is flushed
 	fSlow                          // closing because the peer does not read
+	fUrgent                        // a reply or control frame is pending: flushed ahead of bulk output
+	fDeferred                      // in the loop's list of bulk output left for the next pass
 )
 
 // slot is the per-connection state. It holds no pointers, so the slot table
@@ -77,14 +79,17 @@ type slot struct {
 	timerAt  int64           // due time of the live wheel entry; 0 = none
 	fd       int32
 	gen      uint32
-	next     uint32 // free list link
-	tag      uint32
+	tag      uint32 // application tag; the free list link while the slot is free
 	maxMsg   uint32
 	hs       uint32 // handshake arena
 	tail     uint32 // incomplete frame bytes (buffer arena)
 	frag     uint32 // fragmented message assembly (buffer arena)
 	outq     uint32 // outbound queue arena
+	phead    uint32 // first frame of this pass in the loop's pending array (index+1); 0 = none
+	ptail    uint32 // last one
+	pb       uint32 // pending bytes
 	flags    uint16
+	pn       uint16             // pending frames (kept below pendFramesMax)
 	code     framing.StatusCode // close code we sent (stClosing)
 	state    uint8
 }
@@ -163,7 +168,7 @@ func (t *slots) alloc() uint32 {
 	var i uint32
 	if t.free != 0 {
 		i = t.free - 1
-		t.free = t.at(i).next
+		t.free = t.at(i).tag
 	} else {
 		if int(t.n) == len(t.chunks)*chunkSize {
 			t.chunks = append(t.chunks, new([chunkSize]slot))
@@ -185,7 +190,7 @@ func (t *slots) alloc() uint32 {
 func (t *slots) release(i uint32) {
 	s := t.at(i)
 	gen := s.gen
-	*s = slot{gen: gen, fd: -1, next: t.free}
+	*s = slot{gen: gen, fd: -1, tag: t.free}
 	t.free = i + 1
 	t.used--
 }

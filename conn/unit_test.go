@@ -8,8 +8,8 @@ import (
 )
 
 func TestSlotSize(t *testing.T) {
-	if sz := unsafe.Sizeof(slot{}); sz > 128 {
-		t.Fatalf("slot is %d bytes, want <= 128", sz)
+	if sz := unsafe.Sizeof(slot{}); sz > 112 {
+		t.Fatalf("slot is %d bytes, want <= 112", sz)
 	}
 	t.Logf("slot: %d bytes", unsafe.Sizeof(slot{}))
 }

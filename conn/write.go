@@ -166,7 +166,7 @@ func (l *Loop) sendClose(idx uint32, code framing.StatusCode, reason string) {
 	s := l.slots.at(idx)
 	start := len(l.pbuf)
 	l.pbuf = l.appendClose(l.pbuf, s.flags&fClient != 0, code, reason)
-	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
+	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true}, true)
 	s.state = stClosing
 	s.code = code
 	s.stamp = l.now
@@ -182,7 +182,7 @@ func (l *Loop) control(idx uint32, op framing.OpCode, payload []byte) {
 		if op == framing.OpPing {
 			b = framing.PingFrame
 		}
-		l.push(idx, qitem{b: b})
+		l.push(idx, qitem{b: b}, true)
 		return
 	}
 	start := len(l.pbuf)
@@ -191,14 +191,29 @@ func (l *Loop) control(idx uint32, op framing.OpCode, payload []byte) {
 	} else {
 		l.pbuf = framing.AppendFrame(l.pbuf, op, true, payload)
 	}
-	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true})
+	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true}, true)
 }
 
 // enqueue queues a data frame, replacing a same-key frame that has not
 // started, and applies the queue bounds to a connection that is already
-// waiting for the socket.
+// waiting for the socket. Frames of a pass are held in the loop's pending
+// array; only a connection the socket did not drain has a queue.
 func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 	s := l.slots.at(idx)
+	if s.outq == 0 {
+		if key != 0 && s.phead != 0 && l.replacePending(s, b, key) {
+			return nil
+		}
+		if int(s.pb)+len(b) > l.cfg.MaxQueueBytes || int(s.pn) >= min(l.cfg.MaxQueueFrames, pendFramesMax) {
+			// A burst within one pass: write now rather than hold
+			// more than the bound until the end of the pass.
+			l.flushConn(idx)
+			s = l.slots.at(idx)
+			if s.state != stOpen {
+				return ErrClosed
+			}
+		}
+	}
 	if s.outq != 0 {
 		q := l.queues.at(s.outq)
 		if key != 0 && l.replaceLatest(q, b, key, pass) {
@@ -206,8 +221,6 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 		}
 		if q.bytes+len(b) > l.cfg.MaxQueueBytes || q.frames() >= l.cfg.MaxQueueFrames {
 			if s.flags&fArmedOut == 0 {
-				// A burst within one pass: write now rather than hold
-				// more than the bound until the end of the pass.
 				l.flushConn(idx)
 				s = l.slots.at(idx)
 			}
@@ -223,7 +236,7 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 			}
 		}
 	}
-	l.push(idx, qitem{b: b, key: key, pass: pass})
+	l.push(idx, qitem{b: b, key: key, pass: pass}, pass)
 	return nil
 }
 
@@ -261,15 +274,22 @@ func (l *Loop) replaceLatest(q *outQueue, b []byte, key uint32, pass bool) bool 
 	return false
 }
 
-// push appends to the slot's queue and marks it for the end-of-pass flush.
-func (l *Loop) push(idx uint32, it qitem) {
+// push appends a frame to the slot's output: its queue if it has one (so
+// that order holds), else its pending chain. urgent marks a reply or a
+// control frame, flushed ahead of bulk (Send-only) output; a frame in the
+// pass buffer is always urgent, since the pass buffer is reused next pass.
+func (l *Loop) push(idx uint32, it qitem, urgent bool) {
 	s := l.slots.at(idx)
-	if s.outq == 0 {
-		s.outq = l.queues.alloc()
+	if s.outq != 0 {
+		q := l.queues.at(s.outq)
+		q.items = append(q.items, it)
+		q.bytes += len(it.b)
+	} else {
+		l.pushPending(s, it)
 	}
-	q := l.queues.at(s.outq)
-	q.items = append(q.items, it)
-	q.bytes += len(it.b)
+	if urgent {
+		s.flags |= fUrgent
+	}
 	if s.flags&fDirty == 0 {
 		s.flags |= fDirty
 		l.dirty = append(l.dirty, idx)
@@ -277,22 +297,52 @@ func (l *Loop) push(idx uint32, it qitem) {
 }
 
 // flushDirty writes the output of this pass: one writev per connection.
-// Connections waiting for EPOLLOUT only get their pass-buffer frames copied.
+// Connections with a reply or control frame go first; connections that got
+// only Send/SendLatest frames (a broadcast) follow within the loop's bulk
+// budget, and the rest stay dirty for the next pass, which then polls
+// without sleeping. Connections waiting for EPOLLOUT only get their
+// pass-buffer frames copied.
 func (l *Loop) flushDirty() {
 	for i := 0; i < len(l.dirty); i++ {
 		idx := l.dirty[i]
 		s := l.slots.at(idx)
-		s.flags &^= fDirty
-		if s.state == stFree || s.state == stDead {
+		if s.flags&fDirty == 0 || (s.flags&fUrgent == 0 && s.flags&fArmedOut == 0) {
 			continue
 		}
-		if s.flags&fArmedOut != 0 {
-			l.settle(idx)
-			continue
-		}
-		l.flushConn(idx)
+		l.flushOne(idx)
 	}
-	l.dirty = l.dirty[:0]
+	bulk := 0
+	// A loop that falls behind a broadcast stream would turn its backlog
+	// into pending frames (40 bytes per connection per message) instead of
+	// writes: past bulkBacklog it flushes everything, as throughput then
+	// matters more than the latency of replies.
+	unbounded := l.unbounded || l.pendLive > bulkBacklog
+	for i := 0; i < len(l.dirty); i++ {
+		idx := l.dirty[i]
+		s := l.slots.at(idx)
+		if s.flags&fDirty == 0 {
+			continue
+		}
+		if s.flags&(fUrgent|fArmedOut) == 0 && !unbounded {
+			if l.overBudget {
+				if s.flags&fDeferred == 0 {
+					s.flags |= fDeferred
+					l.later = append(l.later, idx)
+				}
+				continue
+			}
+			if bulk++; bulk&31 == 0 && l.clock() > l.bulkUntil {
+				l.overBudget = true
+			}
+		}
+		l.flushOne(idx)
+	}
+	for _, idx := range l.later {
+		l.slots.at(idx).flags &^= fDeferred
+	}
+	clear(l.dirty)
+	l.dirty, l.later = l.later, l.dirty[:0]
+	l.compactPending()
 	if cap(l.pbuf) > passBufLimit {
 		l.pbuf = nil
 	} else {
@@ -300,11 +350,33 @@ func (l *Loop) flushDirty() {
 	}
 }
 
-// flushConn writes as much of the slot's queue as the socket takes.
+// bulkBacklog is the pending frame count above which the bulk flush budget
+// is ignored.
+const bulkBacklog = 1 << 17
+
+// flushOne flushes one dirty slot.
+func (l *Loop) flushOne(idx uint32) {
+	s := l.slots.at(idx)
+	s.flags &^= fDirty | fUrgent
+	if s.state == stFree || s.state == stDead {
+		return
+	}
+	if s.flags&fArmedOut != 0 {
+		l.settle(idx)
+		return
+	}
+	l.flushConn(idx)
+}
+
+// flushConn writes as much of the slot's output as the socket takes.
 func (l *Loop) flushConn(idx uint32) {
 	s := l.slots.at(idx)
 	if s.outq == 0 {
-		l.drained(idx)
+		if s.phead == 0 {
+			l.drained(idx)
+			return
+		}
+		l.flushPending(idx)
 		return
 	}
 	q := l.queues.at(s.outq)
@@ -348,8 +420,15 @@ func (l *Loop) flushConn(idx uint32) {
 		l.drained(idx)
 		return
 	}
-	// Output left over: keep references to immutable frames, copy only what
-	// lies in the pass buffer, and wait for the socket.
+	l.waitOut(idx, wrote > 0)
+}
+
+// waitOut handles output left over: references to immutable frames are
+// kept, only what lies in the pass buffer is copied, and the connection
+// waits for EPOLLOUT under WriteTimeout.
+func (l *Loop) waitOut(idx uint32, wrote bool) {
+	s := l.slots.at(idx)
+	q := l.queues.at(s.outq)
 	if s.state == stOpen && (q.bytes > l.cfg.MaxQueueBytes || q.frames() > l.cfg.MaxQueueFrames) {
 		l.slow(idx)
 		s = l.slots.at(idx)
@@ -362,7 +441,7 @@ func (l *Loop) flushConn(idx uint32) {
 		}
 		s.flags |= fArmedOut
 	}
-	if wrote > 0 || s.blocked == 0 {
+	if wrote || s.blocked == 0 {
 		s.blocked = l.now
 		if s.state == stOpen {
 			l.armTimer(idx, l.now+int64(l.cfg.WriteTimeout))
@@ -470,6 +549,7 @@ func (q *outQueue) compact() {
 // dropQueue discards the whole queue.
 func (l *Loop) dropQueue(idx uint32) {
 	s := l.slots.at(idx)
+	l.dropPending(s)
 	if s.outq != 0 {
 		l.queues.release(s.outq)
 		s.outq = 0
@@ -485,6 +565,7 @@ func (l *Loop) slow(idx uint32) {
 		return
 	}
 	l.stats.slow.Add(1)
+	l.dropPending(s)
 	if s.outq != 0 {
 		q := l.queues.at(s.outq)
 		keep := q.head

@@ -203,6 +203,18 @@ func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
 	for i, c := range st.Connections.Loops {
 		p.sample("huntgate_loop_connections", float64(c), "loop", strconv.Itoa(i))
 	}
+	p.head("huntgate_loop_passes_total", "counter", "Event loop passes (one epoll_wait each).")
+	for i, l := range st.Loops {
+		p.sample("huntgate_loop_passes_total", float64(l.Passes), "loop", strconv.Itoa(i))
+	}
+	p.head("huntgate_loop_busy_seconds_total", "counter", "Time event loops spent working, outside epoll_wait.")
+	for i, l := range st.Loops {
+		p.sample("huntgate_loop_busy_seconds_total", l.BusySec, "loop", strconv.Itoa(i))
+	}
+	p.head("huntgate_loop_pass_max_seconds", "gauge", "Longest event loop pass since the previous stats read.")
+	for i, l := range st.Loops {
+		p.sample("huntgate_loop_pass_max_seconds", l.PassMaxSec, "loop", strconv.Itoa(i))
+	}
 	p.single("huntgate_tcp_accepted_total", "counter", "TCP connections accepted.", float64(st.Connections.TCP))
 	p.single("huntgate_closed_total", "counter", "Connections closed.", float64(st.Connections.Closed))
 	p.single("huntgate_messages_in_total", "counter", "Data messages received.", float64(st.Messages.In))

@@ -101,6 +101,11 @@ func TestAdminAPI(t *testing.T) {
 			Out int64 `json:"out"`
 		} `json:"messages"`
 		SlowCloses *int64 `json:"slow_closes"`
+		Loops      []struct {
+			Passes  int64    `json:"passes"`
+			BusySec float64  `json:"busy_s"`
+			PassMax *float64 `json:"pass_max_s"`
+		} `json:"loops"`
 	}
 	if err := json.Unmarshal(body, &s); err != nil {
 		t.Fatal(err)
@@ -108,6 +113,9 @@ func TestAdminAPI(t *testing.T) {
 	if s.Connections.Total != 1 || len(s.Connections.Loops) != 2 || s.Hunts["g1"].Players != 1 ||
 		s.Messages.In < 2 || s.Messages.Out < 4 || s.SlowCloses == nil {
 		t.Fatalf("stats %s", body)
+	}
+	if len(s.Loops) != 2 || s.Loops[0].Passes+s.Loops[1].Passes == 0 || s.Loops[0].BusySec+s.Loops[1].BusySec <= 0 || s.Loops[0].PassMax == nil {
+		t.Fatalf("stats without loop pass metrics: %s", body)
 	}
 	if _, ok := s.Hunts["r1"]; !ok {
 		t.Fatalf("stats without hunt r1: %s", body)
@@ -121,6 +129,9 @@ func TestAdminAPI(t *testing.T) {
 		`huntgate_hunt_players{hunt="g1"} 1`,
 		"huntgate_messages_in_total ",
 		"huntgate_slow_closes_total 0",
+		"# TYPE huntgate_loop_busy_seconds_total counter\nhuntgate_loop_busy_seconds_total{loop=\"0\"} ",
+		"# TYPE huntgate_loop_pass_max_seconds gauge\nhuntgate_loop_pass_max_seconds{loop=\"0\"} ",
+		`huntgate_loop_passes_total{loop="1"} `,
 	} {
 		if code != 200 || !strings.Contains(string(body), want) {
 			t.Fatalf("metrics (%d) lack %q:\n%s", code, want, body)

@@ -60,7 +60,7 @@ func (ls *loopState) deliver(l *conn.Loop, m *push) {
 	list := ls.members[m.hunt]
 	var sent int64
 	for _, h := range list {
-		s := &ls.sessions[h.Index()]
+		s := ls.sessions.at(h.Index())
 		j := s.find(m.hunt)
 		if j == nil {
 			continue
@@ -92,9 +92,11 @@ func (ls *loopState) send(l *conn.Loop, h conn.Handle, j *joinedHunt, m *push) b
 	return l.SendLatest(h, m.p, m.hunt+1) == nil
 }
 
-// broadcastFanout sends p to every /fanout connection on every loop.
-func (g *Gateway) broadcastFanout(p *framing.Prepared) {
-	g.node.PostAll(func(l *conn.Loop) {
+// broadcastFanout sends p to every /fanout connection on every loop,
+// starting with the sender's loop in the current pass. /fanout messages of
+// different senders have no order between them, which this relies on.
+func (g *Gateway) broadcastFanout(from *conn.Loop, p *framing.Prepared) {
+	g.node.PostAllFrom(from, func(l *conn.Loop) {
 		ls := g.loops[l.ID()]
 		ls.beginWalk()
 		var sent int64

@@ -69,6 +69,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		WriteTimeout:     c.WriteTimeout,
 		MaxQueueBytes:    c.QueueBytes,
 		MaxQueueFrames:   c.QueueFrames,
+		FlushBudget:      c.FlushBudget,
 		Deflate:          c.TestEndpoints,
 		Logger:           c.Logger,
 	}, handler{g})
@@ -159,12 +160,22 @@ func (g *Gateway) logStats() {
 		select {
 		case <-t.C:
 			if e := g.log.Debug(); e.Enabled() {
-				e.Ints64("loop_conns", g.node.Stats().Conns).Ints64("loop_accepted", g.loopAccepted()).Msg("gateway: connections")
+				e.Ints64("loop_conns", g.loopConns()).Ints64("loop_accepted", g.loopAccepted()).Msg("gateway: connections")
 			}
 		case <-g.done:
 			return
 		}
 	}
+}
+
+// loopConns reads the gateway's own per-loop counts: Node.Stats would reset
+// the loops' longest-pass gauges that /v1/stats and /metrics report.
+func (g *Gateway) loopConns() []int64 {
+	a := make([]int64, len(g.loops))
+	for i, ls := range g.loops {
+		a[i] = ls.conns.Load()
+	}
+	return a
 }
 
 func (g *Gateway) loopAccepted() []int64 {
@@ -223,11 +234,11 @@ wait:
 // connections over window.
 func (ls *loopState) drain(l *conn.Loop, window time.Duration) {
 	var open []conn.Handle
-	for i := range ls.sessions {
-		if s := &ls.sessions[i]; s.open && !s.closed && s.h != 0 {
+	ls.sessions.each(func(s *session) {
+		if s.open && !s.closed && s.h != 0 {
 			open = append(open, s.h)
 		}
-	}
+	})
 	for k, h := range open {
 		d := time.Duration(0)
 		if len(open) > 1 {
@@ -260,6 +271,15 @@ type Stats struct {
 	UptimeSec   float64              `json:"uptime_s"`
 	Ops         map[string]int64     `json:"ops"`
 	Errors      map[string]int64     `json:"errors"`
+	Loops       []LoopStats          `json:"loops"`
+}
+
+// LoopStats are one event loop's pass metrics.
+type LoopStats struct {
+	Passes      int64   `json:"passes"`
+	BusySec     float64 `json:"busy_s"`     // cumulative time spent working, outside epoll_wait
+	PassMaxSec  float64 `json:"pass_max_s"` // longest pass since the previous stats read
+	Connections int64   `json:"connections"`
 }
 
 // ConnStats counts connections.
@@ -306,6 +326,10 @@ func (g *Gateway) Stats(ctx context.Context) Stats {
 		UptimeSec:   time.Since(g.started).Seconds(),
 		Ops:         map[string]int64{},
 		Errors:      map[string]int64{},
+		Loops:       make([]LoopStats, len(ns.Loops)),
+	}
+	for i, l := range ns.Loops {
+		st.Loops[i] = LoopStats{Passes: l.Passes, BusySec: l.Busy.Seconds(), PassMaxSec: l.MaxPass.Seconds(), Connections: ns.Conns[i]}
 	}
 	for _, c := range ns.Conns {
 		st.Connections.Total += c

@@ -52,13 +52,15 @@ func (hd handler) OnUpgrade(l *conn.Loop, h conn.Handle, r *framing.Request) con
 			return conn.Accept{Status: 401}
 		}
 		s := ls.slot(h)
-		joined := s.joined[:0]
-		*s = session{h: h, ep: ep, id: id, joined: joined}
+		*s = session{h: h, ep: ep, player: id.Player}
+		if id.Hunts != nil {
+			allow := id.Hunts
+			s.allow = &allow
+		}
 		return conn.Accept{MaxMessage: g.cfg.MaxMessage, Tag: uint32(ep)}
 	}
 	s := ls.slot(h)
-	joined := s.joined[:0]
-	*s = session{h: h, ep: ep, joined: joined}
+	*s = session{h: h, ep: ep}
 	return conn.Accept{MaxMessage: testMaxMessage, Deflate: true, Tag: uint32(ep)}
 }
 
@@ -109,7 +111,7 @@ func (hd handler) OnMessage(l *conn.Loop, h conn.Handle, op framing.OpCode, payl
 	case epEcho:
 		_ = l.Write(h, op, payload)
 	case epFanout:
-		g.broadcastFanout(framing.Prepare(op, payload, false))
+		g.broadcastFanout(l, framing.Prepare(op, payload, false))
 	}
 }
 

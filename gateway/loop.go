@@ -14,7 +14,7 @@ type loopState struct {
 	g  *Gateway
 	id int
 
-	sessions []session       // indexed by Handle.Index()
+	sessions sessionTable    // indexed by Handle.Index()
 	members  [][]conn.Handle // hunt id -> handles of this loop joined to it
 	fanout   []conn.Handle   // connections on /fanout
 
@@ -40,12 +40,8 @@ func newLoopState(g *Gateway, id int) *loopState {
 
 // get returns the session of h, or nil if h is not (or no longer) one of ours.
 func (ls *loopState) get(h conn.Handle) *session {
-	i := h.Index()
-	if int(i) >= len(ls.sessions) {
-		return nil
-	}
-	s := &ls.sessions[i]
-	if s.h != h || s.closed {
+	s := ls.sessions.at(h.Index())
+	if s == nil || s.h != h || s.closed {
 		return nil
 	}
 	return s
@@ -53,14 +49,7 @@ func (ls *loopState) get(h conn.Handle) *session {
 
 // slot returns the session record for h's index, growing the table.
 func (ls *loopState) slot(h conn.Handle) *session {
-	i := int(h.Index())
-	if i >= len(ls.sessions) {
-		n := max(2*len(ls.sessions), i+1, 64)
-		grown := make([]session, n)
-		copy(grown, ls.sessions)
-		ls.sessions = grown
-	}
-	return &ls.sessions[i]
+	return ls.sessions.grow(h.Index())
 }
 
 // reply writes ls.buf (just encoded) to h as one text message.
@@ -95,7 +84,7 @@ func (ls *loopState) removeMember(s *session, i int) {
 	if int(j.pos) != last {
 		moved := list[last]
 		list[j.pos] = moved
-		if ms := &ls.sessions[moved.Index()]; ms.h == moved {
+		if ms := ls.sessions.at(moved.Index()); ms.h == moved {
 			if mj := ms.find(j.id); mj != nil {
 				mj.pos = j.pos
 			}
@@ -116,7 +105,7 @@ func (ls *loopState) cleanup(s *session) {
 	for len(s.joined) > 0 {
 		j := s.joined[len(s.joined)-1]
 		ls.removeMember(s, len(s.joined)-1)
-		g.leaveEngine(j.name, s.id.Player)
+		g.leaveEngine(j.name, s.player)
 	}
 	if s.ep == epFanout && s.open {
 		ls.removeFanout(s)
@@ -125,8 +114,9 @@ func (ls *loopState) cleanup(s *session) {
 		ls.conns.Add(-1)
 		g.m.conns.Add(-1)
 	}
-	joined := s.joined[:0]
-	*s = session{joined: joined}
+	// The joined list is not kept for the slot's next connection: most
+	// connections never join, and an idle one should hold no slice.
+	*s = session{}
 }
 
 func (ls *loopState) removeFanout(s *session) {
@@ -134,7 +124,7 @@ func (ls *loopState) removeFanout(s *session) {
 	if int(s.pos) != last {
 		moved := ls.fanout[last]
 		ls.fanout[s.pos] = moved
-		ls.sessions[moved.Index()].pos = s.pos
+		ls.sessions.at(moved.Index()).pos = s.pos
 	}
 	ls.fanout[last] = 0
 	ls.fanout = ls.fanout[:last]
@@ -152,7 +142,7 @@ func (ls *loopState) endWalk() {
 	}
 	for k, h := range ls.pending {
 		ls.pending[k] = 0
-		if s := &ls.sessions[h.Index()]; s.h == h && s.closed {
+		if s := ls.sessions.at(h.Index()); s.h == h && s.closed {
 			ls.cleanup(s)
 		}
 	}

@@ -64,7 +64,7 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 		ls.notJoined(l, s, r)
 		return
 	}
-	name, player, x, y := s.joined[i].name, s.id.Player, r.x, r.y
+	name, player, x, y := s.joined[i].name, s.player, r.x, r.y
 	if g.inline {
 		// An inline engine calls the sink synchronously inside Dig; the sink
 		// only posts the claimed push to the loops' inboxes, so the dug reply
@@ -167,7 +167,7 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	g := ls.g
 	again := s.findName(r.hunt) >= 0
 	if !again {
-		if !s.id.Allows(r.hunt) {
+		if !s.allows(r.hunt) {
 			ls.fail(l, s.h, r.ref, errForbidden)
 			return
 		}
@@ -183,7 +183,7 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	} else {
 		name = string(r.hunt)
 	}
-	player := s.id.Player
+	player := s.player
 	if g.inline {
 		ls.finishJoin(l, s.h, r.ref, player, g.joinCall(info, name, player, again, r))
 		return
@@ -315,14 +315,14 @@ func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {
 	}
 	name := s.joined[i].name
 	ls.removeMember(s, i)
-	ls.g.leaveEngine(name, s.id.Player)
+	ls.g.leaveEngine(name, s.player)
 	ls.buf = appendLeft(ls.buf[:0], r.ref, name)
 	ls.reply(l, s.h)
 }
 
 func (ls *loopState) status(l *conn.Loop, s *session, r *request) {
 	g := ls.g
-	if !s.id.Allows(r.hunt) {
+	if !s.allows(r.hunt) {
 		ls.fail(l, s.h, r.ref, errForbidden)
 		return
 	}

@@ -3,10 +3,10 @@ package gateway
 // tokenBucket limits a connection's inbound messages. Times are unix nanos
 // from the loop's cached clock, so checking costs no system call.
 type tokenBucket struct {
-	tokens     float64 // tokens left
 	refilled   int64   // unix nanos of the last refill; 0 = never used (full)
-	strikes    int     // refused messages in the current strike window
 	strikeFrom int64   // unix nanos the strike window started
+	tokens     float32 // tokens left
+	strikes    int32   // refused messages in the current strike window
 }
 
 // rateWindow is the window over which rate-limit strikes are counted; a
@@ -24,12 +24,13 @@ func (s *tokenBucket) allow(now int64, rate float64, burst int) (ok, abuse bool)
 		return true, false
 	}
 	if s.refilled == 0 {
-		s.tokens = float64(burst)
+		s.tokens = float32(burst)
 	} else if d := now - s.refilled; d > 0 {
-		s.tokens += float64(d) * rate / 1e9
-		if s.tokens > float64(burst) {
-			s.tokens = float64(burst)
+		t := float64(s.tokens) + float64(d)*rate/1e9
+		if t > float64(burst) {
+			t = float64(burst)
 		}
+		s.tokens = float32(t)
 	}
 	s.refilled = now
 	if s.tokens >= 1 {
@@ -40,5 +41,5 @@ func (s *tokenBucket) allow(now int64, rate float64, burst int) (ok, abuse bool)
 		s.strikeFrom, s.strikes = now, 0
 	}
 	s.strikes++
-	return false, s.strikes > strikeFactor*burst
+	return false, int(s.strikes) > strikeFactor*burst
 }

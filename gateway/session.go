@@ -33,16 +33,66 @@ type joinedHunt struct {
 // session is the per-connection state of the gateway, kept in a per-loop
 // table indexed by Handle.Index() and touched only on that loop. h is the full
 // handle: a session whose h differs from the caller's is someone else's.
+//
+// Every open connection has one, so it is kept small: an idle /ws session
+// holds its handle, its player id (the only per-session heap object) and its
+// rate bucket; the hunts a token restricts it to and the joined hunts are
+// allocated only when present.
 type session struct {
 	h      conn.Handle
+	player string
+	allow  *[]string // hunts the token allows; nil = any
+	joined []joinedHunt
+	bucket tokenBucket // inbound message rate
+	pos    int32       // index in the loop's /fanout list
 	ep     endpoint
 	open   bool
 	closed bool // OnClose seen while a walk was in progress; cleanup pending
-	id     Identity
-	joined []joinedHunt
-	pos    int32 // index in the loop's /fanout list
+}
 
-	bucket tokenBucket // inbound message rate
+// allows reports whether the session's token lets it join hunt.
+func (s *session) allows(hunt []byte) bool {
+	if s.allow == nil {
+		return true
+	}
+	id := Identity{Player: s.player, Hunts: *s.allow}
+	return id.Allows(hunt)
+}
+
+// sessionChunk is the growth step of a loop's session table: the table
+// follows the connection count without copying itself (no garbage twice its
+// size while connections arrive).
+const sessionChunk = 1024
+
+// sessionTable is a loop's sessions indexed by Handle.Index().
+type sessionTable struct {
+	chunks []*[sessionChunk]session
+}
+
+// at returns the session record of index i, or nil beyond the table.
+func (t *sessionTable) at(i uint32) *session {
+	c := int(i / sessionChunk)
+	if c >= len(t.chunks) {
+		return nil
+	}
+	return &t.chunks[c][i%sessionChunk]
+}
+
+// grow returns the session record of index i, growing the table.
+func (t *sessionTable) grow(i uint32) *session {
+	for int(i/sessionChunk) >= len(t.chunks) {
+		t.chunks = append(t.chunks, new([sessionChunk]session))
+	}
+	return t.at(i)
+}
+
+// each calls fn for every session record.
+func (t *sessionTable) each(fn func(s *session)) {
+	for _, c := range t.chunks {
+		for i := range c {
+			fn(&c[i])
+		}
+	}
 }
 
 // find returns the session's entry for hunt id, or nil.
