@@ -64,7 +64,7 @@ else
 	dig_n=10000 dig_rate=15000 dig_d=60s
 	ev_n=10000 ev_rates=10,20,50,100,200 ev_d=50s
 fi
-dig_hunts=10 dig_grid=100 dig_treasures=500
+dig_hunts=10 dig_grid=1000 dig_treasures=500
 api_key=bench
 ncpu=$(nproc)
 
