@@ -1,0 +1,102 @@
+// Package redisengine is a state.Engine whose hunts live in Redis, so that
+// several gateway nodes share them: a treasure is claimed once cluster-wide,
+// every node sees the same seq for the same update, and a client resumes on
+// any node from the shared history.
+//
+// # Key layout
+//
+// P is Config.Prefix ("hg:"); {h} is the hunt id as a Redis Cluster hash
+// tag, so a hunt's keys share one slot.
+//
+//	P{h}:m    hash  state (open|ended), w, h, epoch, seq, left, count, tick
+//	P{h}:t    hash  "x,y" -> "treasure|points", unclaimed treasures only
+//	P{h}:lb   zset  member "%012x tick" + player, score -points
+//	P{h}:pm   hash  player -> current leaderboard member
+//	P{h}:h    list  the last HistoryMax reliable updates, encoded
+//	P{h}:n    hash  node id -> players connected through that node
+//	P{h}:u    channel of the hunt's updates
+//	Phunts    set   hunt ids
+//	Pnode:ID  string with TTL: node ID's heartbeat
+//
+// Updates are encoded as one '|'-separated line (codec.go); event data is
+// the tail of the line, raw, so it passes through byte for byte.
+//
+// # Scripts
+//
+// Every mutation is one Lua script (scripts.go), which Redis runs atomically:
+//
+//   - create: fails with ErrExists if the meta exists, else renames the
+//     treasures (written beforehand to a staged key that expires, in chunks)
+//     into place and writes the meta with a random epoch below 2^53, seq 0.
+//   - dig: checks open and grid, takes the cell's treasure out of P{h}:t
+//     (so it is claimed once), bumps seq, moves the player in the
+//     leaderboard, computes score and rank, appends claimed to the history,
+//     publishes claimed and leaderboard (same seq) and, for the last
+//     treasure, ends the hunt and records and publishes ended (seq+1), as the
+//     memory engine does.
+//   - publish, end: check open, bump seq, record and publish.
+//   - join/leave: the node's counter of the hunt; status: sums the counters
+//     of the nodes whose heartbeat key exists.
+//   - history: seq, epoch, Redis's time and the entries after since.
+//
+// Updates are stamped with Redis's TIME, and History ages them against the
+// same clock, so node clocks do not matter.
+//
+// # Leaderboard order
+//
+// The state package orders players by score, then by who reached the score
+// first. Here the zset score is the negated points and the member begins
+// with a fixed-width hex tick (bumped on every score change of a hunt), so
+// ZRANGE order is exactly that order with no float precision traded away:
+// the score alone is a float64, exact for totals up to 2^53, and totals are
+// at most state.MaxTreasures * state.MaxPoints < 2^50. The tick field holds
+// 2^48 changes, far above a hunt's 2^20 treasures. (Packing the tick into
+// the score instead would cap a hunt's total points near 2^53 / 2^21 ~ 4e9,
+// which the state package allows to be exceeded.) Scripts format every number
+// with %d because Lua's default %.14g would lose digits above 10^14.
+//
+// # Ordering and delivery
+//
+// A script's PUBLISH calls happen inside the atomic step that took the seq,
+// so a channel carries a hunt's updates in seq order, and one pub/sub
+// connection per engine delivers them in that order. One goroutine reads it
+// and is the only caller of the sink.
+//
+// Watch and Unwatch only count; a goroutine of the engine sends SUBSCRIBE on
+// a hunt's first Watch and UNSUBSCRIBE after its last Unwatch, so the
+// callers never wait on Redis. Updates published between Watch and the
+// subscription taking effect are replayed from the history when the
+// subscription is confirmed (those of the last Config.WatchReplay, by
+// Redis's clock, at most 256); the gateway drops copies a session already
+// has, by seq. With WatchReplay negative nothing is replayed and the
+// stream starts with the first update received.
+//
+// The reader tracks the last reliable seq it delivered per hunt. When
+// go-redis replaces a broken pub/sub connection it resubscribes; on that
+// confirmation, and on any update whose seq skips ahead, the reader fills
+// the gap from the history before delivering further. Copies at or below
+// the tracked seq are dropped.
+//
+// # Failure modes
+//
+//   - Redis unreachable: calls fail with a wrapped go-redis error; the
+//     gateway answers with an error. The reader retries and resubscribes.
+//   - Missed updates no longer in the history (longer outage than
+//     HistoryMax/HistoryAge): the gap stays, Gaps counts it once and a
+//     warning is logged; the updates received after it are delivered, and
+//     the first of them shows the gap to clients, who resume or reset as
+//     PROTOCOL.md says.
+//   - A node crashes: its player counts vanish when its heartbeat key
+//     expires (Config.HeartbeatTTL); Close deletes the key at once. The dead
+//     node's field in P{h}:n stays but is not counted.
+//   - Redis loses its data: the hunts are gone (ErrUnknownHunt); a hunt
+//     created again gets a new epoch, so clients reset rather than replay.
+//   - A Create that dies half-way leaves only its staged key, which expires.
+//
+// # Limits
+//
+// Redis 5 or later. Standalone Redis (or a primary with replicas): the status script reads
+// heartbeat keys and create adds to the hunt index, outside the hunt's slot,
+// so Redis Cluster is not supported as is. Events are bounded by what Redis
+// accepts as an argument (512 MB; the gateway bounds them far lower).
+package redisengine

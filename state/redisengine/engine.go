@@ -1,0 +1,567 @@
+package redisengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/huntgate/huntgate/state"
+)
+
+// Defaults of Config.
+const (
+	DefaultPrefix       = "hg:"
+	DefaultHeartbeatTTL = 10 * time.Second
+	DefaultWatchReplay  = 2 * time.Second
+	// tailMax bounds the history tail read when a hunt is first watched.
+	tailMax = 256
+	// stageTTL bounds how long the staged treasures of a Create that died
+	// half-way stay in Redis.
+	stageTTL = 10 * time.Minute
+	// createChunk is how many treasures one HSET of Create carries.
+	createChunk = 2048
+)
+
+// Config configures an Engine.
+type Config struct {
+	// URL is the Redis to use, redis://[user:pass@]host:port/db; required.
+	URL string
+	// NodeID names this node in the per-hunt player counters and its
+	// heartbeat key; "" means a random id. Two live processes must never
+	// share one: a restarted process with the id of a crashed one would
+	// revive the crashed one's counts.
+	NodeID string
+	// Prefix starts every key and channel; "" means DefaultPrefix ("hg:").
+	Prefix string
+	// HistoryMax is how many reliable updates each hunt keeps for resume;
+	// 0 means state.DefaultHistoryMax.
+	HistoryMax int
+	// HistoryAge is how old a reliable update may be and still be replayed;
+	// 0 means state.DefaultHistoryAge.
+	HistoryAge time.Duration
+	// HeartbeatTTL is how long this node's player counts survive it after
+	// its last heartbeat (sent every third of it); 0 means 10 s.
+	HeartbeatTTL time.Duration
+	// WatchReplay is how far back, by Redis's clock, the updates of a hunt
+	// are replayed to the sink when the hunt is first watched, to cover the
+	// time between Watch and the subscription taking effect; 0 means 2 s,
+	// negative means none.
+	WatchReplay time.Duration
+	// PoolSize is the Redis connection pool size; 0 means go-redis's default
+	// (10 per CPU).
+	PoolSize int
+	// Logger receives reconnects, gaps and malformed messages; the zero
+	// value logs nothing.
+	Logger zerolog.Logger
+
+	// dialGate, for tests, runs before each new connection is dialled, so a
+	// test can hold a reconnect back.
+	dialGate func(context.Context)
+}
+
+// Engine is a state.Engine whose hunts live in Redis, shared by every node
+// that uses the same Redis and Prefix. See the package doc.
+type Engine struct {
+	rdb     *redis.Client
+	log     zerolog.Logger
+	node    string
+	prefix  string
+	nodeKey string // heartbeat key of this node
+	hmax    any    // HistoryMax as a script argument, boxed once
+	hmaxN   int
+	hage    time.Duration
+	hbTTL   time.Duration
+	replay  time.Duration
+
+	keys sync.Map // hunt -> *huntKeys
+
+	sink   atomic.Pointer[func(state.Update)]
+	closed atomic.Bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	hbStop chan struct{}
+	hbOnce sync.Once
+
+	ps      *redis.PubSub
+	watchMu sync.Mutex
+	watched map[string]*watchState
+	dirty   map[string]struct{}
+	gen     uint64
+	kick    chan struct{}
+
+	gaps   atomic.Uint64
+	filled atomic.Uint64
+}
+
+type watchState struct {
+	n   int
+	gen uint64 // changes each time the hunt goes from unwatched to watched
+}
+
+// huntKeys are a hunt's keys, built once. The hunt id is a hash tag so that
+// all of a hunt's keys map to one Redis Cluster slot.
+type huntKeys struct {
+	meta, treasures, lb, members, hist, nodes, ch string
+
+	chArg any // ch, boxed once rather than on every call
+
+	dig, publish, end, status, history []string
+}
+
+var _ state.Engine = (*Engine)(nil)
+
+// New connects to cfg.URL, checks that Redis answers, starts the heartbeat
+// and the pub/sub reader, and returns the engine.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	opt, err := redis.ParseURL(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redisengine: url: %w", err)
+	}
+	if cfg.PoolSize > 0 {
+		opt.PoolSize = cfg.PoolSize
+	}
+	opt.DisableIdentity = true
+	if gate := cfg.dialGate; gate != nil {
+		var d net.Dialer
+		opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			gate(ctx)
+			return d.DialContext(ctx, network, addr)
+		}
+	}
+	e := &Engine{
+		log:     cfg.Logger,
+		node:    cfg.NodeID,
+		prefix:  cfg.Prefix,
+		hmaxN:   cfg.HistoryMax,
+		hage:    cfg.HistoryAge,
+		hbTTL:   cfg.HeartbeatTTL,
+		replay:  cfg.WatchReplay,
+		hbStop:  make(chan struct{}),
+		watched: make(map[string]*watchState),
+		dirty:   make(map[string]struct{}),
+		kick:    make(chan struct{}, 1),
+	}
+	if e.node == "" {
+		e.node = strconv.FormatUint(rand.Uint64(), 36)
+	}
+	if e.prefix == "" {
+		e.prefix = DefaultPrefix
+	}
+	if e.hmaxN <= 0 {
+		e.hmaxN = state.DefaultHistoryMax
+	}
+	e.hmax = strconv.Itoa(e.hmaxN)
+	if e.hage <= 0 {
+		e.hage = state.DefaultHistoryAge
+	}
+	if e.hbTTL <= 0 {
+		e.hbTTL = DefaultHeartbeatTTL
+	}
+	if e.replay == 0 {
+		e.replay = DefaultWatchReplay
+	}
+	e.nodeKey = e.prefix + "node:" + e.node
+	e.rdb = redis.NewClient(opt)
+	if err := e.rdb.Set(ctx, e.nodeKey, "1", e.hbTTL).Err(); err != nil {
+		_ = e.rdb.Close()
+		return nil, fmt.Errorf("redisengine: connect: %w", err)
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.ps = e.rdb.Subscribe(e.ctx)
+	e.wg.Add(3)
+	go e.heartbeat()
+	go e.subscriber()
+	go e.reader()
+	return e, nil
+}
+
+// NodeID returns the id of this node.
+func (e *Engine) NodeID() string { return e.node }
+
+// Gaps returns how many times updates missed while the pub/sub connection
+// was down could not be filled from the history (see the package doc).
+func (e *Engine) Gaps() uint64 { return e.gaps.Load() }
+
+// Filled returns how many updates missed by the pub/sub connection were
+// delivered from the history instead.
+func (e *Engine) Filled() uint64 { return e.filled.Load() }
+
+func (e *Engine) keysOf(hunt string) *huntKeys {
+	if k, ok := e.keys.Load(hunt); ok {
+		return k.(*huntKeys)
+	}
+	b := e.prefix + "{" + hunt + "}:"
+	k := &huntKeys{
+		meta: b + "m", treasures: b + "t", lb: b + "lb", members: b + "pm",
+		hist: b + "h", nodes: b + "n", ch: b + "u",
+	}
+	k.chArg = k.ch
+	k.dig = []string{k.meta, k.treasures, k.lb, k.members, k.hist}
+	k.publish = []string{k.meta, k.hist}
+	k.end = []string{k.meta, k.hist, k.lb, k.nodes}
+	k.status = []string{k.meta, k.lb, k.nodes}
+	k.history = []string{k.meta, k.hist}
+	if v, loaded := e.keys.LoadOrStore(hunt, k); loaded {
+		return v.(*huntKeys)
+	}
+	return k
+}
+
+// huntOf returns the hunt of a channel name, "" if it is not one of ours.
+func (e *Engine) huntOf(ch string) string {
+	n := len(e.prefix)
+	if len(ch) < n+5 || ch[:n] != e.prefix || ch[n] != '{' || ch[len(ch)-3:] != "}:u" {
+		return ""
+	}
+	return ch[n+1 : len(ch)-3]
+}
+
+// heartbeat keeps this node's key alive, and with it the node's player
+// counts.
+func (e *Engine) heartbeat() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.hbTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.hbStop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(e.ctx, e.hbTTL/3)
+			if err := e.rdb.Set(ctx, e.nodeKey, "1", e.hbTTL).Err(); err != nil && e.ctx.Err() == nil {
+				e.log.Warn().Err(err).Msg("redisengine: heartbeat")
+			}
+			cancel()
+		}
+	}
+}
+
+// stopHeartbeat stops refreshing the heartbeat key without deleting it, as a
+// crash would.
+func (e *Engine) stopHeartbeat() { e.hbOnce.Do(func() { close(e.hbStop) }) }
+
+func (e *Engine) check() error {
+	if e.closed.Load() {
+		return state.ErrClosed
+	}
+	return nil
+}
+
+// rcErr maps a script's negative reply to the state error.
+func rcErr(rc int64) error {
+	switch rc {
+	case rcUnknown:
+		return state.ErrUnknownHunt
+	case rcEnded:
+		return state.ErrEnded
+	case rcOutGrid:
+		return state.ErrOutOfGrid
+	case rcExists:
+		return state.ErrExists
+	}
+	return fmt.Errorf("redisengine: unexpected script reply %d", rc)
+}
+
+func wrap(err error) error {
+	if errors.Is(err, redis.ErrClosed) {
+		return state.ErrClosed
+	}
+	return fmt.Errorf("redisengine: %w", err)
+}
+
+// Create implements state.Engine. The treasures are written to a staged key
+// first (in chunks, as a layout may hold a million), then one script checks
+// that the hunt does not exist, renames the staged key into place and
+// writes the hunt's meta, so the hunt appears whole or not at all.
+func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error) {
+	if err := e.check(); err != nil {
+		return state.Status{}, err
+	}
+	if err := s.Validate(); err != nil {
+		return state.Status{}, err
+	}
+	k := e.keysOf(s.ID)
+	n, err := e.rdb.Exists(ctx, k.meta).Result()
+	if err != nil {
+		return state.Status{}, wrap(err)
+	}
+	if n > 0 {
+		return state.Status{}, state.ErrExists // before laying out a possibly large spec
+	}
+	ts, err := s.Layout()
+	if err != nil {
+		return state.Status{}, err
+	}
+	stage := k.treasures + ":stage:" + strconv.FormatUint(rand.Uint64(), 36)
+	for i := 0; i < len(ts); i += createChunk {
+		end := min(i+createChunk, len(ts))
+		args := make([]any, 0, 2*(end-i))
+		for _, t := range ts[i:end] {
+			args = append(args, strconv.Itoa(t.X)+","+strconv.Itoa(t.Y), t.ID+"|"+strconv.FormatInt(t.Points, 10))
+		}
+		p := e.rdb.Pipeline()
+		p.HSet(ctx, stage, args...)
+		p.Expire(ctx, stage, stageTTL)
+		if _, err := p.Exec(ctx); err != nil {
+			return state.Status{}, wrap(err)
+		}
+	}
+	var epoch uint64
+	for epoch == 0 {
+		// 53 bits: epochs travel as JSON numbers, exact in JavaScript only
+		// up to 2^53.
+		epoch = rand.Uint64() & (1<<53 - 1)
+	}
+	rc, err := createLua.Run(ctx, e.rdb, []string{k.meta, k.treasures, stage, e.prefix + "hunts"},
+		s.ID, s.Width, s.Height, strconv.FormatUint(epoch, 10), len(ts)).Int64()
+	if err != nil {
+		return state.Status{}, wrap(err)
+	}
+	if rc != 1 {
+		return state.Status{}, rcErr(rc)
+	}
+	return state.Status{Hunt: s.ID, Epoch: epoch, TreasuresLeft: len(ts), State: state.StateOpen, Top: []state.Entry{}}, nil
+}
+
+// parseStatus decodes the reply of the status() Lua function.
+func parseStatus(hunt string, v any) (state.Status, error) {
+	if rc, ok := v.(int64); ok {
+		return state.Status{}, rcErr(rc)
+	}
+	r, ok := v.([]any)
+	if !ok || len(r) < 5 {
+		return state.Status{}, fmt.Errorf("redisengine: bad status reply")
+	}
+	str := func(i int) string { s, _ := r[i].(string); return s }
+	st := state.Status{Hunt: hunt, State: str(2), Top: make([]state.Entry, 0, (len(r)-5)/2)}
+	st.Epoch, _ = strconv.ParseUint(str(0), 10, 64)
+	st.Seq, _ = strconv.ParseUint(str(1), 10, 64)
+	st.TreasuresLeft, _ = strconv.Atoi(str(3))
+	if p, ok := r[4].(int64); ok {
+		st.Players = int(p)
+	}
+	for i := 5; i+1 < len(r); i += 2 {
+		sc, _ := strconv.ParseInt(str(i+1), 10, 64)
+		st.Top = append(st.Top, state.Entry{Player: str(i), Score: sc})
+	}
+	return st, nil
+}
+
+// Join implements state.Engine: it counts the player on this node's
+// counter of the hunt.
+func (e *Engine) Join(ctx context.Context, hunt, player string) (state.Status, error) {
+	if err := e.check(); err != nil {
+		return state.Status{}, err
+	}
+	k := e.keysOf(hunt)
+	v, err := joinLua.Run(ctx, e.rdb, k.status, e.prefix+"node:", e.node, "1").Result()
+	if err != nil {
+		return state.Status{}, wrap(err)
+	}
+	return parseStatus(hunt, v)
+}
+
+// Leave implements state.Engine.
+func (e *Engine) Leave(ctx context.Context, hunt, player string) error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	k := e.keysOf(hunt)
+	rc, err := joinLua.Run(ctx, e.rdb, k.status, e.prefix+"node:", e.node, "-1").Int64()
+	if err != nil {
+		return wrap(err)
+	}
+	if rc < 0 {
+		return rcErr(rc)
+	}
+	return nil
+}
+
+// Dig implements state.Engine in one script: see the package doc.
+func (e *Engine) Dig(ctx context.Context, hunt, player string, x, y int) (state.DigResult, error) {
+	if err := e.check(); err != nil {
+		return state.DigResult{}, err
+	}
+	k := e.keysOf(hunt)
+	v, err := digLua.Run(ctx, e.rdb, k.dig, player, x, y, e.hmax, k.chArg).Result()
+	if err != nil {
+		return state.DigResult{}, wrap(err)
+	}
+	switch r := v.(type) {
+	case int64:
+		if r == 0 {
+			return state.DigResult{}, nil
+		}
+		return state.DigResult{}, rcErr(r)
+	case []any:
+		if len(r) == 5 {
+			tid, _ := r[0].(string)
+			pts, _ := r[1].(int64)
+			score, _ := r[2].(int64)
+			rank, _ := r[3].(int64)
+			seq, _ := r[4].(int64)
+			return state.DigResult{Found: true, Treasure: tid, Points: pts, Score: score, Rank: int(rank), Seq: uint64(seq)}, nil
+		}
+	}
+	return state.DigResult{}, fmt.Errorf("redisengine: bad dig reply")
+}
+
+// Status implements state.Engine.
+func (e *Engine) Status(ctx context.Context, hunt string) (state.Status, error) {
+	if err := e.check(); err != nil {
+		return state.Status{}, err
+	}
+	v, err := statusLua.Run(ctx, e.rdb, e.keysOf(hunt).status, e.prefix+"node:").Result()
+	if err != nil {
+		return state.Status{}, wrap(err)
+	}
+	return parseStatus(hunt, v)
+}
+
+// Publish implements state.Engine; data reaches every watching node's sink
+// byte for byte.
+func (e *Engine) Publish(ctx context.Context, hunt string, data []byte) (uint64, error) {
+	if err := e.check(); err != nil {
+		return 0, err
+	}
+	k := e.keysOf(hunt)
+	rc, err := publishLua.Run(ctx, e.rdb, k.publish, data, e.hmax, k.chArg).Int64()
+	if err != nil {
+		return 0, wrap(err)
+	}
+	if rc < 0 {
+		return 0, rcErr(rc)
+	}
+	return uint64(rc), nil
+}
+
+// End implements state.Engine.
+func (e *Engine) End(ctx context.Context, hunt string) (state.Status, error) {
+	if err := e.check(); err != nil {
+		return state.Status{}, err
+	}
+	k := e.keysOf(hunt)
+	v, err := endLua.Run(ctx, e.rdb, k.end, e.hmax, k.ch, e.prefix+"node:").Result()
+	if err != nil {
+		return state.Status{}, wrap(err)
+	}
+	return parseStatus(hunt, v)
+}
+
+// history runs historyLua; since < 0 asks for the tail.
+func (e *Engine) history(ctx context.Context, hunt string, since int64) (held bool, epoch, seq uint64, now time.Time, ups []state.Update, err error) {
+	v, err := historyLua.Run(ctx, e.rdb, e.keysOf(hunt).history, since, tailMax).Result()
+	if err != nil {
+		return false, 0, 0, now, nil, wrap(err)
+	}
+	if rc, ok := v.(int64); ok {
+		return false, 0, 0, now, nil, rcErr(rc)
+	}
+	r, ok := v.([]any)
+	if !ok || len(r) < 4 {
+		return false, 0, 0, now, nil, fmt.Errorf("redisengine: bad history reply")
+	}
+	str := func(i int) string { s, _ := r[i].(string); return s }
+	flag, _ := r[0].(int64)
+	epoch, _ = strconv.ParseUint(str(1), 10, 64)
+	seq, _ = strconv.ParseUint(str(2), 10, 64)
+	ms, _ := strconv.ParseInt(str(3), 10, 64)
+	now = time.UnixMilli(ms)
+	if len(r) > 4 {
+		ups = make([]state.Update, 0, len(r)-4)
+	}
+	for i := 4; i < len(r); i++ {
+		u, err := decodeUpdate(hunt, str(i))
+		if err != nil {
+			return false, 0, 0, now, nil, err
+		}
+		ups = append(ups, u)
+	}
+	return flag == 1, epoch, seq, now, ups, nil
+}
+
+// History implements state.Engine with the memory engine's semantics: the
+// list is bounded by count when written and filtered by age here, against
+// Redis's clock (the one that stamped the updates).
+func (e *Engine) History(ctx context.Context, hunt string, epoch, since uint64) ([]state.Update, bool, error) {
+	if err := e.check(); err != nil {
+		return nil, false, err
+	}
+	if since > 1<<53 {
+		return nil, false, nil
+	}
+	held, ep, seq, now, ups, err := e.history(ctx, hunt, int64(since))
+	if err != nil {
+		return nil, false, err
+	}
+	if ep != epoch || since > seq || !held {
+		return nil, false, nil
+	}
+	if len(ups) > 0 && ups[0].At.Before(now.Add(-e.hage)) {
+		return nil, false, nil // the oldest needed has aged out, so it is not held
+	}
+	return ups, true, nil
+}
+
+// Hunts implements state.Engine.
+func (e *Engine) Hunts(ctx context.Context) ([]string, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	ids, err := e.rdb.SMembers(ctx, e.prefix+"hunts").Result()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Subscribe implements state.Engine.
+func (e *Engine) Subscribe(sink func(state.Update)) {
+	if sink == nil {
+		e.sink.Store(nil)
+		return
+	}
+	e.sink.Store(&sink)
+}
+
+// Inline implements state.Engine: every call is a Redis round trip.
+func (e *Engine) Inline() bool { return false }
+
+// Close implements state.Engine. It deletes this node's heartbeat key, so
+// its player counts drop out of every hunt at once.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.sink.Store(nil)
+	e.cancel()
+	err := e.ps.Close()
+	e.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if derr := e.rdb.Del(ctx, e.nodeKey).Err(); derr != nil && err == nil {
+		err = derr
+	}
+	cancel()
+	if cerr := e.rdb.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("redisengine: close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package redisengine
+
+import "github.com/redis/go-redis/v9"
+
+// Script replies that are errors of the hunt rather than of Redis.
+const (
+	rcUnknown = -1
+	rcEnded   = -2
+	rcOutGrid = -3
+	rcExists  = -4
+)
+
+// luaTop asks for effects replication (needed on Redis before 7 to write
+// after TIME; a no-op since) and defines now(), record() and top(lb): the best state.TopSize players as "p:s,p:s,...".
+// Members are a 12-hex-digit tick followed by the player id and scores are
+// negated points, so ZRANGE (ascending score, then ascending member) is the
+// state package's order: higher score first, then who reached it first.
+// Scores are formatted with %d: a Lua number handed to redis.call or joined
+// with .. goes through %.14g and would lose digits above 10^14.
+const luaTop = `
+if redis.replicate_commands then redis.replicate_commands() end
+local function top(lb)
+  local r = redis.call('ZRANGE', lb, 0, 9, 'WITHSCORES')
+  local parts = {}
+  for i = 1, #r, 2 do
+    parts[#parts + 1] = string.sub(r[i], 13) .. ':' .. string.format('%d', -tonumber(r[i + 1]))
+  end
+  return table.concat(parts, ',')
+end
+local function now()
+  local t = redis.call('TIME')
+  return string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+local function record(hist, ch, max, u)
+  redis.call('RPUSH', hist, u)
+  redis.call('LTRIM', hist, -max, -1)
+  redis.call('PUBLISH', ch, u)
+end
+`
+
+// luaStatus defines status(meta, lb, nodes, nodePrefix): epoch, seq, state,
+// treasures left, players summed over the nodes whose heartbeat key lives,
+// then the top as player, score pairs.
+const luaStatus = `
+local function status(meta, lb, nodes, nodePrefix)
+  local m = redis.call('HMGET', meta, 'epoch', 'seq', 'state', 'left')
+  local players = 0
+  local nc = redis.call('HGETALL', nodes)
+  for i = 1, #nc, 2 do
+    if redis.call('EXISTS', nodePrefix .. nc[i]) == 1 then
+      players = players + tonumber(nc[i + 1])
+    end
+  end
+  local r = {m[1], m[2], m[3], m[4], players}
+  local t = redis.call('ZRANGE', lb, 0, 9, 'WITHSCORES')
+  for i = 1, #t, 2 do
+    r[#r + 1] = string.sub(t[i], 13)
+    r[#r + 1] = string.format('%d', -tonumber(t[i + 1]))
+  end
+  return r
+end
+`
+
+// createLua: KEYS meta, treasures, staged treasures, hunts index;
+// ARGV id, width, height, epoch, treasure count.
+// The treasures were written to the staged key beforehand; the rename makes
+// the hunt appear whole or not at all.
+var createLua = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('DEL', KEYS[3])
+  return -4
+end
+if tonumber(ARGV[5]) > 0 then
+  redis.call('RENAME', KEYS[3], KEYS[2])
+  redis.call('PERSIST', KEYS[2])
+end
+redis.call('HSET', KEYS[1], 'state', 'open', 'w', ARGV[2], 'h', ARGV[3], 'epoch', ARGV[4],
+  'seq', 0, 'left', ARGV[5], 'count', ARGV[5], 'tick', 0)
+redis.call('SADD', KEYS[4], ARGV[1])
+return 1
+`)
+
+// digLua: KEYS meta, treasures, leaderboard, player->member, history;
+// ARGV player, x, y, history max, channel.
+// Reply: 0 for a miss, a negative rc, or {treasure, points, score, rank, seq}.
+var digLua = redis.NewScript(luaTop + `
+local m = redis.call('HMGET', KEYS[1], 'state', 'w', 'h', 'epoch')
+if not m[1] then return -1 end
+if m[1] ~= 'open' then return -2 end
+local x, y = tonumber(ARGV[2]), tonumber(ARGV[3])
+if x < 0 or y < 0 or x >= tonumber(m[2]) or y >= tonumber(m[3]) then return -3 end
+local cell = ARGV[2] .. ',' .. ARGV[3]
+local tv = redis.call('HGET', KEYS[2], cell)
+if not tv then return 0 end
+redis.call('HDEL', KEYS[2], cell)
+local sep = string.find(tv, '|', 1, true)
+local tid = string.sub(tv, 1, sep - 1)
+local pts = tonumber(string.sub(tv, sep + 1))
+local left = redis.call('HINCRBY', KEYS[1], 'left', -1)
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local player = ARGV[1]
+local old = redis.call('HGET', KEYS[4], player)
+local member = old
+local score = pts
+if old then
+  score = pts - tonumber(redis.call('ZSCORE', KEYS[3], old))
+end
+if (not old) or pts ~= 0 then
+  local tick = redis.call('HINCRBY', KEYS[1], 'tick', 1)
+  member = string.format('%012x', tick) .. player
+  if old then redis.call('ZREM', KEYS[3], old) end
+  redis.call('ZADD', KEYS[3], string.format('%d', -score), member)
+  redis.call('HSET', KEYS[4], player, member)
+end
+local rank = redis.call('ZRANK', KEYS[3], member) + 1
+local at = now()
+local max = tonumber(ARGV[4])
+local tp = top(KEYS[3])
+local seqs = string.format('%d', seq)
+local head = '|' .. seqs .. '|' .. m[4] .. '|' .. at .. '|'
+record(KEYS[5], ARGV[5], max, 'c' .. head .. tid .. '|' .. player .. '|' .. string.format('%d', pts))
+redis.call('PUBLISH', ARGV[5], 'l' .. head .. tp)
+if left == 0 then
+  redis.call('HSET', KEYS[1], 'state', 'ended')
+  local seq2 = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  record(KEYS[5], ARGV[5], max, 'x|' .. string.format('%d', seq2) .. '|' .. m[4] .. '|' .. at .. '|' .. tp)
+end
+return {tid, pts, score, rank, seq}
+`)
+
+// publishLua: KEYS meta, history; ARGV data, history max, channel.
+// Reply: a negative rc or the event's seq.
+var publishLua = redis.NewScript(luaTop + `
+local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
+if not m[1] then return -1 end
+if m[1] ~= 'open' then return -2 end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+record(KEYS[2], ARGV[3], tonumber(ARGV[2]),
+  'e|' .. string.format('%d', seq) .. '|' .. m[2] .. '|' .. now() .. '|' .. ARGV[1])
+return seq
+`)
+
+// endLua: KEYS meta, history, leaderboard, nodes; ARGV history max,
+// channel, node key prefix. Reply: a negative rc or the status.
+var endLua = redis.NewScript(luaTop + luaStatus + `
+local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
+if not m[1] then return -1 end
+if m[1] ~= 'open' then return -2 end
+redis.call('HSET', KEYS[1], 'state', 'ended')
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+record(KEYS[2], ARGV[2], tonumber(ARGV[1]),
+  'x|' .. string.format('%d', seq) .. '|' .. m[2] .. '|' .. now() .. '|' .. top(KEYS[3]))
+return status(KEYS[1], KEYS[3], KEYS[4], ARGV[3])
+`)
+
+// statusLua: KEYS meta, leaderboard, nodes; ARGV node key prefix.
+var statusLua = redis.NewScript(luaStatus + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+`)
+
+// joinLua: KEYS meta, leaderboard, nodes; ARGV node key prefix, node id,
+// delta (1 or -1). A node's count never goes below zero. Reply: status.
+var joinLua = redis.NewScript(luaStatus + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+else
+  local n = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+  if n > 0 then redis.call('HINCRBY', KEYS[3], ARGV[2], -1) end
+  return 1
+end
+return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+`)
+
+// historyLua: KEYS meta, history; ARGV since (-1: the last tailMax entries).
+// Reply: {1, epoch, seq, now_ms, entries...} with the entries of seq >
+// since, or {0, epoch, seq, now_ms} when some of them are no longer held,
+// or -1. The list holds contiguous seqs ending at the hunt's seq (every
+// reliable update is appended, trimming drops only the oldest), so the
+// index of a seq is arithmetic.
+var historyLua = redis.NewScript(luaTop + `
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+if not m[1] then return -1 end
+local seq = tonumber(m[2])
+local since = tonumber(ARGV[1])
+local r = {1, m[1], m[2], now()}
+if since < 0 then
+  local t = redis.call('LRANGE', KEYS[2], -tonumber(ARGV[2]), -1)
+  for i = 1, #t do r[#r + 1] = t[i] end
+  return r
+end
+if since >= seq then return r end
+local n = redis.call('LLEN', KEYS[2])
+local first = seq - n + 1
+if since + 1 < first then
+  r[1] = 0
+  return r
+end
+local t = redis.call('LRANGE', KEYS[2], since + 1 - first, -1)
+for i = 1, #t do r[#r + 1] = t[i] end
+return r
+`)

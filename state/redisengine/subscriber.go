@@ -1,0 +1,305 @@
+package redisengine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/huntgate/huntgate/state"
+)
+
+// readTimeout is how long the reader waits for a message before it pings
+// the pub/sub connection, which is how a silently dead one is found.
+const readTimeout = 5 * time.Second
+
+// Watch implements state.Engine. It never blocks on Redis: the SUBSCRIBE is
+// sent by a goroutine of the engine, and the updates published between this
+// call and the subscription taking effect are replayed from the history
+// (Config.WatchReplay).
+func (e *Engine) Watch(hunt string) {
+	e.watchMu.Lock()
+	w := e.watched[hunt]
+	if w == nil {
+		e.gen++
+		w = &watchState{gen: e.gen}
+		e.watched[hunt] = w
+		e.dirty[hunt] = struct{}{}
+	}
+	w.n++
+	e.watchMu.Unlock()
+	e.poke()
+}
+
+// Unwatch implements state.Engine; an Unwatch without a Watch is ignored.
+func (e *Engine) Unwatch(hunt string) {
+	e.watchMu.Lock()
+	if w := e.watched[hunt]; w != nil {
+		w.n--
+		if w.n <= 0 {
+			delete(e.watched, hunt)
+			e.dirty[hunt] = struct{}{}
+		}
+	}
+	e.watchMu.Unlock()
+	e.poke()
+}
+
+// Watched reports whether hunt is watched (more Watch than Unwatch calls).
+func (e *Engine) Watched(hunt string) bool {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	return e.watched[hunt] != nil
+}
+
+func (e *Engine) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// watchGen returns the generation of hunt's watch, 0 if it is not watched.
+func (e *Engine) watchGen(hunt string) uint64 {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	if w := e.watched[hunt]; w != nil {
+		return w.gen
+	}
+	return 0
+}
+
+// subscriber makes the pub/sub subscriptions follow the watched set. It
+// alone sends SUBSCRIBE and UNSUBSCRIBE, so they never wait on a caller.
+func (e *Engine) subscriber() {
+	defer e.wg.Done()
+	subscribed := make(map[string]bool)
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.kick:
+		case <-retry:
+			retry = nil
+		}
+		e.watchMu.Lock()
+		var todo []string
+		for h := range e.dirty {
+			todo = append(todo, h)
+		}
+		clear(e.dirty)
+		e.watchMu.Unlock()
+		for _, h := range todo {
+			want := e.watchGen(h) != 0
+			if want == subscribed[h] {
+				continue
+			}
+			ch := e.keysOf(h).ch
+			ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
+			var err error
+			if want {
+				err = e.ps.Subscribe(ctx, ch)
+			} else {
+				err = e.ps.Unsubscribe(ctx, ch)
+			}
+			cancel()
+			if err != nil {
+				if e.ctx.Err() != nil {
+					return
+				}
+				e.log.Warn().Err(err).Str("hunt", h).Bool("subscribe", want).Msg("redisengine: pub/sub")
+				e.watchMu.Lock()
+				e.dirty[h] = struct{}{}
+				e.watchMu.Unlock()
+				retry = time.After(100 * time.Millisecond)
+				continue
+			}
+			if want {
+				subscribed[h] = true
+			} else {
+				delete(subscribed, h)
+			}
+		}
+	}
+}
+
+// track is what the reader knows of a watched hunt's stream: the epoch and
+// seq of the last reliable update handed to the sink.
+type track struct {
+	gen   uint64
+	epoch uint64
+	seq   uint64
+	// failed is the seq after which a fill last failed: the updates after
+	// it that arrive live are delivered without asking the history again.
+	failed uint64
+	// fresh: nothing received yet and no baseline seq.
+	fresh bool
+}
+
+// reader is the only goroutine that calls the sink, so the sink sees each
+// hunt's updates in the order Redis published them, which is seq order.
+func (e *Engine) reader() {
+	defer e.wg.Done()
+	tracks := make(map[string]*track)
+	for {
+		msg, err := e.ps.ReceiveTimeout(e.ctx, readTimeout)
+		if err != nil {
+			if e.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Quiet: ping, so that a dead connection fails and is
+				// replaced (go-redis resubscribes on the new one).
+				ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
+				_ = e.ps.Ping(ctx)
+				cancel()
+				continue
+			}
+			if errors.Is(err, redis.ErrClosed) {
+				return
+			}
+			e.log.Warn().Err(err).Msg("redisengine: pub/sub receive")
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				e.onSubscribed(tracks, e.huntOf(m.Channel))
+			}
+		case *redis.Message:
+			e.onMessage(tracks, m)
+		}
+	}
+}
+
+func (e *Engine) deliver(u state.Update) {
+	if sink := e.sink.Load(); sink != nil {
+		(*sink)(u)
+	}
+}
+
+// onSubscribed runs when a SUBSCRIBE took effect: the first for this watch
+// of the hunt, or a resubscription after go-redis replaced a broken
+// connection. The first replays the last WatchReplay of history (what was
+// published since Watch, and harmlessly a little more: the gateway drops
+// what a session already has); a resubscription fills what was published
+// while the connection was down.
+func (e *Engine) onSubscribed(tracks map[string]*track, hunt string) {
+	gen := e.watchGen(hunt)
+	if hunt == "" || gen == 0 {
+		return
+	}
+	t := tracks[hunt]
+	if t != nil && t.gen == gen {
+		if !t.fresh {
+			e.fill(hunt, t)
+		}
+		return
+	}
+	t = &track{gen: gen}
+	tracks[hunt] = t
+	if e.replay < 0 {
+		// No replay: the stream starts with the first update received,
+		// whose seq is unknown until then.
+		t.fresh = true
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
+	_, ep, seq, now, ups, err := e.history(ctx, hunt, -1)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, state.ErrUnknownHunt) {
+			e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: watch replay")
+		}
+		return
+	}
+	// The updates published after the subscription took effect and before
+	// the history was read are both in the history and queued on the
+	// connection: delivered now, their queued copies are dropped by seq.
+	t.epoch, t.seq = ep, seq
+	cut := now.Add(-e.replay)
+	for _, u := range ups {
+		if !u.At.Before(cut) {
+			e.deliver(u)
+		}
+	}
+}
+
+// fill hands the sink the reliable updates after t.seq that the pub/sub
+// connection missed. If the history no longer holds them the gap stays:
+// the next update shows it to clients, who resume or reset (PROTOCOL.md).
+func (e *Engine) fill(hunt string, t *track) {
+	if t.failed == t.seq && t.seq != 0 {
+		return // the same gap, already found unfillable
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
+	ups, ok, err := e.History(ctx, hunt, t.epoch, t.seq)
+	cancel()
+	if err != nil || !ok {
+		t.failed = t.seq
+		e.gaps.Add(1)
+		e.log.Warn().Err(err).Str("hunt", hunt).Uint64("seq", t.seq).Msg("redisengine: missed updates not in history")
+		return
+	}
+	for _, u := range ups {
+		if u.Seq > t.seq {
+			e.deliver(u)
+			t.seq = u.Seq
+			e.filled.Add(1)
+		}
+	}
+}
+
+func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
+	hunt := e.huntOf(m.Channel)
+	gen := e.watchGen(hunt)
+	if gen == 0 {
+		delete(tracks, hunt) // in flight when the hunt was unwatched
+		return
+	}
+	u, err := decodeUpdate(hunt, m.Payload)
+	if err != nil {
+		e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: bad message")
+		return
+	}
+	t := tracks[hunt]
+	if t == nil || t.fresh || t.gen != gen || t.epoch != u.Epoch {
+		// A new watch whose subscription confirmation was not seen, or the
+		// hunt was re-created: the stream starts here.
+		t = &track{gen: gen, epoch: u.Epoch, seq: u.Seq}
+		tracks[hunt] = t
+		e.deliver(u)
+		return
+	}
+	if u.Kind.Reliable() {
+		if u.Seq <= t.seq {
+			return // already delivered from the history
+		}
+		if u.Seq > t.seq+1 {
+			e.fill(hunt, t)
+			if u.Seq <= t.seq {
+				return
+			}
+		}
+		t.seq = u.Seq
+		e.deliver(u)
+		return
+	}
+	if u.Seq < t.seq {
+		return // a newer leaderboard went out with the history fill
+	}
+	if u.Seq > t.seq {
+		e.fill(hunt, t)
+		t.seq = max(t.seq, u.Seq) // a gap that could not be filled stays behind
+	}
+	e.deliver(u)
+}
