@@ -19,6 +19,7 @@ import (
 
 	"github.com/huntgate/huntgate/gateway"
 	"github.com/huntgate/huntgate/state"
+	"github.com/huntgate/huntgate/state/redisengine"
 )
 
 func main() {
@@ -42,17 +43,11 @@ func run(args []string) int {
 		cfg.APIKey = "dev"
 		log.Warn().Msg("huntgate: --dev without --api-key: the admin API key is \"dev\"")
 	}
-	if cfg.Redis != "" {
-		log.Error().Str("redis", cfg.Redis).Msg("huntgate: cluster mode not available yet: --redis needs the Redis engine; run without --redis for the embedded engine")
-		return 2
+	engine, err := newEngine(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Str("redis", cfg.Redis).Msg("huntgate: cannot start the hunt engine")
+		return 1
 	}
-	engine := state.NewMemory(state.MemoryConfig{
-		HistoryMax: cfg.HistoryMax,
-		HistoryAge: cfg.HistoryAge,
-		// Epochs travel as JSON numbers: keep them exact in JavaScript
-		// clients (53 bits), non-zero, and different at every start.
-		Epoch: uint64(rand.Int64N(1<<53-1)) + 1,
-	})
 	defer engine.Close()
 
 	g, err := gateway.New(cfg, engine)
@@ -61,7 +56,7 @@ func run(args []string) int {
 		return 1
 	}
 	if cfg.DevMode {
-		if err := createDemo(engine); err != nil {
+		if err := createDemo(engine); err != nil && !errors.Is(err, state.ErrExists) {
 			log.Error().Err(err).Msg("huntgate: demo hunt")
 			return 1
 		}
@@ -110,6 +105,28 @@ func newLogger(level string) zerolog.Logger {
 		l = zerolog.New(os.Stderr)
 	}
 	return l.Level(lvl).With().Timestamp().Logger()
+}
+
+// newEngine returns the embedded memory engine, or with --redis the Redis
+// engine that the nodes of a cluster share.
+func newEngine(cfg gateway.Config, log zerolog.Logger) (state.Engine, error) {
+	if cfg.Redis != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return redisengine.New(ctx, redisengine.Config{
+			URL:        cfg.Redis,
+			HistoryMax: cfg.HistoryMax,
+			HistoryAge: cfg.HistoryAge,
+			Logger:     log,
+		})
+	}
+	return state.NewMemory(state.MemoryConfig{
+		HistoryMax: cfg.HistoryMax,
+		HistoryAge: cfg.HistoryAge,
+		// Epochs travel as JSON numbers: keep them exact in JavaScript
+		// clients (53 bits), non-zero, and different at every start.
+		Epoch: uint64(rand.Int64N(1<<53-1)) + 1,
+	}), nil
 }
 
 // createDemo creates the development hunt "demo": 64 x 64 cells, 200 random

@@ -8,7 +8,7 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		want int
 	}{
 		{[]string{"--help"}, 0},
-		{[]string{"--redis", "redis://127.0.0.1:6379"}, 2},
+		{[]string{"--redis", "redis://127.0.0.1:1", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, 1},
 		{[]string{"--loops", "many"}, 2},
 		{[]string{"--addr", "127.0.0.1:0", "--admin-addr", "256.0.0.1:1"}, 1},
 	} {

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/huntgate/huntgate/state"
+	"github.com/huntgate/huntgate/state/redisengine"
+)
+
+// startRedis runs a real redis-server on a free loopback port for one test
+// and returns its URL.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("cluster tests need redis-server: run scripts/test.sh or apt-get install -y redis-server")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer c.Close()
+	waitFor(t, "redis-server to answer PING", func() bool {
+		return c.Ping(context.Background()).Err() == nil
+	})
+	return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+}
+
+// startClusterNode starts a gateway on the Redis engine at url.
+func startClusterNode(t *testing.T, url string) (*testGateway, state.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := redisengine.New(ctx, redisengine.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Loops: 2, DevMode: true,
+		APIKey: testAPIKey, StatsInterval: -1, DrainWindow: 200 * time.Millisecond,
+	}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg := &testGateway{Gateway: g, ws: "ws://" + g.Addr().String(), admin: "http://" + g.AdminAddr().String()}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := g.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		e.Close()
+	})
+	return tg, e
+}
+
+// TestClusterTwoNodesShareAHunt runs two gateways on one Redis: a claim made
+// on one node reaches the players of the other with the same seq, a treasure
+// is claimed once across the nodes, backend events published on either node
+// reach both, and the player count spans the cluster.
+func TestClusterTwoNodesShareAHunt(t *testing.T) {
+	url := startRedis(t)
+	a, ea := startClusterNode(t, url)
+	b, _ := startClusterNode(t, url)
+	if _, err := ea.Create(context.Background(), fixedHunt("isle", 3)); err != nil {
+		t.Fatal(err)
+	}
+
+	alice := a.player(t, "alice")
+	bob := b.player(t, "bob")
+	ja := alice.join("isle")
+	jb := bob.join("isle")
+	if ja.num("epoch") != jb.num("epoch") || ja.num("epoch") == 0 {
+		t.Fatalf("nodes disagree on the epoch: %v vs %v", ja.num("epoch"), jb.num("epoch"))
+	}
+	waitFor(t, "two players counted across the cluster", func() bool {
+		st, err := ea.Status(context.Background(), "isle")
+		return err == nil && st.Players == 2
+	})
+
+	// Both dig the same cell; exactly one finds it.
+	alice.send(`{"op":"dig","hunt":"isle","x":1,"y":0,"ref":"a1"}`)
+	bob.send(`{"op":"dig","hunt":"isle","x":1,"y":0,"ref":"b1"}`)
+	da, db := alice.until("dug"), bob.until("dug")
+	fa, _ := da["found"].(bool)
+	fb, _ := db["found"].(bool)
+	if fa == fb {
+		t.Fatalf("found: alice %v, bob %v; want exactly one", fa, fb)
+	}
+	winner := "alice"
+	if fb {
+		winner = "bob"
+	}
+	// Both nodes push the claim with the same seq.
+	var seqs []float64
+	for _, c := range []*client{alice, bob} {
+		for {
+			m := c.until("update")
+			if m.str("kind") != "claimed" {
+				continue
+			}
+			if m.str("player") != winner || m.str("treasure") != "t1" {
+				t.Fatalf("claimed %v, want t1 by %s", m, winner)
+			}
+			seqs = append(seqs, m.num("seq"))
+			break
+		}
+	}
+	if seqs[0] != seqs[1] || seqs[0] != 1 {
+		t.Fatalf("claimed seq alice %v, bob %v; want 1 on both", seqs[0], seqs[1])
+	}
+
+	// An event published through node B's admin API reaches alice on node A.
+	code, body := b.adminDo(t, "POST", "/v1/hunts/isle/events", testAPIKey, `{"boss":"kraken","hp":[1,2]}`)
+	if code != 200 {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	for {
+		m := alice.until("update")
+		if m.str("kind") != "event" {
+			continue
+		}
+		if m.num("seq") != 2 {
+			t.Fatalf("event seq %v, want 2", m.num("seq"))
+		}
+		d, _ := m["data"].(map[string]any)
+		if d["boss"] != "kraken" {
+			t.Fatalf("event data %v", m["data"])
+		}
+		break
+	}
+}
