@@ -244,3 +244,34 @@ func TestPostAllFrom(t *testing.T) {
 		t.Fatalf("ran on loops %v", seen)
 	}
 }
+
+// With BusyPoll a loop keeps polling after a pass that had work, then
+// sleeps again; without it one post costs one pass. The windows below are
+// the behaviour measured, not synchronisation.
+func TestBusyPollSpinsThenSleeps(t *testing.T) {
+	const spin = 100 * time.Millisecond
+	passesAfterPost := func(cfg Config) (during, after int64) {
+		n := startNode(t, cfg, newTestHandler())
+		done := make(chan struct{})
+		n.Post(0, func(*Loop) { close(done) })
+		<-done
+		start := n.loops[0].stats.passes.Load()
+		time.Sleep(spin)
+		mid := n.loops[0].stats.passes.Load()
+		time.Sleep(spin)
+		return mid - start, n.loops[0].stats.passes.Load() - mid
+	}
+	cfg := testConfig()
+	cfg.BusyPoll = spin / 2
+	during, after := passesAfterPost(cfg)
+	if during < 20 {
+		t.Errorf("BusyPoll %v: %d passes while spinning, want many", cfg.BusyPoll, during)
+	}
+	if after > during/4+25 {
+		t.Errorf("BusyPoll %v: %d passes after the spin window (%d during): the loop did not go back to sleep", cfg.BusyPoll, after, during)
+	}
+	idleDuring, _ := passesAfterPost(testConfig())
+	if idleDuring >= during {
+		t.Errorf("without BusyPoll %d passes, with it %d: expected spinning to add passes", idleDuring, during)
+	}
+}

@@ -268,13 +268,17 @@ func (l *Loop) run() {
 	}
 	l.now = l.clock()
 	l.wheel.init(l.now)
+	var spinUntil int64
 	for !l.stop.Load() {
 		timeout := l.wheel.timeout(l.now)
-		if len(l.dirty) > 0 || len(l.dead) > 0 {
+		if len(l.dirty) > 0 || len(l.dead) > 0 || l.now < spinUntil {
 			timeout = 0
 		}
 		n, err := l.poll.wait(l.events, timeout)
 		l.now = l.clock()
+		if n > 0 && l.cfg.BusyPoll > 0 {
+			spinUntil = l.now + int64(l.cfg.BusyPoll)
+		}
 		if err != nil {
 			l.log.Error().Err(err).Int("loop", l.id).Msg("conn: epoll_wait")
 			time.Sleep(backoffDelay)

@@ -66,6 +66,9 @@ type Config struct {
 	// broadcast output, so that replies to requests are not held behind a
 	// fan-out to thousands of connections; 0 means 2 ms, negative unbounded.
 	FlushBudget time.Duration
+	// BusyPoll keeps an event loop polling without sleeping for this long
+	// after a pass that had work; 0 = off (see conn.Config.BusyPoll).
+	BusyPoll time.Duration
 	// HistoryMax is how many reliable updates a hunt keeps for resume;
 	// 0 means 4096. Used by the embedded engine that the binary creates.
 	HistoryMax int
@@ -164,6 +167,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.IntVar(&c.HistoryMax, "history-max", 4096, "reliable updates kept per hunt for resume")
 	fs.DurationVar(&c.HistoryAge, "history-age", 2*time.Minute, "how long reliable updates are kept for resume")
 	fs.IntVar(&c.QueueBytes, "queue-bytes", 256<<10, "queued output bytes per connection before a 1008 \"slow\" close")
+	fs.DurationVar(&c.BusyPoll, "busy-poll", 0, "keep event loops polling this long after work before sleeping (0: off)")
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
 	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")

@@ -70,6 +70,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		MaxQueueBytes:    c.QueueBytes,
 		MaxQueueFrames:   c.QueueFrames,
 		FlushBudget:      c.FlushBudget,
+		BusyPoll:         c.BusyPoll,
 		Deflate:          c.TestEndpoints,
 		Logger:           c.Logger,
 	}, handler{g})
