@@ -251,3 +251,21 @@ func TestPIDList(t *testing.T) {
 		t.Fatalf("sum of two %d vs one %d (%v)", one.RSSBytes, single.RSSBytes, err)
 	}
 }
+
+func TestTickLabelUnits(t *testing.T) {
+	for _, tc := range []struct {
+		v    float64
+		unit string
+		want string
+	}{
+		{0, "ms", "0"},
+		{250, "ms", "250 ms"},
+		{2500, "ms", "2.5 s"},
+		{5000, "", "5.0k"},
+		{1.5e6, "", "1.5M"},
+	} {
+		if got := tickLabel(tc.v, tc.unit); got != tc.want {
+			t.Errorf("tickLabel(%v, %q) = %q, want %q", tc.v, tc.unit, got, tc.want)
+		}
+	}
+}

@@ -123,7 +123,7 @@ func chartX(xs []float64, ss []series, unit, xlabel string) string {
 	for i := 0; i <= 4; i++ {
 		y := ymax * float64(i) / 4
 		fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#eee"/>`, l, py(y), w-rgt, py(y))
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="end">%s%s</text>`, l-4, py(y)+4, short(y), unit)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" text-anchor="end">%s</text>`, l-4, py(y)+4, tickLabel(y, unit))
 	}
 	for i := 0; i <= 5; i++ {
 		x := x0 + (x1-x0)*float64(i)/5
@@ -155,6 +155,18 @@ func niceCeil(v float64) float64 {
 		}
 	}
 	return 10 * p
+}
+
+// tickLabel writes an axis value with its unit; milliseconds of a second or
+// more read better as seconds ("2.5 s", not "2.5kms").
+func tickLabel(v float64, unit string) string {
+	if unit == "ms" && v >= 1e3 {
+		return short(v/1e3) + " s"
+	}
+	if unit != "" && v != 0 {
+		return short(v) + " " + unit
+	}
+	return short(v)
 }
 
 func short(v float64) string {
