@@ -154,11 +154,28 @@ func TestLoopPassStats(t *testing.T) {
 	if len(st.Loops) != len(n.loops) {
 		t.Fatalf("%d loop stats for %d loops", len(st.Loops), len(n.loops))
 	}
+	// Reading the stats resets nothing: a second reader sees the same max.
+	if again := n.Stats().Loops[0].MaxPass; again < hold {
+		t.Fatalf("second read of MaxPass %v, want >= %v", again, hold)
+	}
 	var ls loopStats
-	ls.passDone(5)
-	ls.passDone(3)
-	if m := ls.passMax.Swap(0); m != 5 || ls.busy.Load() != 8 || ls.passes.Load() != 2 {
+	ls.passDone(5, 100)
+	ls.passDone(3, 200)
+	if m := ls.maxPass(300); m != 5 || ls.busy.Load() != 8 || ls.passes.Load() != 2 {
 		t.Fatalf("max %d busy %d passes %d", m, ls.busy.Load(), ls.passes.Load())
+	}
+	// A new window keeps the previous window's max visible for one window,
+	// then an idle loop reports 0.
+	ls.passDone(1, 100+passWindow)
+	if m := ls.maxPass(100 + passWindow); m != 5 {
+		t.Fatalf("max after one window %d, want 5 (previous window)", m)
+	}
+	ls.passDone(2, 100+2*passWindow)
+	if m := ls.maxPass(100 + 2*passWindow); m != 2 {
+		t.Fatalf("max after two windows %d, want 2", m)
+	}
+	if m := ls.maxPass(100 + 4*passWindow); m != 0 {
+		t.Fatalf("max of a loop idle for two windows %d, want 0", m)
 	}
 }
 

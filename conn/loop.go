@@ -47,19 +47,46 @@ type loopStats struct {
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Int64
 	passes                             atomic.Int64 // loop passes, to tell a busy loop from a spinning one
 	busy                               atomic.Int64 // ns spent in passes (from epoll_wait's return to the end of the flush)
-	passMax                            atomic.Int64 // longest pass (ns) since the last Node.Stats
+	passMax                            atomic.Int64 // longest pass (ns) in the current window
+	passMaxPrev                        atomic.Int64 // longest pass (ns) in the previous window
+	passWin                            atomic.Int64 // loop clock (ns) when the current window began
 }
 
-// passDone accounts one pass of d nanoseconds.
-func (s *loopStats) passDone(d int64) {
+// passWindow is how long a longest-pass figure stays current: MaxPass
+// reports the longest pass of the current and the previous window, so every
+// reader (metrics scrapes, dashboards) sees the same value and none of them
+// resets it for the others.
+const passWindow = int64(10 * time.Second)
+
+// passDone accounts one pass of d nanoseconds that ended at now (loop clock).
+// Only the loop calls it, so the window fields need no compare-and-swap.
+func (s *loopStats) passDone(d, now int64) {
 	s.passes.Add(1)
 	s.busy.Add(d)
-	for {
-		m := s.passMax.Load()
-		if d <= m || s.passMax.CompareAndSwap(m, d) {
-			return
+	if now-s.passWin.Load() >= passWindow {
+		s.passMaxPrev.Store(s.passMax.Load())
+		s.passMax.Store(0)
+		s.passWin.Store(now)
+	}
+	if d > s.passMax.Load() {
+		s.passMax.Store(d)
+	}
+}
+
+// maxPass is the longest pass of the current and the previous window, or 0
+// when the loop has not finished a pass for two windows (it is idle).
+func (s *loopStats) maxPass(now int64) int64 {
+	age := now - s.passWin.Load()
+	if age >= 2*passWindow {
+		return 0
+	}
+	m := s.passMax.Load()
+	if age < passWindow {
+		if p := s.passMaxPrev.Load(); p > m {
+			m = p
 		}
 	}
+	return m
 }
 
 // passStats are counters the loop bumps without atomics during a pass and
@@ -289,7 +316,8 @@ func (l *Loop) run() {
 		}
 		l.wheel.advance(l.now, l.fire)
 		l.endPass()
-		l.stats.passDone(l.clock() - l.now)
+		end := l.clock()
+		l.stats.passDone(end-l.now, end)
 	}
 	l.shutdown()
 }

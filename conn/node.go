@@ -207,7 +207,7 @@ type Stats struct {
 type LoopStats struct {
 	Passes  int64         // loop passes (one epoll_wait each)
 	Busy    time.Duration // cumulative time spent in passes, outside epoll_wait
-	MaxPass time.Duration // longest pass since the previous Node.Stats call
+	MaxPass time.Duration // longest pass of the last 10-20 s (0 when the loop has been idle that long)
 }
 
 // Node runs the loops of one process (or one CPU set).
@@ -383,7 +383,7 @@ func (n *Node) PostAllFrom(from *Loop, fn func(l *Loop)) {
 	fn(from)
 }
 
-// Stats returns a snapshot of the counters and resets each loop's MaxPass.
+// Stats returns a snapshot of the counters; reading it changes nothing.
 // Safe from any goroutine.
 func (n *Node) Stats() Stats {
 	var s Stats
@@ -395,7 +395,7 @@ func (n *Node) Stats() Stats {
 		s.Loops[i] = LoopStats{
 			Passes:  c.passes.Load(),
 			Busy:    time.Duration(c.busy.Load()),
-			MaxPass: time.Duration(c.passMax.Swap(0)),
+			MaxPass: time.Duration(c.maxPass(l.clock())),
 		}
 		s.Accepted += c.accepted.Load()
 		s.Closed += c.closed.Load()

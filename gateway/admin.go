@@ -211,7 +211,7 @@ func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
 	for i, l := range st.Loops {
 		p.sample("huntgate_loop_busy_seconds_total", l.BusySec, "loop", strconv.Itoa(i))
 	}
-	p.head("huntgate_loop_pass_max_seconds", "gauge", "Longest event loop pass since the previous stats read.")
+	p.head("huntgate_loop_pass_max_seconds", "gauge", "Longest event loop pass in the last 10-20 seconds.")
 	for i, l := range st.Loops {
 		p.sample("huntgate_loop_pass_max_seconds", l.PassMaxSec, "loop", strconv.Itoa(i))
 	}
