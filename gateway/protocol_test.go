@@ -319,6 +319,10 @@ func TestResume(t *testing.T) {
 	for i := 5; i < 10; i++ {
 		publish(i)
 		bob.send(`{"op":"dig","hunt":"h","x":%d,"y":0}`, i)
+		// The claim is in the history once bob has his answer.
+		if m := bob.until("dug"); m["found"] != true {
+			t.Fatalf("bob's dig %d: %v", i, m)
+		}
 	}
 	a2 := tg.player(t, "alice")
 	a2.send(`{"op":"join","hunt":"h","since":%d,"epoch":%d,"ref":"resume"}`, last, epoch)
