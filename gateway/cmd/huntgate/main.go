@@ -22,6 +22,10 @@ import (
 	"github.com/huntgate/huntgate/state/redisengine"
 )
 
+// version is set at build time (-ldflags "-X main.version=..."), as the
+// Dockerfile does; a plain go build reports "dev".
+var version = "dev"
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
@@ -65,7 +69,7 @@ func run(args []string) int {
 		log.Error().Err(err).Msg("huntgate: cannot start")
 		return 1
 	}
-	ev := log.Info().Str("addr", g.Addr().String()).Bool("dev", cfg.DevMode).Bool("test_endpoints", cfg.TestEndpoints)
+	ev := log.Info().Str("version", version).Str("addr", g.Addr().String()).Bool("dev", cfg.DevMode).Bool("test_endpoints", cfg.TestEndpoints)
 	if a := g.AdminAddr(); a != nil {
 		ev = ev.Str("admin_addr", a.String())
 	}
