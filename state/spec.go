@@ -50,9 +50,10 @@ type Spec struct {
 	Random    *RandomSpec `json:"random,omitempty"`
 }
 
-// validID reports whether s is 1-64 chars of [A-Za-z0-9_.-], the alphabet of
-// player ids in PROTOCOL.md, so that ids are safe in URLs, logs and Redis keys.
-func validID(s string) bool {
+// ValidID reports whether s is 1-MaxIDLen chars of [A-Za-z0-9_.-], the
+// alphabet of hunt, treasure and player ids in PROTOCOL.md, so that ids are
+// safe in URLs, logs and Redis keys.
+func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}
@@ -76,7 +77,7 @@ func badSpec(format string, args ...any) error {
 // unique, treasures lie on the grid, no two share a cell, points are 0 to
 // MaxPoints.
 func (s Spec) Validate() error {
-	if !validID(s.ID) {
+	if !ValidID(s.ID) {
 		return badSpec("id must be 1-%d chars of [A-Za-z0-9_.-]", MaxIDLen)
 	}
 	if s.Width < 1 || s.Height < 1 || s.Width > MaxGridSide || s.Height > MaxGridSide {
@@ -104,7 +105,7 @@ func (s Spec) Validate() error {
 	ids := make(map[string]struct{}, len(s.Treasures))
 	cells := make(map[int64]struct{}, len(s.Treasures))
 	for i, t := range s.Treasures {
-		if !validID(t.ID) {
+		if !ValidID(t.ID) {
 			return badSpec("treasure %d: id must be 1-%d chars of [A-Za-z0-9_.-]", i, MaxIDLen)
 		}
 		if _, dup := ids[t.ID]; dup {

@@ -96,3 +96,16 @@ func TestRandomLayout(t *testing.T) {
 		})
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for _, s := range []string{"a", "A-z_0.9", strings.Repeat("x", MaxIDLen)} {
+		if !ValidID(s) {
+			t.Errorf("ValidID(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", strings.Repeat("x", MaxIDLen+1), "a b", "a/b", "a|b", "é", "a\x00"} {
+		if ValidID(s) {
+			t.Errorf("ValidID(%q) = true", s)
+		}
+	}
+}

@@ -83,7 +83,7 @@ type Engine struct {
 	hbTTL   time.Duration
 	replay  time.Duration
 
-	keys sync.Map // hunt -> *huntKeys
+	keys sync.Map // hunt -> *huntKeys, for hunts created or watched here
 
 	sink   atomic.Pointer[func(state.Update)]
 	closed atomic.Bool
@@ -198,10 +198,26 @@ func (e *Engine) Gaps() uint64 { return e.gaps.Load() }
 // delivered from the history instead.
 func (e *Engine) Filled() uint64 { return e.filled.Load() }
 
+// keysOf returns hunt's keys: cached for a hunt created or watched here,
+// built afresh otherwise, so that ids of hunts that do not exist (any a
+// client sends) never pile up in the cache.
 func (e *Engine) keysOf(hunt string) *huntKeys {
 	if k, ok := e.keys.Load(hunt); ok {
 		return k.(*huntKeys)
 	}
+	return e.buildKeys(hunt)
+}
+
+// keepKeys is keysOf that caches the keys; only for a hunt that exists.
+func (e *Engine) keepKeys(hunt string) *huntKeys {
+	if k, ok := e.keys.Load(hunt); ok {
+		return k.(*huntKeys)
+	}
+	v, _ := e.keys.LoadOrStore(hunt, e.buildKeys(hunt))
+	return v.(*huntKeys)
+}
+
+func (e *Engine) buildKeys(hunt string) *huntKeys {
 	b := e.prefix + "{" + hunt + "}:"
 	k := &huntKeys{
 		meta: b + "m", treasures: b + "t", lb: b + "lb", members: b + "pm",
@@ -213,9 +229,6 @@ func (e *Engine) keysOf(hunt string) *huntKeys {
 	k.end = []string{k.meta, k.hist, k.lb, k.nodes}
 	k.status = []string{k.meta, k.lb, k.nodes}
 	k.history = []string{k.meta, k.hist}
-	if v, loaded := e.keys.LoadOrStore(hunt, k); loaded {
-		return v.(*huntKeys)
-	}
 	return k
 }
 
@@ -334,6 +347,7 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 	if rc != 1 {
 		return state.Status{}, rcErr(rc)
 	}
+	e.keepKeys(s.ID)
 	return state.Status{Hunt: s.ID, Epoch: epoch, TreasuresLeft: len(ts), State: state.StateOpen, Top: []state.Entry{}}, nil
 }
 

@@ -601,14 +601,17 @@ func TestWatchReplay(t *testing.T) {
 	}
 }
 
-// TestReconnectFill kills the pub/sub connection while another node
-// publishes: the updates missed meanwhile come from the history, in order.
-func TestReconnectFill(t *testing.T) {
-	a := admin(t)
-	pub := newEngine(t, Config{})
-	gate := newDialGate()
-	sub := newEngine(t, Config{dialGate: gate.wait, Prefix: pub.prefix, WatchReplay: -1})
-	c := newCollector()
+// cutSubscriber sets up a publishing node and a subscribing node (history
+// of historyMax updates; 0 means the default) on hunt "h", delivers one
+// event (seq 1, data "0") to the subscriber, then kills its pub/sub
+// connection with the reconnect held at the gate until the caller opens it.
+func cutSubscriber(t *testing.T, historyMax int) (a *redis.Client, pub, sub *Engine, gate *dialGate, c *collector) {
+	t.Helper()
+	a = admin(t)
+	pub = newEngine(t, Config{HistoryMax: historyMax})
+	gate = newDialGate()
+	sub = newEngine(t, Config{dialGate: gate.wait, HistoryMax: historyMax, Prefix: pub.prefix, WatchReplay: -1})
+	c = newCollector()
 	sub.Subscribe(c.sink)
 	if _, err := pub.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
 		t.Fatal(err)
@@ -622,6 +625,13 @@ func TestReconnectFill(t *testing.T) {
 	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
+	return a, pub, sub, gate, c
+}
+
+// TestReconnectFill kills the pub/sub connection while another node
+// publishes: the updates missed meanwhile come from the history, in order.
+func TestReconnectFill(t *testing.T) {
+	_, pub, sub, gate, c := cutSubscriber(t, 0)
 	const n = 20
 	for i := 1; i <= n; i++ {
 		if _, err := pub.Publish(ctx, "h", []byte(fmt.Sprint(i))); err != nil {
@@ -637,6 +647,30 @@ func TestReconnectFill(t *testing.T) {
 	}
 	if sub.Gaps() != 0 || sub.Filled() != n {
 		t.Fatalf("%d gaps, %d filled: the reconnect was not exercised", sub.Gaps(), sub.Filled())
+	}
+}
+
+// TestUnknownHuntsNotCached: calls on hunts that do not exist answer
+// ErrUnknownHunt and leave nothing behind in the engine's key cache; a
+// created hunt's keys are cached.
+func TestUnknownHuntsNotCached(t *testing.T) {
+	n := newEngine(t, Config{})
+	for i := 0; i < 50; i++ {
+		h := fmt.Sprint("nope", i)
+		if _, err := n.Status(ctx, h); !errors.Is(err, state.ErrUnknownHunt) {
+			t.Fatalf("status %s: %v", h, err)
+		}
+		if _, err := n.Dig(ctx, h, "p", 0, 0); !errors.Is(err, state.ErrUnknownHunt) {
+			t.Fatalf("dig %s: %v", h, err)
+		}
+	}
+	if _, err := n.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var cached []any
+	n.keys.Range(func(k, _ any) bool { cached = append(cached, k); return true })
+	if len(cached) != 1 || cached[0] != "h" {
+		t.Fatalf("key cache holds %v, want [h]", cached)
 	}
 }
 
@@ -686,24 +720,7 @@ func TestLargeScoresExact(t *testing.T) {
 // TestReconnectGap: when more updates were missed than the history holds,
 // the gap is counted and the stream goes on from the next update.
 func TestReconnectGap(t *testing.T) {
-	a := admin(t)
-	pub := newEngine(t, Config{HistoryMax: 4})
-	gate := newDialGate()
-	sub := newEngine(t, Config{dialGate: gate.wait, HistoryMax: 4, Prefix: pub.prefix, WatchReplay: -1})
-	c := newCollector()
-	sub.Subscribe(c.sink)
-	if _, err := pub.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
-		t.Fatal(err)
-	}
-	watchAndWait(t, a, sub, "h", 1)
-	if _, err := pub.Publish(ctx, "h", []byte(`0`)); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor(t, "first event", func(ups []state.Update) bool { return len(ups) == 1 })
-	gate.hold.Store(true) // the reconnect waits until the updates are published
-	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
+	a, pub, sub, gate, c := cutSubscriber(t, 4)
 	for i := 0; i < 10; i++ {
 		if _, err := pub.Publish(ctx, "h", []byte(`{}`)); err != nil {
 			t.Fatal(err)

@@ -97,7 +97,11 @@ func (e *Engine) subscriber() {
 			if want == subscribed[h] {
 				continue
 			}
-			ch := e.keysOf(h).ch
+			k := e.keysOf(h)
+			if want {
+				k = e.keepKeys(h) // watched: the hunt has players here
+			}
+			ch := k.ch
 			ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
 			var err error
 			if want {
