@@ -1,8 +1,8 @@
 package framing
 
-// This file fixes the exported contract of package framing that conn, gateway
-// and bench are written against. Bodies are filled in by the implementation
-// files; signatures here change only together with every caller.
+// This file holds the exported types of package framing that conn, gateway
+// and bench are written against; the functions live in the file of their
+// concern. A change here changes every caller too.
 
 // OpCode is a WebSocket frame opcode (RFC 6455 section 5.2).
 type OpCode byte

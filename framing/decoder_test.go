@@ -94,13 +94,13 @@ func TestDecodeVectors(t *testing.T) {
 		// Every proper prefix of the frame is "need more", without any
 		// change to the Decoder.
 		for _, i := range []int{0, 1, len(v.wire) / 2, len(v.wire) - 1} {
-			before := d
 			d2 := NewDecoder(DecoderConfig{Role: v.role(), MaxMessage: 1 << 20, Deflate: true})
+			before := d2
 			if m, _, err := d2.Next(bytes.Clone(v.wire[:i])); m != 0 || err != nil {
 				t.Errorf("%s: prefix %d: advance %d err %v, want need more", v.name, i, m, err)
 			}
-			if d != before {
-				t.Errorf("%s: state changed", v.name)
+			if d2 != before {
+				t.Errorf("%s: prefix %d: state changed: %+v, was %+v", v.name, i, d2, before)
 			}
 		}
 	}

@@ -73,7 +73,8 @@ func (r *tailReader) ReadByte() (byte, error) {
 // Inflate appends the decompressed form of the message payload src to dst
 // and returns the extended slice. It stops as soon as the output would pass
 // max bytes and returns ErrInflateTooBig (1009), so a small deflate bomb
-// never becomes a large allocation: dst grows by at most max+1 bytes.
+// never becomes a large allocation: at most max+1 bytes are inflated, and dst
+// grows to about the limit, never to the inflated size.
 // A corrupt stream returns ErrInflateCorrupt (1007).
 func (i *Inflater) Inflate(dst, src []byte, max int) ([]byte, error) {
 	i.src = tailReader{p: src}

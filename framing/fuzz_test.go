@@ -66,13 +66,28 @@ func FuzzDecodeSplit(f *testing.F) {
 		if !sameResult(whole, split) {
 			t.Fatalf("cfg %+v\n one shot %+v\n split    %+v", cfg, whole, split)
 		}
-		// Facts every accepted stream must satisfy.
+		// Facts every accepted stream must satisfy, checked on whole
+		// messages so that fragmented ones count too.
+		limit := cfg.MaxMessage
+		if limit == 0 {
+			limit = DefaultMaxMessage
+		}
+		var msg []byte
 		for _, fr := range whole.Frames {
 			if fr.Op.IsControl() && len(fr.Payload) > 125 {
 				t.Fatalf("control frame of %d bytes accepted", len(fr.Payload))
 			}
-			if fr.MsgOp == OpText && !fr.Compressed && fr.Final && !utf8.ValidString(fr.Payload) && fr.First {
-				t.Fatalf("invalid UTF-8 text accepted: %q", fr.Payload)
+			if !fr.Op.IsControl() {
+				if fr.First {
+					msg = msg[:0]
+				}
+				msg = append(msg, fr.Payload...)
+				if len(msg) > limit {
+					t.Fatalf("message of %d bytes accepted, max %d", len(msg), limit)
+				}
+				if fr.MsgOp == OpText && !fr.Compressed && fr.Final && !utf8.Valid(msg) {
+					t.Fatalf("invalid UTF-8 text accepted: %q", msg)
+				}
 			}
 			if fr.MsgOp == OpClose {
 				if _, _, err := ClosePayload([]byte(fr.Payload)); err != nil {

@@ -16,7 +16,8 @@ var (
 	ErrBadStatus = errors.New("framing: handshake refused")
 	// ErrBadAccept is a missing or wrong Sec-WebSocket-Accept.
 	ErrBadAccept = errors.New("framing: bad Sec-WebSocket-Accept")
-	// ErrBadExtension is an extension the client did not offer or cannot run.
+	// ErrBadExtension is an extension the client cannot run: anything but
+	// permessage-deflate with server_no_context_takeover.
 	ErrBadExtension = errors.New("framing: unsupported extension in response")
 )
 
@@ -44,9 +45,10 @@ func acceptKey(key []byte) [28]byte {
 	return out
 }
 
-// deflateOffer asks for permessage-deflate without context takeover in both
-// directions, which is the only form Inflater and Deflater run.
-const deflateOffer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+// deflateHeader is both the client's offer and the server's acceptance of
+// permessage-deflate without context takeover in both directions, which is
+// the only form Inflater and Deflater run.
+const deflateHeader = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
 
 // AppendClientRequest appends an RFC 6455 opening handshake request for
 // path (with its query) on host to dst and returns the extended slice. extra
@@ -63,7 +65,7 @@ func AppendClientRequest(dst []byte, host, path string, key [24]byte, deflate bo
 	dst = append(dst, key[:]...)
 	dst = append(dst, "\r\n"...)
 	if deflate {
-		dst = append(dst, deflateOffer...)
+		dst = append(dst, deflateHeader...)
 	}
 	for _, h := range extra {
 		dst = append(dst, h[0]...)
@@ -80,12 +82,12 @@ func AppendClientRequest(dst []byte, host, path string, key [24]byte, deflate bo
 // header with the "Upgrade" token and the Sec-WebSocket-Accept derived from
 // key. res.Status is the response status even when err is not nil;
 // res.Deflate is true if the server accepted permessage-deflate (with
-// server_no_context_takeover, as offered).
+// server_no_context_takeover, as offered). The request is not seen here: a
+// caller that did not offer deflate must itself refuse a response with
+// res.Deflate set (section 4.1: an extension "not present in the client's
+// handshake" fails the connection).
 func CheckClientResponse(head []byte, key [24]byte) (res UpgradeResult, err error) {
 	line, rest := cutLine(head)
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
-		return res, ErrBadResponse
-	}
 	res.Status = responseStatus(line)
 	if res.Status == 0 {
 		return res, ErrBadResponse

@@ -73,9 +73,6 @@ type UpgradeResult struct {
 	Status  int  // HTTP status of the response: 101 on success
 }
 
-// deflateResponse is the extension header sent when deflate is accepted.
-const deflateResponse = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
-
 // Request fields kept by upgradeState, as indexes into field.
 const (
 	fieldPath = iota
@@ -191,7 +188,7 @@ func (s *upgradeState) WriteTo(w io.Writer) (int64, error) {
 	if !s.req.Deflate {
 		return 0, nil
 	}
-	n, err := io.WriteString(w, deflateResponse)
+	n, err := io.WriteString(w, deflateHeader)
 	return int64(n), err
 }
 
@@ -202,9 +199,12 @@ func (s *upgradeState) Read(p []byte) (int, error)  { return s.in.Read(p) }
 // the HTTP response to dst: "101 Switching Protocols" with
 // Sec-WebSocket-Accept if the request is a valid RFC 6455 opening handshake
 // and Check accepts it, else an error status with a short text body (400 for
-// a malformed request, 426 for an unsupported Sec-WebSocket-Version, or
+// a malformed request, 405 for a method other than GET, 505 for a protocol
+// other than HTTP/1.1, 426 for an unsupported Sec-WebSocket-Version, or
 // Check's status). err is nil only for a 101; the response is to be sent in
-// every case. It allocates only if dst must grow.
+// every case. Besides growing dst when it lacks capacity, it allocates once
+// per response inside gobwas/ws (the Sec-WebSocket-Accept value, or the
+// formatted status code of a refusal).
 func (u *Upgrader) Upgrade(dst, head []byte) (resp []byte, res UpgradeResult, err error) {
 	s := upgradeStates.Get().(*upgradeState)
 	s.in.Reset(head)
@@ -254,7 +254,7 @@ func responseStatus(b []byte) int {
 }
 
 // rejections caches the ws rejection errors for common statuses, so that a
-// refusal allocates nothing either.
+// refusal costs no allocation of its own beyond the one inside ws.
 var rejections = func() map[int]error {
 	m := make(map[int]error)
 	for _, st := range []int{400, 401, 403, 404, 405, 408, 409, 410, 426, 429, 500, 501, 503} {

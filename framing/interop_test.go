@@ -143,11 +143,14 @@ func TestInteropGorilla(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			addr, done := echoServer(t, Upgrader{Deflate: true}, 4096)
 			dialer := websocket.Dialer{EnableCompression: deflate, HandshakeTimeout: 5 * time.Second, WriteBufferSize: 512}
-			c, _, err := dialer.Dial("ws://"+addr+"/ws?token=x", nil)
+			c, resp, err := dialer.Dial("ws://"+addr+"/ws?token=x", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); deflate != strings.Contains(ext, "permessage-deflate") {
+				t.Fatalf("extensions %q, want deflate %v", ext, deflate)
+			}
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			for _, m := range interopMessages {
 				typ := websocket.BinaryMessage
@@ -236,11 +239,16 @@ func TestInteropGorillaErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, done := echoServer(t, Upgrader{Deflate: tc.deflate}, 4096)
 			dialer := websocket.Dialer{EnableCompression: tc.deflate, HandshakeTimeout: 5 * time.Second, WriteBufferSize: 512}
-			c, _, err := dialer.Dial("ws://"+addr+"/", nil)
+			c, resp, err := dialer.Dial("ws://"+addr+"/", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
+			// Without deflate the compressed cases would end with the same
+			// codes for other reasons (4097+ bytes, plain invalid text).
+			if ext := resp.Header.Get("Sec-WebSocket-Extensions"); tc.deflate != strings.Contains(ext, "permessage-deflate") {
+				t.Fatalf("extensions %q, want deflate %v", ext, tc.deflate)
+			}
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			if err := tc.send(c); err != nil {
 				t.Fatal(err)
