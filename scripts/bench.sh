@@ -172,7 +172,9 @@ create_hunts() {
 	done
 }
 
-# run SERVER TEST SCENARIO ARGS... (uses $round)
+# run SERVER TEST SCENARIO ARGS... (uses $round). A failed run is reported
+# and the suite goes on; the script then exits non-zero.
+failed=()
 run() {
 	local server=$1 test=$2 scenario=$3
 	shift 3
@@ -192,6 +194,7 @@ run() {
 	echo "== $name"
 	if ! "${cmd[@]}" 2>"$out/$name.progress" | tee "$out/$name.txt"; then
 		echo "bench: $name failed (see $out/$name.progress)" >&2
+		failed+=("$name")
 	fi
 	stop_server
 }
@@ -222,3 +225,7 @@ echo "   hg-percpu = (c) $ncpu processes, GOMAXPROCS=1 --loops 1 under taskset -
 echo "   In (c) each process has its own engine: a claim fans out to the players of that process only"
 echo "   (about 1/$ncpu of the hunt), so (c)'s dig does less fan-out work than (a) and (b)."
 "$bin/huntload" summary --tests echo-rtt,dig "$out" huntgate huntgate hg-pin hg-percpu | tee "$out/summary-pinning.txt"
+if [ "${#failed[@]}" -gt 0 ]; then
+	echo "bench: failed runs: ${failed[*]}" >&2
+	exit 1
+fi

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: vet, race-enabled tests, and a short benchmark smoke run.
-# Installs what the tests need on a fresh Debian machine (run as root, or with the tools already present).
+# Installs what the tests need on a fresh Debian machine (as root or with passwordless sudo) and stops
+# with an error if it cannot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
-if [ "${#need_pkgs[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+	sudo=()
+	[ "$(id -u)" = 0 ] || sudo=(sudo -n)
+	if ! command -v apt-get >/dev/null 2>&1 || { [ "${#sudo[@]}" -gt 0 ] && ! command -v sudo >/dev/null 2>&1; }; then
+		echo "test.sh: missing ${need_pkgs[*]} and cannot install it here (needs apt-get and root or sudo)" >&2
+		exit 1
+	fi
 	echo "test.sh: installing ${need_pkgs[*]}"
-	apt-get update -qq >/dev/null
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+	"${sudo[@]}" apt-get update -qq >/dev/null
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+	command -v redis-server >/dev/null 2>&1 || { echo "test.sh: redis-server still missing after install" >&2; exit 1; }
 fi
 
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
@@ -17,6 +25,11 @@ go mod download
 go mod verify
 go vet ./...
 go build ./...
+
+# The allocation tests skip under -race (the race detector changes what
+# allocates), so they run once without it.
+echo "== allocation tests (no -race)"
+go test -count=1 -run 'Alloc' ./...
 
 echo "== go test -race"
 go test -race -shuffle=on -count=1 -timeout 15m ./...

@@ -143,6 +143,11 @@ func TestReportJSONShape(t *testing.T) {
 	if ops["oneway"].(map[string]any)["count"].(float64) != 3 || ops["handshake"].(map[string]any)["errors"].(float64) != 1 {
 		t.Fatalf("merged counts wrong: %v", ops)
 	}
+	// The histograms themselves are merged across workers (1, 2 and 3 ms),
+	// not only their counts.
+	if ow := rep.Ops["oneway"]; ow.P50 < 1.99 || ow.P50 > 2.01 || ow.Max < 2.99 || ow.Max > 3.01 {
+		t.Fatalf("merged oneway histogram: %+v", ow)
+	}
 	facts := m["facts"].(map[string]any)
 	for _, k := range []string{"connections", "deliveries_per_s", "seq", "close_codes", "server_rss", "server_cpu_s", "own_cpu_s", "own_cpu_share", "lost", "max_rate_ok"} {
 		if _, ok := facts[k]; !ok {

@@ -10,10 +10,7 @@ import (
 // gameTarget starts a fresh huntgate for one game-protocol scenario.
 func gameTarget(t *testing.T) Config {
 	t.Helper()
-	addr, admin, ok := startHuntgateAdmin(t)
-	if !ok {
-		t.Skip("huntgate does not build")
-	}
+	addr, admin := startHuntgateAdmin(t)
 	return Config{URL: "ws://" + addr, Admin: "http://" + admin, APIKey: e2eAPIKey, Dev: true,
 		Duration: 2 * time.Second, Drain: time.Second, Loops: 2}
 }

@@ -51,8 +51,9 @@ var huntgateBin struct {
 	out  []byte
 }
 
-// buildHuntgate builds the gateway once per test binary run.
-func buildHuntgate(t *testing.T) (string, bool) {
+// buildHuntgate builds the gateway once per test binary run; a gateway that
+// does not build fails the test (the end-to-end runs are what it is for).
+func buildHuntgate(t *testing.T) string {
 	t.Helper()
 	huntgateBin.Do(func() {
 		dir, err := os.MkdirTemp("", "huntload-e2e")
@@ -66,10 +67,9 @@ func buildHuntgate(t *testing.T) (string, bool) {
 		huntgateBin.out, huntgateBin.err = build.CombinedOutput()
 	})
 	if huntgateBin.err != nil {
-		t.Logf("huntgate does not build: %v\n%s", huntgateBin.err, huntgateBin.out)
-		return "", false
+		t.Fatalf("huntgate does not build: %v\n%s", huntgateBin.err, huntgateBin.out)
 	}
-	return huntgateBin.path, true
+	return huntgateBin.path
 }
 
 // TestMain removes the gateway binary built for the end-to-end tests.
@@ -81,21 +81,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// startHuntgate builds and starts the gateway with its test endpoints; ok is
-// false if it does not build (the baseline then stands in).
-func startHuntgate(t *testing.T) (addr string, ok bool) {
-	addr, _, ok = startHuntgateAdmin(t)
-	return addr, ok
+// startHuntgate builds and starts the gateway with its test endpoints.
+func startHuntgate(t *testing.T) string {
+	addr, _ := startHuntgateAdmin(t)
+	return addr
 }
 
 // startHuntgateAdmin is startHuntgate that also returns the admin address
 // (API key e2eAPIKey, dev mode).
-func startHuntgateAdmin(t *testing.T) (addr, admin string, ok bool) {
+func startHuntgateAdmin(t *testing.T) (addr, admin string) {
 	t.Helper()
-	bin, ok := buildHuntgate(t)
-	if !ok {
-		return "", "", false
-	}
+	bin := buildHuntgate(t)
 	addr, admin = freePort(t), freePort(t)
 	cmd := exec.Command(bin, "--addr", addr, "--admin-addr", admin, "--loops", "2", "--dev", "--test-endpoints",
 		"--api-key", e2eAPIKey, "--log-level", "warn")
@@ -108,7 +104,7 @@ func startHuntgateAdmin(t *testing.T) (addr, admin string, ok bool) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return addr, admin, true
+			return addr, admin
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("huntgate did not listen on %s: %v", addr, err)
@@ -118,10 +114,7 @@ func startHuntgateAdmin(t *testing.T) (addr, admin string, ok bool) {
 }
 
 func TestEndToEndEchoAndFanout(t *testing.T) {
-	targets := map[string]string{"gorilla": startGorilla(t)}
-	if addr, ok := startHuntgate(t); ok {
-		targets["huntgate"] = addr
-	}
+	targets := map[string]string{"gorilla": startGorilla(t), "huntgate": startHuntgate(t)}
 	for name, addr := range targets {
 		t.Run(name, func(t *testing.T) {
 			opt := Options{Logger: zerolog.Nop()}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"strings"
+
+	"github.com/huntgate/huntgate/bench/internal/measure"
 )
 
 // WriteHTML writes a self-contained page (inline SVG, no external
@@ -44,7 +46,7 @@ func (r *Report) HTML() string {
 	b.WriteString(chart(ts, []series{{"msgs/s", "#2a7", rate}}, ""))
 
 	b.WriteString("<h2>Operations</h2><table><tr><th>op</th><th>count</th><th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>")
-	for _, name := range sortedOps(r.Ops) {
+	for _, name := range measure.SortedKeys(r.Ops) {
 		o := r.Ops[name]
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%d</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>",
 			html.EscapeString(name), o.Count, o.Errors, o.P50, o.P90, o.P99, o.P999, o.Max)
@@ -71,19 +73,6 @@ func (r *Report) HTML() string {
 	}
 	b.WriteString("</table></body></html>\n")
 	return b.String()
-}
-
-func sortedOps(m map[string]OpReport) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 type series struct {

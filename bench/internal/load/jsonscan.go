@@ -87,7 +87,7 @@ func parseMsg(b []byte) (m msg, ok bool) {
 			m.epoch = fnv64a(val)
 			seen |= kEpoch
 		case "seq":
-			m.seq = atoi(val)
+			m.seq, _ = atoiAt(val, 0)
 			seen |= kSeq
 		case "data":
 			m.evT, m.evID, m.evStep = parseStamp(val)
@@ -104,7 +104,7 @@ func parseMsg(b []byte) (m msg, ok bool) {
 				m.ref2, _ = atoiAt(r, j+1)
 			}
 		case "replayed":
-			m.replayed = atoi(val)
+			m.replayed, _ = atoiAt(val, 0)
 		case "reset":
 			m.reset = string(val) == "true"
 		case "found":
@@ -264,48 +264,6 @@ func fnv64a(b []byte) uint64 {
 	return h
 }
 
-// scanObject calls fn for every top-level key of the JSON object in b with
-// the key (unquoted, escapes left as they are) and the raw value.
-func scanObject(b []byte, fn func(key, val []byte)) bool {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return false
-	}
-	i++
-	for {
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return false
-		}
-		if b[i] == '}' {
-			return true
-		}
-		if b[i] == ',' {
-			i++
-			continue
-		}
-		if b[i] != '"' {
-			return false
-		}
-		ke := skipString(b, i)
-		if ke < 0 {
-			return false
-		}
-		key := b[i+1 : ke-1]
-		i = skipWS(b, ke)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipWS(b, i+1)
-		ve := skipValue(b, i)
-		if ve < 0 {
-			return false
-		}
-		fn(key, b[i:ve])
-		i = ve
-	}
-}
-
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
@@ -371,24 +329,4 @@ func unquote(v []byte) []byte {
 		return v[1 : len(v)-1]
 	}
 	return v
-}
-
-// atoi parses a decimal integer, ignoring anything after it (a fraction).
-func atoi(v []byte) int64 {
-	var n int64
-	neg := false
-	for i, c := range v {
-		if i == 0 && c == '-' {
-			neg = true
-			continue
-		}
-		if c < '0' || c > '9' {
-			break
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if neg {
-		return -n
-	}
-	return n
 }

@@ -181,31 +181,24 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 		}
 		time.Sleep(time.Until(end))
 	case Dig:
-		rate := w.cfg.WorkerRate
-		if rate <= 0 {
-			rate = 100 / float64(w.cfg.Workers)
-		}
-		pc := measure.NewPacer(start, rate, -1)
-		measure.Drive(pc, end, nil, func(from, to int64) {
-			w.postSpread(from, to, pc.Intended, func(l wsc.Loop, ls *loopState, at []int64) {
-				// The load generator's own share of dug: from the intended
-				// time to the moment the loop writes (pacer wake-up, the
-				// post to the loop, the loop's other work, earlier writes of
-				// the batch).
-				for _, ns := range at {
-					ls.sendLag.Record(time.Duration(time.Now().UnixNano() - ns))
-					p := ls.next()
-					if p == nil || !p.joined {
-						ls.dug.Error()
-						continue
-					}
-					if !w.write(ls, l, p, framing.OpText, g.digMsg(w, ls, p, ns)) {
-						ls.dug.Error()
-						continue
-					}
-					atomic.AddInt64(ls.digsSent, 1)
+		w.paced(start, end, 100, func(l wsc.Loop, ls *loopState, at []int64) {
+			// The load generator's own share of dug: from the intended
+			// time to the moment the loop writes (pacer wake-up, the
+			// post to the loop, the loop's other work, earlier writes of
+			// the batch).
+			for _, ns := range at {
+				ls.sendLag.Record(time.Duration(time.Now().UnixNano() - ns))
+				p := ls.next()
+				if p == nil || !p.joined {
+					ls.dug.Error()
+					continue
 				}
-			})
+				if !w.write(ls, l, p, framing.OpText, g.digMsg(w, ls, p, ns)) {
+					ls.dug.Error()
+					continue
+				}
+				atomic.AddInt64(ls.digsSent, 1)
+			}
 		})
 	}
 }

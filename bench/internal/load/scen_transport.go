@@ -75,25 +75,18 @@ func (*echoScenario) run(w *worker, start, end time.Time) {
 		time.Sleep(time.Until(end))
 		return
 	}
-	rate := w.cfg.WorkerRate
-	if rate <= 0 {
-		rate = 1000 / float64(w.cfg.Workers)
-	}
-	pc := measure.NewPacer(start, rate, -1)
-	measure.Drive(pc, end, nil, func(from, to int64) {
-		w.postSpread(from, to, pc.Intended, func(l wsc.Loop, ls *loopState, at []int64) {
-			for _, ns := range at {
-				p := ls.next()
-				if p == nil {
-					ls.rtt.Error()
-					continue
-				}
-				ls.buf = stamp(ls.buf, w.cfg.Size, ns)
-				if !w.write(ls, l, p, framing.OpBinary, ls.buf) {
-					ls.rtt.Error()
-				}
+	w.paced(start, end, 1000, func(l wsc.Loop, ls *loopState, at []int64) {
+		for _, ns := range at {
+			p := ls.next()
+			if p == nil {
+				ls.rtt.Error()
+				continue
 			}
-		})
+			ls.buf = stamp(ls.buf, w.cfg.Size, ns)
+			if !w.write(ls, l, p, framing.OpBinary, ls.buf) {
+				ls.rtt.Error()
+			}
+		}
 	})
 }
 

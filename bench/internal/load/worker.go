@@ -480,6 +480,20 @@ func (w *worker) write(ls *loopState, l wsc.Loop, p *player, op framing.OpCode, 
 	return true
 }
 
+// paced runs this worker's share of an open-loop rate from start to end
+// (--rate split over the workers, or defaultRate in total without one) and
+// hands each due batch to fn on the loops, as postSpread does.
+func (w *worker) paced(start, end time.Time, defaultRate float64, fn func(l wsc.Loop, ls *loopState, at []int64)) {
+	rate := w.cfg.WorkerRate
+	if rate <= 0 {
+		rate = defaultRate / float64(w.cfg.Workers)
+	}
+	pc := measure.NewPacer(start, rate, -1)
+	measure.Drive(pc, end, nil, func(from, to int64) {
+		w.postSpread(from, to, pc.Intended, fn)
+	})
+}
+
 // postSpread hands n operations with intended times to the loops round
 // robin, starting at operation from; fn runs on each loop once per batch.
 // Where the scenario measures it (ls.inbox), the time a batch waited in

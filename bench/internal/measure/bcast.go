@@ -34,9 +34,7 @@ func (s *Shard) Deliver(id uint32, step int, sent int64, recv time.Time, op *Op)
 		r.Last = rn
 	}
 	if op != nil {
-		d := time.Duration(rn - sent)
-		op.total.Record(d)
-		op.interval.Record(d)
+		op.recordLocked(time.Duration(rn - sent))
 	}
 	s.mu.Unlock()
 }

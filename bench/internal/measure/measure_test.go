@@ -100,34 +100,40 @@ func TestSeqAccounting(t *testing.T) {
 	for _, seq := range []int64{11, 12, 14, 14, 15} {
 		s.Update(7, seq, &g)
 	}
-	if g.Gaps != 1 || g.Dups != 1 || g.Updates != 5 || g.Resets != 0 {
-		t.Fatalf("after stream: %+v", g)
+	if want := (GapStats{Updates: 5, Gaps: 1, Dups: 1}); g != want {
+		t.Fatalf("after stream: %+v, want %+v", g, want)
 	}
 	// Rejoin with since=15 answered by a replay: position kept, replays fill it.
 	s.Joined(7, 18, false, 3, &g)
 	for _, seq := range []int64{16, 17, 18} {
 		s.Update(7, seq, &g)
 	}
-	if g.Gaps != 1 || g.Replayed != 3 {
-		t.Fatalf("after replay: %+v", g)
+	// Replays that follow on from 15 are neither gaps nor duplicates.
+	if want := (GapStats{Updates: 8, Gaps: 1, Dups: 1, Replayed: 3}); g != want {
+		t.Fatalf("after replay: %+v, want %+v", g, want)
 	}
 	// Rejoin answered by a reset: counted as a reset, the jump is no gap.
 	s.Joined(7, 40, true, 0, &g)
 	s.Update(7, 41, &g)
-	if g.Resets != 1 || g.Gaps != 1 {
-		t.Fatalf("after reset: %+v", g)
+	if want := (GapStats{Updates: 9, Gaps: 1, Dups: 1, Replayed: 3, Resets: 1}); g != want {
+		t.Fatalf("after reset: %+v, want %+v", g, want)
 	}
 	// A new epoch restarts the count without a gap.
 	s.Update(8, 1, &g)
 	s.Update(8, 2, &g)
-	if g.EpochChanges != 1 || g.Gaps != 1 {
-		t.Fatalf("after epoch change: %+v", g)
+	if want := (GapStats{Updates: 11, Gaps: 1, Dups: 1, Replayed: 3, Resets: 1, EpochChanges: 1}); g != want {
+		t.Fatalf("after epoch change: %+v, want %+v", g, want)
+	}
+	// Within the new epoch a jump is a gap again.
+	s.Update(8, 5, &g)
+	if g.Gaps != 3 {
+		t.Fatalf("gap in new epoch: %+v", g)
 	}
 	var sum GapStats
 	sum.Add(g)
 	sum.Add(g)
-	if sum.Gaps != 2 || sum.Updates != 2*g.Updates {
-		t.Fatalf("Add: %+v", sum)
+	if want := (GapStats{Updates: 24, Gaps: 6, Dups: 2, Replayed: 6, Resets: 2, EpochChanges: 2}); sum != want {
+		t.Fatalf("Add: %+v, want %+v", sum, want)
 	}
 }
 
@@ -143,6 +149,10 @@ func TestPacerSchedulesByIntendedTime(t *testing.T) {
 	// A late caller gets everything it missed, each with its own intended time.
 	if f, to := p.Due(start.Add(100 * time.Millisecond)); f != 11 || to != 101 {
 		t.Fatalf("due at +100ms: %d..%d, want 11..101", f, to)
+	}
+	// Asking again (or with an earlier clock) hands out nothing twice.
+	if f, to := p.Due(start.Add(50 * time.Millisecond)); f != 101 || to != 101 {
+		t.Fatalf("due again at +50ms: %d..%d, want 101..101", f, to)
 	}
 	if got := p.Intended(50); !got.Equal(start.Add(50 * time.Millisecond)) {
 		t.Fatalf("intended(50) = %v", got)
@@ -180,7 +190,8 @@ func TestDriveHandsOutExactlyTheScheduledOps(t *testing.T) {
 	stop := make(chan struct{})
 	close(stop)
 	n := 0
-	Drive(NewPacer(time.Now(), 1e6, -1), time.Now().Add(time.Hour), stop, func(from, to int64) { n++ })
+	// A Drive that ignored stop would hand out many batches before its end.
+	Drive(NewPacer(time.Now(), 1e6, -1), time.Now().Add(2*time.Second), stop, func(from, to int64) { n++ })
 	if n > 1 {
 		t.Fatalf("drive kept going after stop: %d batches", n)
 	}

@@ -80,9 +80,14 @@ func (s *Shard) Op(name string) *Op {
 // Record adds one successful operation with latency d.
 func (o *Op) Record(d time.Duration) {
 	o.mu.Lock()
+	o.recordLocked(d)
+	o.mu.Unlock()
+}
+
+// recordLocked is Record for a caller that holds the shard lock.
+func (o *Op) recordLocked(d time.Duration) {
 	o.total.Record(d)
 	o.interval.Record(d)
-	o.mu.Unlock()
 }
 
 // Error counts one failed operation.
@@ -93,19 +98,10 @@ func (o *Op) Error() {
 }
 
 // Add adds n to the named counter (created at zero).
-func (s *Shard) Add(name string, n int64) {
-	s.mu.Lock()
-	c, ok := s.counters[name]
-	if !ok {
-		c = new(int64)
-		s.counters[name] = c
-	}
-	s.mu.Unlock()
-	atomic.AddInt64(c, n)
-}
+func (s *Shard) Add(name string, n int64) { atomic.AddInt64(s.Counter(name), n) }
 
 // Counter returns a pointer to the named counter for hot paths; it must be
-// updated with atomic operations (Snapshot reads it atomically).
+// updated with atomic operations (Totals and Counters read it atomically).
 func (s *Shard) Counter(name string) *int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,12 +126,7 @@ func (r *Recorder) Interval() map[string]Snapshot {
 	merged := map[string]*Hist{}
 	r.each(func(s *Shard) {
 		for name, o := range s.ops {
-			m, ok := merged[name]
-			if !ok {
-				m = NewHist()
-				merged[name] = m
-			}
-			m.Merge(o.interval)
+			mergeNamed(merged, name, o.interval)
 			o.interval.Reset()
 		}
 	})
@@ -153,17 +144,10 @@ func (r *Recorder) Totals() (map[string]OpResult, map[string]int64) {
 	counters := map[string]int64{}
 	r.each(func(s *Shard) {
 		for name, o := range s.ops {
-			m, ok := hs[name]
-			if !ok {
-				m = NewHist()
-				hs[name] = m
-			}
-			m.Merge(o.total)
+			mergeNamed(hs, name, o.total)
 			errs[name] += o.errors
 		}
-		for name, c := range s.counters {
-			counters[name] += atomic.LoadInt64(c)
-		}
+		s.addCounters(counters)
 	})
 	ops := make(map[string]OpResult, len(hs))
 	for name, h := range hs {
@@ -175,12 +159,25 @@ func (r *Recorder) Totals() (map[string]OpResult, map[string]int64) {
 // Counters returns the summed counters of all shards.
 func (r *Recorder) Counters() map[string]int64 {
 	out := map[string]int64{}
-	r.each(func(s *Shard) {
-		for name, c := range s.counters {
-			out[name] += atomic.LoadInt64(c)
-		}
-	})
+	r.each(func(s *Shard) { s.addCounters(out) })
 	return out
+}
+
+// mergeNamed merges h into dst[name], creating it.
+func mergeNamed(dst map[string]*Hist, name string, h *Hist) {
+	m, ok := dst[name]
+	if !ok {
+		m = NewHist()
+		dst[name] = m
+	}
+	m.Merge(h)
+}
+
+// addCounters adds s's counters to out; the caller holds s.mu.
+func (s *Shard) addCounters(out map[string]int64) {
+	for name, c := range s.counters {
+		out[name] += atomic.LoadInt64(c)
+	}
 }
 
 func (r *Recorder) each(fn func(s *Shard)) {
