@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -65,7 +64,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError answers {"error":{"code":..,"message":..}}.
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b := append([]byte(`{"error":{"code":`), nil...)
+	b := []byte(`{"error":{"code":`)
 	b = appendJSONString(b, code)
 	b = append(b, `,"message":`...)
 	b = appendJSONString(b, msg)
@@ -108,22 +107,26 @@ func writeEngineError(w http.ResponseWriter, err error) {
 }
 
 // maxSpecBytes bounds a hunt spec body (a fixed treasure list can be long).
-const maxSpecBytes = 64 << 20
+// A variable only so that tests can lower it.
+var maxSpecBytes int64 = 64 << 20
 
 func (g *Gateway) createHunt(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSpecBytes+1))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "cannot read body")
-		return
-	}
-	if len(body) > maxSpecBytes {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "hunt spec too large")
-		return
-	}
 	var spec state.Spec
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxSpecBytes))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&spec); err != nil {
+	err := dec.Decode(&spec)
+	if err == nil {
+		// One spec per request: anything after it is a malformed body, not
+		// something to ignore.
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("data after the spec")
+		}
+	}
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "hunt spec too large")
+			return
+		}
 		writeError(w, http.StatusBadRequest, "bad_request", "hunt spec: "+err.Error())
 		return
 	}
@@ -168,7 +171,7 @@ func (g *Gateway) publishEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "event over "+strconv.Itoa(g.cfg.MaxEventBytes)+" bytes")
 		return
 	}
-	if len(bytes.TrimSpace(body)) == 0 || !json.Valid(body) {
+	if !json.Valid(body) { // also refuses an empty body
 		writeError(w, http.StatusBadRequest, "bad_request", "the body must be one JSON value")
 		return
 	}

@@ -28,10 +28,27 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, spec); code != 409 || !strings.Contains(string(body), `"error":{"code":"exists"`) {
 		t.Fatalf("duplicate: %d %s", code, body)
 	}
-	for _, bad := range []string{`{"id":"g2","width":0,"height":1}`, `{"id":"g3"`, `{"id":"g4","width":5,"height":5,"bogus":1}`} {
-		if code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, bad); code != 400 {
+	for _, bad := range []string{
+		`{"id":"g2","width":0,"height":1}`, `{"id":"g3"`, `{"id":"g4","width":5,"height":5,"bogus":1}`,
+		``, `null`, `[1]`, `"g5"`,
+		`{"id":"g5","width":"5","height":5}`, `{"id":5,"width":5,"height":5}`, `{"id":"g5","width":5.5,"height":5}`,
+		`{"id":"g5","width":5,"height":5,"treasures":{}}`, `{"id":"g5","width":5,"height":5,"random":{"count":"1"}}`,
+		`{"id":"bad id","width":5,"height":5}`, `{"id":"` + strings.Repeat("a", 65) + `","width":5,"height":5}`,
+		`{"id":"g5","width":5,"height":5,"random":{"count":1000000000,"seed":1,"max_points":5}}`,
+		`{"id":"g5","width":5,"height":5} {"id":"g6","width":5,"height":5}`, `{"id":"g5","width":5,"height":5}x`,
+	} {
+		if code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, bad); code != 400 || !strings.Contains(string(body), `"code":"bad_request"`) {
 			t.Fatalf("bad spec %s: %d %s", bad, code, body)
 		}
+	}
+	if code, body := tg.adminDo(t, "GET", "/v1/hunts/g5", "", ""); code != 404 {
+		t.Fatalf("a refused spec created a hunt: %d %s", code, body)
+	}
+	defer func(n int64) { maxSpecBytes = n }(maxSpecBytes)
+	maxSpecBytes = 1 << 10
+	big := `{"id":"big","width":5,"height":5,"treasures":[` + strings.Repeat(`{"id":"t","x":1,"y":1,"points":1},`, 100) + `{"id":"u","x":2,"y":2,"points":1}]}`
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, big); code != 413 || !strings.Contains(string(body), `"code":"too_large"`) {
+		t.Fatalf("spec over the limit: %d %s", code, body)
 	}
 	req, _ := http.NewRequest("POST", tg.admin+"/v1/hunts", strings.NewReader(`{"id":"r1","width":50,"height":50,"random":{"count":20,"seed":7,"max_points":9}}`))
 	req.Header.Set("Authorization", "Bearer "+testAPIKey)
@@ -53,8 +70,18 @@ func TestAdminAPI(t *testing.T) {
 	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", "", `{"x":1}`); code != 401 {
 		t.Fatalf("event without key: %d %s", code, body)
 	}
-	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", testAPIKey, `{"x":`); code != 400 {
-		t.Fatalf("bad event: %d %s", code, body)
+	for _, bad := range []string{`{"x":`, ``, " \n", `{"x":1} {"x":2}`, `{"x":1}x`, `{'x':1}`} {
+		if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", testAPIKey, bad); code != 400 || !strings.Contains(string(body), `"code":"bad_request"`) {
+			t.Fatalf("bad event %q: %d %s", bad, code, body)
+		}
+	}
+	for _, path := range []string{"/v1/hunts/" + strings.Repeat("a", 200), "/v1/hunts/a%20b", "/v1/hunts/%00"} {
+		if code, body := tg.adminDo(t, "DELETE", path, testAPIKey, ""); code != 404 || !strings.Contains(string(body), `"code":"unknown_hunt"`) {
+			t.Fatalf("end %s: %d %s", path, code, body)
+		}
+		if code, body := tg.adminDo(t, "POST", path+"/events", testAPIKey, `1`); code != 404 {
+			t.Fatalf("event to %s: %d %s", path, code, body)
+		}
 	}
 	if code, body := tg.adminDo(t, "POST", "/v1/hunts/g1/events", testAPIKey, `"`+strings.Repeat("x", 70000)+`"`); code != 413 || !strings.Contains(string(body), "too_large") {
 		t.Fatalf("big event: %d %s", code, body)

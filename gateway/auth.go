@@ -7,6 +7,8 @@ import (
 	"slices"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/huntgate/huntgate/state"
 )
 
 // Authentication errors. All of them refuse the upgrade with HTTP 401.
@@ -36,21 +38,9 @@ func (id *Identity) Allows(hunt []byte) bool {
 	return false
 }
 
-// ValidPlayerID reports whether s is 1-64 chars of [A-Za-z0-9_.-].
-func ValidPlayerID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '.', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidPlayerID reports whether s is 1-64 chars of [A-Za-z0-9_.-]: player
+// ids follow the same rule as hunt ids (state.ValidID).
+func ValidPlayerID(s string) bool { return state.ValidID(s) }
 
 // PlayerClaims are the claims of a player token.
 type PlayerClaims struct {

@@ -106,16 +106,10 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 		if kEnd < 0 {
 			return scratch, errNotJSON
 		}
-		key := msg[i+1 : kEnd-1]
-		if kEsc {
-			// Keys with escapes are rare; decode them so "\u006fp" still means op.
-			start := len(scratch)
-			var ok bool
-			scratch, ok = appendUnescaped(scratch, key)
-			if !ok {
-				return scratch, errNotJSON
-			}
-			key = scratch[start:]
+		// Keys with escapes are rare; decode them so "\u006fp" still means op.
+		key, ok := unescapeInto(&scratch, msg[i+1:kEnd-1], kEsc)
+		if !ok {
+			return scratch, errNotJSON
 		}
 		i = skipWS(msg, kEnd)
 		if i >= len(msg) || msg[i] != ':' {
@@ -135,15 +129,9 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 				r.op = opUnknown
 				break
 			}
-			s, esc := val[1:len(val)-1], hasEscape(val)
-			if esc {
-				start := len(scratch)
-				var ok bool
-				scratch, ok = appendUnescaped(scratch, s)
-				if !ok {
-					return scratch, errNotJSON
-				}
-				s = scratch[start:]
+			s, ok := unescapeInto(&scratch, val[1:len(val)-1], hasEscape(val))
+			if !ok {
+				return scratch, errNotJSON
 			}
 			r.op = lookupOp(s)
 		case "ref":
@@ -161,41 +149,27 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 				fail(errHuntType)
 				break
 			}
-			s := val[1 : len(val)-1]
-			if hasEscape(val) {
-				start := len(scratch)
-				var ok bool
-				scratch, ok = appendUnescaped(scratch, s)
-				if !ok {
-					return scratch, errNotJSON
-				}
-				s = scratch[start:]
+			s, ok := unescapeInto(&scratch, val[1:len(val)-1], hasEscape(val))
+			if !ok {
+				return scratch, errNotJSON
 			}
 			r.hunt = s
 		case "x":
-			v, ok := parseInt(val)
-			if !ok {
+			if r.x, r.hasX = parseInt(val); !r.hasX {
 				fail(errCoord)
 			}
-			r.x, r.hasX = v, ok
 		case "y":
-			v, ok := parseInt(val)
-			if !ok {
+			if r.y, r.hasY = parseInt(val); !r.hasY {
 				fail(errCoord)
 			}
-			r.y, r.hasY = v, ok
 		case "since":
-			v, ok := parseUint(val)
-			if !ok {
+			if r.since, r.hasSince = parseUint(val); !r.hasSince {
 				fail(errSinceType)
 			}
-			r.since, r.hasSince = v, ok
 		case "epoch":
-			v, ok := parseUint(val)
-			if !ok {
+			if r.epoch, r.hasEpoch = parseUint(val); !r.hasEpoch {
 				fail(errSinceType)
 			}
-			r.epoch, r.hasEpoch = v, ok
 		case "ts":
 			if val[0] == '-' || (val[0] >= '0' && val[0] <= '9') {
 				r.ts = val
@@ -236,6 +210,18 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 		}
 	}
 	return scratch, nil
+}
+
+// unescapeInto returns the JSON string body s (quotes excluded) decoded: s
+// itself when it has no escapes, else its decoded form appended to *scratch.
+// ok is false for a malformed escape.
+func unescapeInto(scratch *[]byte, s []byte, esc bool) (out []byte, ok bool) {
+	if !esc {
+		return s, true
+	}
+	start := len(*scratch)
+	*scratch, ok = appendUnescaped(*scratch, s)
+	return (*scratch)[start:], ok
 }
 
 func lookupOp(s []byte) opCode {

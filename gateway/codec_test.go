@@ -43,6 +43,10 @@ func TestDecodeRequest(t *testing.T) {
 		{"ref too long", `{"op":"ping","ref":"` + strings.Repeat("a", 65) + `"}`, errRefType, request{op: opPing}},
 		{"ref object", `{"op":"ping","ref":{}}`, errRefType, request{op: opPing}},
 		{"ts string", `{"op":"ping","ts":"1"}`, errTsType, request{op: opPing}},
+		{"too deep", `{"op":"ping","extra":` + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `}`, errNotJSON, request{}},
+		{"bad escape", `{"op":"ping","ref":"\x"}`, errNotJSON, request{}},
+		{"escapes everywhere", `{"\u0068unt":"\u0068\u0031","o\u0070":"\u0064ig","x":1,"y":2}`, nil,
+			request{op: opDig, hunt: []byte("h1"), x: 1, y: 2, hasX: true, hasY: true}},
 		{"huge x", `{"op":"dig","hunt":"h","x":99999999999,"y":0}`, errCoord, request{op: opDig, hunt: []byte("h"), hasY: true}},
 	}
 	for _, tt := range tests {
@@ -147,7 +151,7 @@ func TestEncoders(t *testing.T) {
 }
 
 func TestAllocsHotPath(t *testing.T) {
-	msg := []byte(`{"op":"dig","hunt":"demo","x":12,"y":34,"ref":"r-1"}`)
+	msg := []byte(`{"op":"dig","hunt":"d\u00e9mo","x":12,"y":34,"ref":"r-1"}`)
 	var r request
 	scratch := make([]byte, 0, 64)
 	buf := make([]byte, 0, 512)

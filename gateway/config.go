@@ -160,7 +160,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.IntVar(&c.MaxMessage, "max-message", 4096, "max inbound message bytes (over: close 1009)")
 	fs.Float64Var(&c.Rate, "rate", 50, "inbound messages per second per connection (negative: unlimited)")
-	fs.IntVar(&c.RateBurst, "rate-burst", 100, "inbound message burst per connection")
+	fs.IntVar(&c.RateBurst, "rate-burst", 0, "inbound message burst per connection (0: 2 x --rate)")
 	fs.IntVar(&c.MaxHunts, "max-hunts", 16, "hunts one connection may join at once")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake timeout")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "close a peer silent this long (pings at half)")

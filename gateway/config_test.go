@@ -43,6 +43,14 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	if _, err := ParseFlags(nil, func(string) (string, bool) { return "x", true }, io.Discard); err == nil {
 		t.Fatal("bad env value accepted")
 	}
+	// The burst follows --rate unless set.
+	c, err = ParseFlags([]string{"--rate", "400"}, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.withDefaults(); d.RateBurst != 800 {
+		t.Fatalf("--rate 400: burst %d, want 800", d.RateBurst)
+	}
 	var zero Config
 	d := zero.withDefaults()
 	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 {
@@ -77,7 +85,9 @@ func TestAuthenticator(t *testing.T) {
 			t.Fatalf("%q valid", s)
 		}
 	}
-	if !ValidPlayerID("A-z_0.9") {
-		t.Fatal("valid id refused")
+	for _, s := range []string{"A-z_0.9", string(long[:64]), "x"} {
+		if !ValidPlayerID(s) {
+			t.Fatalf("valid id %q refused", s)
+		}
 	}
 }

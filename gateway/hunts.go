@@ -71,10 +71,10 @@ func (t *huntTable) all() []*huntInfo {
 	return append([]*huntInfo(nil), t.byID...)
 }
 
-// watch counts one more local player of h and reports whether it was the
-// first, in which case the caller must call Engine.Watch. The decision is
-// taken under the lock so that a concurrent last leave on another loop cannot
-// interleave an Unwatch after this Watch.
+// watch counts one more local player of h and, for the first, calls
+// engineWatch (Engine.Watch). The call is made under watchMu so that a
+// concurrent last leave on another loop cannot interleave an Unwatch after
+// this Watch.
 func (t *huntTable) watch(h *huntInfo, engineWatch func(string)) {
 	t.watchMu.Lock()
 	h.watched++
@@ -85,7 +85,8 @@ func (t *huntTable) watch(h *huntInfo, engineWatch func(string)) {
 	h.players.Add(1)
 }
 
-// unwatch is the reverse of watch.
+// unwatch is the reverse of watch: it calls engineUnwatch for the last
+// local player.
 func (t *huntTable) unwatch(h *huntInfo, engineUnwatch func(string)) {
 	h.players.Add(-1)
 	t.watchMu.Lock()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/huntgate/huntgate/state"
@@ -167,6 +168,10 @@ func TestAuth(t *testing.T) {
 		{"no exp", "/ws?token=" + token(t, testSecret, "alice", time.Time{}, nil), nil, 401, ""},
 		{"bad sub", "/ws?token=" + token(t, testSecret, "al ice", future, nil), nil, 401, ""},
 		{"garbage", "/ws?token=abc.def.ghi", nil, 401, ""},
+		{"alg none", "/ws?token=" + signWith(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.MapClaims{"sub": "alice", "exp": future.Unix()}), nil, 401, ""},
+		{"HS512", "/ws?token=" + signWith(t, jwt.SigningMethodHS512, []byte(testSecret), jwt.MapClaims{"sub": "alice", "exp": future.Unix()}), nil, 401, ""},
+		{"hunts not a list", "/ws?token=" + signWith(t, jwt.SigningMethodHS256, []byte(testSecret), jwt.MapClaims{"sub": "alice", "exp": future.Unix(), "hunts": "a"}), nil, 401, ""},
+		{"bad query token beside a good bearer", "/ws?token=x", http.Header{"Authorization": {"Bearer " + good}}, 401, ""},
 		{"bearer", "/ws", http.Header{"Authorization": {"Bearer " + good}}, 101, ""},
 		{"query", "/ws?token=" + good, nil, 101, ""},
 		{"unknown path", "/nope?token=" + good, nil, 404, ""},
@@ -190,9 +195,19 @@ func TestAuth(t *testing.T) {
 	if m := c.expect("update"); m.str("player") != "alice" {
 		t.Fatalf("claimed by %v", m)
 	}
-	if n := tg.m.authFailures.Load(); n != 7 {
-		t.Fatalf("auth failures %d, want 7", n)
+	if n := tg.m.authFailures.Load(); n != 11 {
+		t.Fatalf("auth failures %d, want 11", n)
 	}
+}
+
+// signWith signs claims with any method, for tokens the gateway must refuse.
+func signWith(t testing.TB, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func TestDevModeAndRefusals(t *testing.T) {
@@ -220,13 +235,12 @@ func TestConcurrentDigOneWinner(t *testing.T) {
 	for i := 0; i < n; i++ {
 		var wg sync.WaitGroup
 		found := make([]bool, 2)
-		for k, c := range []*client{a, b} {
+		for _, c := range []*client{a, b} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				_ = c.c.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, `{"op":"dig","hunt":"race","x":%d,"y":0}`, i))
 			}()
-			_ = k
 		}
 		wg.Wait()
 		for k, c := range []*client{a, b} {
