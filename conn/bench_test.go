@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -115,6 +113,7 @@ func benchConns(b *testing.B, l *Loop, n int) ([]Handle, []int) {
 	return hs, peers
 }
 
+// drainAll reads everything the peers have, so that sockets never fill.
 func drainAll(peers []int, buf []byte) {
 	for _, p := range peers {
 		for {
@@ -129,47 +128,27 @@ func drainAll(peers []int, buf []byte) {
 // BenchmarkSendFlushPrepared sends one shared Prepared frame to 256
 // connections and flushes the pass (one writev each): the broadcast path.
 func BenchmarkSendFlushPrepared(b *testing.B) {
-	const conns = 256
-	l := manualLoop(b, Config{}, &nopHandler{})
-	hs, peers := benchConns(b, l, conns)
 	f := framing.Prepare(framing.OpText, bytes.Repeat([]byte("u"), 64), false)
-	buf := make([]byte, 256<<10)
-	for range 8 { // warm the queue arena up: steady state is what counts
-		for _, h := range hs {
-			l.Send(h, f)
-		}
-		l.endPass()
-	}
-	drainAll(peers, buf)
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		for _, h := range hs {
-			if err := l.Send(h, f); err != nil {
-				b.Fatal(err)
-			}
-		}
-		l.endPass()
-		if i++; i%64 == 0 {
-			b.StopTimer()
-			drainAll(peers, buf)
-			b.StartTimer()
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*conns), "ns/delivery")
+	benchFlush(b, func(l *Loop, h Handle) error { return l.Send(h, f) })
 }
 
 // BenchmarkWriteFlush frames a small per-connection message into the pass
 // buffer for 256 connections and flushes.
 func BenchmarkWriteFlush(b *testing.B) {
+	p := bytes.Repeat([]byte("w"), 64)
+	benchFlush(b, func(l *Loop, h Handle) error { return l.Write(h, framing.OpText, p) })
+}
+
+// benchFlush times send to each of 256 connections followed by the end of
+// the pass; the peers are drained outside the timer.
+func benchFlush(b *testing.B, send func(l *Loop, h Handle) error) {
 	const conns = 256
 	l := manualLoop(b, Config{}, &nopHandler{})
 	hs, peers := benchConns(b, l, conns)
-	p := bytes.Repeat([]byte("w"), 64)
 	buf := make([]byte, 256<<10)
-	for range 8 {
+	for range 8 { // warm the queue arena up: steady state is what counts
 		for _, h := range hs {
-			l.Write(h, framing.OpText, p)
+			send(l, h)
 		}
 		l.endPass()
 	}
@@ -178,7 +157,7 @@ func BenchmarkWriteFlush(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		for _, h := range hs {
-			if err := l.Write(h, framing.OpText, p); err != nil {
+			if err := send(l, h); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -264,31 +243,10 @@ func BenchmarkIdleRSS(b *testing.B) {
 	if s := os.Getenv("HUNTGATE_RSS_CONNS"); s != "" {
 		conns, _ = strconv.Atoi(s)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestRSSChild$")
-	cmd.Env = append(os.Environ(), "HUNTGATE_CONN_RSS_CHILD=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	line := func(prefix string) []string {
-		for {
-			s, err := out.ReadString('\n')
-			if err != nil {
-				b.Fatalf("child: %v", err)
-			}
-			if strings.HasPrefix(s, prefix) {
-				return strings.Fields(s)[1:]
-			}
-		}
-	}
-	addr := line("ADDR")[0]
+	child := startChild(b, "TestRSSChild", "HUNTGATE_CONN_RSS_CHILD", os.Stderr)
+	addr := child.line("ADDR")[0]
 	measure := func() (rss, heap, n int64) {
-		io.WriteString(stdin, "m\n")
-		f := line("MEM")
+		f := child.ask("m", "MEM")
 		rss, _ = strconv.ParseInt(f[0], 10, 64)
 		heap, _ = strconv.ParseInt(f[1], 10, 64)
 		n, _ = strconv.ParseInt(f[2], 10, 64)

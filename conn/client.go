@@ -3,6 +3,7 @@ package conn
 import (
 	"fmt"
 	"net"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -55,6 +56,9 @@ func (n *Node) Dial(o DialOptions) error {
 	if path == "" {
 		path = "/"
 	}
+	if err := checkRequest(host, path, o.Header); err != nil {
+		return err
+	}
 	key := framing.NewClientKey()
 	req := framing.AppendClientRequest(nil, host, path, key, o.Deflate, o.Header)
 	maxMsg := o.MaxMessage
@@ -68,6 +72,24 @@ func (n *Node) Dial(o DialOptions) error {
 	tag := o.Tag
 	if !n.loops[uint(loop)%uint(len(n.loops))].inbox.push(func(l *Loop) { l.dial(rsa, lsa, req, key, tag, maxMsg) }) {
 		return ErrNodeClosed
+	}
+	return nil
+}
+
+// checkRequest refuses request parts that would break the request head:
+// a line break in any of them would end a header (or the head) early and
+// inject what follows, a space in the path would end the request target.
+func checkRequest(host, path string, header [][2]string) error {
+	if strings.ContainsAny(host, "\r\n\x00") {
+		return fmt.Errorf("conn: dial host %q: control character", host)
+	}
+	if strings.ContainsAny(path, " \r\n\x00") {
+		return fmt.Errorf("conn: dial path %q: space or control character", path)
+	}
+	for _, h := range header {
+		if h[0] == "" || strings.ContainsAny(h[0], ": \r\n\x00") || strings.ContainsAny(h[1], "\r\n\x00") {
+			return fmt.Errorf("conn: dial header %q: bad name or control character", h[0])
+		}
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func TestClientDialFailure(t *testing.T) {
 		buf := make([]byte, 4096)
 		c.Read(buf)
 		c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-		time.Sleep(time.Second)
+		c.Read(buf) // hold the connection until the client goes
 		c.Close()
 	}()
 	cli.Dial(DialOptions{Addr: plain.Addr().String(), Loop: 0})
@@ -307,5 +307,28 @@ func TestClientDeflateWithPreparedCompressed(t *testing.T) {
 	}
 	if out := srv.Stats().BytesOut; out >= int64(len(msg)) {
 		t.Fatalf("server wrote %d bytes for a %d-byte message: not compressed", out, len(msg))
+	}
+}
+
+// Dial refuses request parts that would inject headers into the request
+// head.
+func TestDialRejectsBrokenRequestParts(t *testing.T) {
+	cli, _ := clientNode(t, 1)
+	bad := []DialOptions{
+		{Path: "/x\r\nX-Injected: 1"},
+		{Path: "/a b"},
+		{Host: "h\r\nX-Injected: 1"},
+		{Header: [][2]string{{"X-Ok", "v\r\nX-Injected: 1"}}},
+		{Header: [][2]string{{"Bad Name", "v"}}},
+		{Header: [][2]string{{"", "v"}}},
+	}
+	for _, o := range bad {
+		o.Addr = "127.0.0.1:1"
+		if err := cli.Dial(o); err == nil {
+			t.Errorf("Dial(%+v) accepted", o)
+		}
+	}
+	if err := checkRequest("127.0.0.1:1", "/p?q=1", [][2]string{{"Authorization", "Bearer a b"}}); err != nil {
+		t.Fatalf("valid request parts refused: %v", err)
 	}
 }

@@ -35,21 +35,27 @@ func fillUntilBlocked(t *testing.T, l *Loop, h Handle) {
 	}
 }
 
-// drainTexts flushes h's queue into peer until it is empty and returns the
-// text messages the peer received, in order.
-func drainTexts(t *testing.T, l *Loop, h Handle, peer int) []string {
+// drainStream flushes h's queue into peer, as EPOLLOUT would, until it is
+// empty and returns every byte the peer received.
+func drainStream(t *testing.T, l *Loop, h Handle, peer int) []byte {
 	t.Helper()
 	var stream []byte
-	for deadline := time.Now().Add(5 * time.Second); l.slots.at(h.Index()).outq != 0; {
+	for deadline := time.Now().Add(10 * time.Second); l.slots.at(h.Index()).outq != 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("queue never drained")
 		}
 		stream = drainPeer(peer, stream)
 		l.flushConn(h.Index())
 	}
-	stream = drainPeer(peer, stream)
+	return drainPeer(peer, stream)
+}
+
+// drainTexts flushes h's queue into peer until it is empty and returns the
+// text messages the peer received, in order.
+func drainTexts(t *testing.T, l *Loop, h Handle, peer int) []string {
+	t.Helper()
 	var texts []string
-	for _, f := range parseServerFrames(t, stream) {
+	for _, f := range parseServerFrames(t, drainStream(t, l, h, peer)) {
 		if f.MsgOp == framing.OpText {
 			texts = append(texts, string(f.Payload))
 		}
@@ -219,16 +225,7 @@ func TestWritevPartialAndIovMax(t *testing.T) {
 		}
 	}
 	l.flushDirty()
-	var stream []byte
-	for deadline := time.Now().Add(10 * time.Second); l.slots.at(h.Index()).outq != 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("queue never drained")
-		}
-		stream = drainPeer(peer, stream)
-		l.flushConn(h.Index())
-	}
-	stream = drainPeer(peer, stream)
-	frames := parseServerFrames(t, stream)
+	frames := parseServerFrames(t, drainStream(t, l, h, peer))
 	if len(frames) != count {
 		t.Fatalf("%d frames, want %d", len(frames), count)
 	}

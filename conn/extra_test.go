@@ -3,10 +3,8 @@ package conn
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,30 +110,10 @@ func TestAcceptEMFILEDoesNotSpin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run", "^TestEMFILEChild$")
-	cmd.Env = append(os.Environ(), "HUNTGATE_CONN_EMFILE_CHILD=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { stdin.Close(); cmd.Wait() }()
-	out := bufio.NewReader(stdout)
-	line := func(prefix string) []string {
-		for {
-			s, err := out.ReadString('\n')
-			if err != nil {
-				t.Fatalf("child: %v", err)
-			}
-			if strings.HasPrefix(s, prefix) {
-				return strings.Fields(s)[1:]
-			}
-		}
-	}
-	addr := line("ADDR")[0]
+	child := startChild(t, "TestEMFILEChild", "HUNTGATE_CONN_EMFILE_CHILD", nil)
+	addr := child.line("ADDR")[0]
 	stat := func() (accepted, passes int64) {
-		io.WriteString(stdin, "s\n")
-		f := line("STAT")
+		f := child.ask("s", "STAT")
 		accepted, _ = strconv.ParseInt(f[0], 10, 64)
 		passes, _ = strconv.ParseInt(f[1], 10, 64)
 		return
@@ -149,7 +127,19 @@ func TestAcceptEMFILEDoesNotSpin(t *testing.T) {
 		}
 		defer c.Close()
 	}
-	waitFor(t, "child accepted what it could", 5*time.Second, func() bool { a, _ := stat(); return a >= 3 })
+	// The child's last free fds may be taken one backoff after another, so
+	// the count settles over a few backoff periods: wait until it holds
+	// still for 100 ms (20 backoffs) before measuring.
+	var settled int64 = -1
+	waitFor(t, "child accepted what it could", 10*time.Second, func() bool {
+		a, _ := stat()
+		if a >= 3 && a == settled {
+			return true
+		}
+		settled = a
+		time.Sleep(100 * time.Millisecond) // the settling window, not synchronisation
+		return false
+	})
 	a0, p0 := stat()
 	start := time.Now()
 	time.Sleep(500 * time.Millisecond) // a spinning loop shows in the pass count over this window

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +212,61 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// childProc is this test binary run again as a helper process (one test,
+// enabled by an environment variable) that answers request lines on stdin
+// with reply lines on stdout.
+type childProc struct {
+	tb  testing.TB
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// startChild runs the test named run in a child process with env set to
+// "1"; the child's stderr goes to stderr (nil discards it). The child ends
+// when its stdin closes, at cleanup.
+func startChild(tb testing.TB, run, env string, stderr io.Writer) *childProc {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run", "^"+run+"$")
+	cmd.Env = append(os.Environ(), env+"=1")
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	return &childProc{tb: tb, in: stdin, out: bufio.NewReader(stdout)}
+}
+
+// line returns the fields after prefix of the child's next line that starts
+// with prefix.
+func (c *childProc) line(prefix string) []string {
+	c.tb.Helper()
+	for {
+		s, err := c.out.ReadString('\n')
+		if err != nil {
+			c.tb.Fatalf("child: %v", err)
+		}
+		if strings.HasPrefix(s, prefix) {
+			return strings.Fields(s)[1:]
+		}
+	}
+}
+
+// ask sends the request line req and returns the fields of the reply line
+// with prefix.
+func (c *childProc) ask(req, prefix string) []string {
+	c.tb.Helper()
+	if _, err := io.WriteString(c.in, req+"\n"); err != nil {
+		c.tb.Fatalf("child: %v", err)
+	}
+	return c.line(prefix)
 }

@@ -321,7 +321,9 @@ func addrString(a net.Addr) string {
 
 // Close closes the listeners and every connection (close frame 1001, best
 // effort, then the socket; OnClose gets ErrNodeClosed), stops the loops and
-// waits for them.
+// waits for them. A connection whose output is waiting for the socket gets
+// no close frame: its socket buffer is full, and a frame in flight may be
+// cut, so the socket is simply closed.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {

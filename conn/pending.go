@@ -4,8 +4,6 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/huntgate/huntgate/framing"
 )
 
 // pitem is one frame produced for a connection that has no outbound queue.
@@ -130,12 +128,7 @@ func (l *Loop) flushPending(idx uint32) {
 		n, err := writev(int(s.fd), iov)
 		clear(iov)
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-			l.dropPending(s)
-			if s.state == stClosing {
-				l.kill(idx, s.code, nil)
-			} else {
-				l.kill(idx, framing.StatusAbnormal, ErrAbnormal)
-			}
+			l.writeFailed(idx)
 			return
 		}
 		l.cnt.bytesOut += int64(n)

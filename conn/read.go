@@ -195,10 +195,8 @@ func (l *Loop) data(idx uint32, f *framing.Frame) {
 		l.message(idx, f.MsgOp, f.Payload, f.Compressed)
 		return
 	}
-	if f.First || s.frag == 0 {
-		if s.frag == 0 {
-			s.frag = l.bufs.alloc()
-		}
+	if s.frag == 0 {
+		s.frag = l.bufs.alloc()
 	}
 	b := l.bufs.at(s.frag)
 	if len(*b)+len(f.Payload) > int(s.maxMsg) {

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -202,4 +203,25 @@ func TestWrongLoopHandle(t *testing.T) {
 	if err := l.Write(h, 1, nil); err != nil {
 		t.Fatalf("Write: %v", err)
 	}
+}
+
+// The slot table is never scanned by the garbage collector only as long as
+// slot (the decoder inside it included) holds no pointers.
+func TestSlotHoldsNoPointers(t *testing.T) {
+	var walk func(path string, ty reflect.Type)
+	walk = func(path string, ty reflect.Type) {
+		switch ty.Kind() {
+		case reflect.Struct:
+			for i := 0; i < ty.NumField(); i++ {
+				f := ty.Field(i)
+				walk(path+"."+f.Name, f.Type)
+			}
+		case reflect.Array:
+			walk(path+"[]", ty.Elem())
+		case reflect.Pointer, reflect.UnsafePointer, reflect.Slice, reflect.Map, reflect.String,
+			reflect.Interface, reflect.Func, reflect.Chan:
+			t.Errorf("%s is a %s: slots must hold no pointers", path, ty.Kind())
+		}
+	}
+	walk("slot", reflect.TypeFor[slot]())
 }

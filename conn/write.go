@@ -93,9 +93,18 @@ func (l *Loop) SendLatest(h Handle, f *framing.Prepared, key uint32) error {
 	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), key, false)
 }
 
+// ErrOpCode is Write with an opcode other than OpText or OpBinary: control
+// frames belong to the loop (Close starts the close handshake; pings and
+// pongs are sent and answered by the loop itself).
+var ErrOpCode = errors.New("conn: Write takes OpText or OpBinary")
+
 // Write frames payload as one message (masked on client connections) into
-// the pass buffer; payload is copied and may be reused at once.
+// the pass buffer; payload is copied and may be reused at once. op must be
+// OpText or OpBinary, else ErrOpCode.
 func (l *Loop) Write(h Handle, op framing.OpCode, payload []byte) error {
+	if op != framing.OpText && op != framing.OpBinary {
+		return ErrOpCode
+	}
 	s, err := l.sendable(h)
 	if err != nil {
 		return err
@@ -397,12 +406,7 @@ func (l *Loop) flushConn(idx uint32) {
 		n, err := writev(int(s.fd), iov)
 		clear(iov) // drop references to frames for the garbage collector
 		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-			l.dropQueue(idx)
-			if s.state == stClosing {
-				l.kill(idx, s.code, nil)
-			} else {
-				l.kill(idx, framing.StatusAbnormal, ErrAbnormal)
-			}
+			l.writeFailed(idx)
 			return
 		}
 		if n > 0 || len(iov) == 0 {
@@ -421,6 +425,19 @@ func (l *Loop) flushConn(idx uint32) {
 		return
 	}
 	l.waitOut(idx, wrote > 0)
+}
+
+// writeFailed ends a connection whose socket refused a write: its output is
+// dropped, and a connection already closing ends with the code of its close
+// handshake, any other abnormally.
+func (l *Loop) writeFailed(idx uint32) {
+	l.dropQueue(idx)
+	s := l.slots.at(idx)
+	if s.state == stClosing {
+		l.kill(idx, s.code, nil)
+	} else {
+		l.kill(idx, framing.StatusAbnormal, ErrAbnormal)
+	}
 }
 
 // waitOut handles output left over: references to immutable frames are

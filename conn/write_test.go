@@ -60,17 +60,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 	l := manualLoop(t, cfg, &nopHandler{})
 	fd, peer := socketpair(t)
 	h := l.adopt(t, fd, false)
-	fill := framing.Prepare(framing.OpBinary, bytes.Repeat([]byte{1}, 32<<10), false)
-	// Fill the socket until output has to wait for EPOLLOUT.
-	for i := 0; l.slots.at(h.Index()).flags&fArmedOut == 0; i++ {
-		if i > 1000 {
-			t.Fatal("socket never filled")
-		}
-		if err := l.Send(h, fill); err != nil {
-			t.Fatal(err)
-		}
-		l.flushDirty()
-	}
+	fillUntilBlocked(t, l, h)
 	v := func(s string) *framing.Prepared { return framing.Prepare(framing.OpText, []byte(s), false) }
 	must := func(err error) {
 		t.Helper()
@@ -99,22 +89,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 		t.Fatalf("queued %q, want %q", got, want)
 	}
 	// Drain, as EPOLLOUT would, and check the stream is whole and in order.
-	var stream []byte
-	for deadline := time.Now().Add(5 * time.Second); l.slots.at(h.Index()).outq != 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("queue never drained")
-		}
-		stream = drainPeer(peer, stream)
-		l.flushConn(h.Index())
-	}
-	stream = drainPeer(peer, stream)
-	frames := parseServerFrames(t, stream)
-	var texts []string
-	for _, f := range frames {
-		if f.MsgOp == framing.OpText {
-			texts = append(texts, string(f.Payload))
-		}
-	}
+	texts := drainTexts(t, l, h, peer)
 	if fmt.Sprint(texts) != fmt.Sprint(want) {
 		t.Fatalf("received %q, want %q", texts, want)
 	}
@@ -248,5 +223,30 @@ func TestWriteTimeoutClosesStuckConsumer(t *testing.T) {
 	}
 	if n.Stats().SlowCloses != 1 {
 		t.Fatalf("SlowCloses %d", n.Stats().SlowCloses)
+	}
+}
+
+// Write carries data messages only: a control opcode would bypass the close
+// handshake or the 125-byte control limit, so it is refused and nothing is
+// queued.
+func TestWriteRejectsControlOpcodes(t *testing.T) {
+	l := manualLoop(t, Config{}, &nopHandler{})
+	fd, peer := socketpair(t)
+	h := l.adopt(t, fd, false)
+	for _, op := range []framing.OpCode{framing.OpClose, framing.OpPing, framing.OpPong, framing.OpContinuation} {
+		if err := l.Write(h, op, []byte("x")); !errors.Is(err, ErrOpCode) {
+			t.Fatalf("Write(op %d) = %v, want ErrOpCode", op, err)
+		}
+	}
+	if err := l.Write(h, framing.OpText, []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	l.flushDirty()
+	frames := parseServerFrames(t, drainPeer(peer, nil))
+	if len(frames) != 1 || frames[0].MsgOp != framing.OpText || string(frames[0].Payload) != "ok" {
+		t.Fatalf("peer got %+v, want the one text frame", frames)
+	}
+	if s := l.slots.at(h.Index()); s.state != stOpen {
+		t.Fatalf("slot state %d after refused writes, want open", s.state)
 	}
 }
