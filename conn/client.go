@@ -69,8 +69,8 @@ func (n *Node) Dial(o DialOptions) error {
 	if loop < 0 {
 		loop = int(n.next.Add(1) - 1)
 	}
-	tag := o.Tag
-	if !n.loops[uint(loop)%uint(len(n.loops))].inbox.push(func(l *Loop) { l.dial(rsa, lsa, req, key, tag, maxMsg) }) {
+	tag, offer := o.Tag, o.Deflate
+	if !n.loops[uint(loop)%uint(len(n.loops))].inbox.push(func(l *Loop) { l.dial(rsa, lsa, req, key, tag, maxMsg, offer) }) {
 		return ErrNodeClosed
 	}
 	return nil
@@ -96,11 +96,14 @@ func checkRequest(host, path string, header [][2]string) error {
 
 // dial starts a non-blocking connect; connected continues when the socket
 // becomes writable.
-func (l *Loop) dial(rsa, lsa unix.Sockaddr, req []byte, key [24]byte, tag uint32, maxMsg int) {
+func (l *Loop) dial(rsa, lsa unix.Sockaddr, req []byte, key [24]byte, tag uint32, maxMsg int, offerDeflate bool) {
 	idx := l.slots.alloc()
 	s := l.slots.at(idx)
 	s.state = stDialing
 	s.flags = fClient | fNotify
+	if offerDeflate {
+		s.flags |= fOffered
+	}
 	s.tag = tag
 	s.maxMsg = uint32(maxMsg)
 	s.stamp = l.now

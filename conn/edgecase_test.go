@@ -892,3 +892,52 @@ func TestNodeCloseFlushesLastPosts(t *testing.T) {
 		t.Fatalf("got %v %q", op, p)
 	}
 }
+
+// A server that answers with permessage-deflate the client did not offer
+// fails the connection (RFC 6455 4.1); the same answer to a client that
+// offered it opens the connection.
+func TestClientRefusesUnofferedDeflate(t *testing.T) {
+	for _, offer := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 4096)
+			n, _ := c.Read(buf)
+			key := ""
+			for _, line := range bytes.Split(buf[:n], []byte("\r\n")) {
+				if k, ok := bytes.CutPrefix(line, []byte("Sec-WebSocket-Key: ")); ok {
+					key = string(k)
+				}
+			}
+			c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Accept: " + acceptKeyOf(key) + "\r\n" +
+				"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n"))
+			c.Read(buf) // hold the connection until the client goes
+		}()
+		cli, ch := clientNode(t, 1)
+		if err := cli.Dial(DialOptions{Addr: ln.Addr().String(), Loop: 0, Deflate: offer}); err != nil {
+			t.Fatal(err)
+		}
+		if offer {
+			ch.waitOpen(t)
+			continue
+		}
+		ev := ch.waitClose(t)
+		if !errors.Is(ev.err, errUnofferedDeflate) || ev.code != framing.StatusAbnormal {
+			t.Fatalf("unoffered deflate: close %d %v, want 1006 %v", ev.code, ev.err, errUnofferedDeflate)
+		}
+		select {
+		case h := <-ch.opens:
+			t.Fatalf("connection %v opened despite an unoffered extension", h)
+		default:
+		}
+	}
+}

@@ -138,6 +138,10 @@ func (l *Loop) opened(idx uint32, rest []byte) {
 // errResponse is a dial whose server answered the upgrade wrongly.
 var errResponse = errors.New("conn: bad handshake response")
 
+// errUnofferedDeflate is a server that accepted permessage-deflate the
+// client never offered.
+var errUnofferedDeflate = errors.New("conn: server negotiated permessage-deflate that was not offered")
+
 // clientOpen checks the server's response head and opens the connection.
 func (l *Loop) clientOpen(idx uint32, head, rest []byte, key [24]byte) {
 	res, err := framing.CheckClientResponse(head, key)
@@ -146,6 +150,12 @@ func (l *Loop) clientOpen(idx uint32, head, rest []byte, key [24]byte) {
 		return
 	}
 	s := l.slots.at(idx)
+	if res.Deflate && s.flags&fOffered == 0 {
+		// RFC 6455 4.1: an extension the client did not ask for fails the
+		// connection.
+		l.closeSlot(idx, framing.StatusAbnormal, errors.Join(errResponse, errUnofferedDeflate))
+		return
+	}
 	s.state = stOpen
 	if res.Deflate {
 		s.flags |= fDeflate

@@ -66,6 +66,7 @@ const (
 	fSlow                          // closing because the peer does not read
 	fUrgent                        // a reply or control frame is pending: flushed ahead of bulk output
 	fDeferred                      // in the loop's list of bulk output left for the next pass
+	fOffered                       // client: our request offered permessage-deflate
 )
 
 // slot is the per-connection state. It holds no pointers, so the slot table
