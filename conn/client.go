@@ -162,7 +162,7 @@ func (l *Loop) connected(idx uint32) {
 		return
 	}
 	hb := l.hss.at(s.hs)
-	n, err := unix.Write(int(s.fd), hb.buf)
+	n, err := rawWrite(int(s.fd), hb.buf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}

@@ -25,7 +25,7 @@ func (l *Loop) readHandshake(idx uint32) {
 	if s.hs != 0 {
 		n0 = copy(l.rbuf, l.hss.at(s.hs).buf)
 	}
-	n, err := unix.Read(int(s.fd), l.rbuf[n0:max])
+	n, err := rawRead(int(s.fd), l.rbuf[n0:max])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}
@@ -38,7 +38,7 @@ func (l *Loop) readHandshake(idx uint32) {
 	end, err := framing.RequestEnd(data, max)
 	if err != nil {
 		if s.state == stHandshake {
-			_, _ = unix.Write(int(s.fd), []byte(tooLarge))
+			_, _ = rawWrite(int(s.fd), []byte(tooLarge))
 		}
 		l.closeSlot(idx, framing.StatusAbnormal, err)
 		return
@@ -84,7 +84,7 @@ func (l *Loop) upgrade(idx uint32, head, rest []byte) {
 	if err != nil {
 		// Refused or malformed: the response is the HTTP status. It is
 		// written directly, since the socket closes right after.
-		_, _ = unix.Write(int(s.fd), resp)
+		_, _ = rawWrite(int(s.fd), resp)
 		l.closeSlot(idx, framing.StatusAbnormal, err)
 		return
 	}

@@ -670,7 +670,7 @@ func (l *Loop) shutdown() {
 		}
 		if s.state == stOpen && s.outq == 0 && s.phead == 0 && s.fd >= 0 {
 			l.pbuf = l.appendClose(l.pbuf[:0], s.flags&fClient != 0, framing.StatusGoingAway, "")
-			_, _ = unix.Write(int(s.fd), l.pbuf)
+			_, _ = rawWrite(int(s.fd), l.pbuf)
 		}
 		code := framing.StatusGoingAway
 		if s.state != stOpen && s.state != stClosing {

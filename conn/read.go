@@ -41,7 +41,7 @@ func (l *Loop) onReadable(idx uint32) {
 			buf, n0, inTail = (*t)[:cap(*t)], len(*t), true
 		}
 	}
-	n, err := unix.Read(int(s.fd), buf[n0:])
+	n, err := rawRead(int(s.fd), buf[n0:])
 	if err == unix.EAGAIN || err == unix.EINTR {
 		if n0 > 0 && !inTail {
 			l.keepTail(idx, buf[:n0]) // put the tail back untouched
@@ -102,7 +102,7 @@ func (l *Loop) keepTail(idx uint32, rest []byte) {
 // read our close frame.
 func (l *Loop) readDrain(idx uint32) {
 	s := l.slots.at(idx)
-	n, err := unix.Read(int(s.fd), l.rbuf)
+	n, err := rawRead(int(s.fd), l.rbuf)
 	if err == unix.EAGAIN || err == unix.EINTR {
 		return
 	}

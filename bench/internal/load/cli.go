@@ -142,7 +142,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.Var(pidFlag{cfg}, "pid", "server process to sample for RSS and CPU; PID,PID,... sums several processes sharing the port")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to FILE")
 	fs.StringVar(&c.HTML, "html", "", "write a self-contained HTML picture to FILE")
-	fs.IntVar(&cfg.Loops, "loops", 0, "client event loops per worker (0 = CPUs)")
+	fs.IntVar(&cfg.Loops, "loops", 0, "client event loops per worker (0 = the CPUs shared among the workers, at least 1)")
 	fs.StringVar(&cfg.Transport, "transport", "conn", "client transport: conn (epoll loops) or gorilla (goroutine per connection, reference)")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "zerolog level")
 	switch scenario {

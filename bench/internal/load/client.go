@@ -14,7 +14,13 @@ import (
 
 func errUnknownScenario(s string) error { return errors.New("load: unknown scenario " + s) }
 
-func defaultLoops() int { return runtime.NumCPU() }
+// defaultLoops shares the CPUs among the worker processes: more loop
+// threads than CPUs only preempt one another, and every wake-up of a
+// descheduled loop is a context switch taken from the server under test.
+// Measured with 10,000 connections in two workers at 1,000,000 deliveries/s
+// on 2 CPUs: one loop per worker gave one-way p99 217-222 ms, two loops per
+// worker 293-328 ms.
+func defaultLoops(workers int) int { return max(1, runtime.NumCPU()/max(1, workers)) }
 
 // reservePacerP makes sure the process has a P beyond its busy loops: a
 // loop that is never idle keeps its P, so with GOMAXPROCS = loops the

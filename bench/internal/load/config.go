@@ -42,7 +42,7 @@ type Config struct {
 	Src       []string      `json:"src"`         // source IPs to dial from; empty = kernel's choice
 	PID       int           `json:"pid"`         // server process to sample; 0 = none
 	ExtraPIDs []int         `json:"extra_pids"`  // further server processes (sharing the port) summed with PID; nil = none
-	Loops     int           `json:"loops"`       // client loops per worker; 0 = CPUs
+	Loops     int           `json:"loops"`       // client loops per worker; 0 = CPUs / workers, at least 1
 	Transport string        `json:"transport"`   // wsc kind; "" = conn
 	Pipeline  int           `json:"pipeline"`    // echo: messages in flight per connection; 0 = open loop at Rate
 	Size      int           `json:"size"`        // echo/fanout payload bytes

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,7 +236,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	return rep, nil
 }
 
-func numCPU() int { return defaultLoops() }
+func numCPU() int { return runtime.NumCPU() }
 
 // merge fans the workers' message channels into one that closes when all do.
 func merge(procs []*workerProc) <-chan Msg {

@@ -197,7 +197,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	w.token = tok
 	loops := cfg.Loops
 	if loops <= 0 {
-		loops = defaultLoops()
+		loops = defaultLoops(cfg.Workers)
 	}
 	cl, err := newClient(cfg.Transport, loops, w, log)
 	if err != nil {
