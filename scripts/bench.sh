@@ -2,7 +2,9 @@
 # The standard suite, in one run on this machine:
 #  1. transport (issue 3): huntgate against the gorilla/websocket and
 #     cloudwego/netpoll baselines (hold, echo throughput, echo RTT, fanout),
-#     with ratios to the gorilla baseline;
+#     with ratios to the gorilla baseline; echo throughput also with
+#     huntgate --loops 1 (hg-1loop), the best setting when the load
+#     generator shares the machine;
 #  2. game (issue 4) on huntgate: dig (10,000 players, 15,000 digs/s) and
 #     event (10,000 players in one hunt, events at rising rates);
 #  3. pinning (issue 3): the echo-RTT and dig runs against huntgate
@@ -126,6 +128,11 @@ start_server() {
 		admins=("$hg_admin")
 		url=ws://$hg_addr
 		;;
+	hg-1loop)
+		huntgate_proc "$hg_admin" "$out/huntgate.log" env -- --loops 1
+		admins=("$hg_admin")
+		url=ws://$hg_addr
+		;;
 	hg-pin)
 		huntgate_proc "$hg_admin" "$out/huntgate.log" env -- --loops "$ncpu" --pin
 		admins=("$hg_admin")
@@ -206,6 +213,9 @@ for round in $(seq "$rounds"); do
 	for server in gorilla netpoll huntgate; do
 		run "$server" hold hold --players "$hold_n" --duration "$hold_d"
 		run "$server" echo-tput echo --players "$tput_n" --pipeline 8 --size 64 --duration "$tput_d"
+		if [ "$server" = huntgate ]; then
+			run hg-1loop echo-tput echo --players "$tput_n" --pipeline 8 --size 64 --duration "$tput_d"
+		fi
 		run "$server" echo-rtt echo "${rtt_args[@]}"
 		run "$server" fanout fanout --players "$fan_n" --rates "$fan_rates" --size 64 --duration "$fan_d"
 	done
@@ -218,7 +228,9 @@ for round in $(seq "$rounds"); do
 done
 
 echo "== summary: transport and game ($out)"
-"$bin/huntload" summary "$out" gorilla gorilla netpoll huntgate | tee "$out/summary.txt"
+"$bin/huntload" summary "$out" gorilla gorilla netpoll huntgate hg-1loop | tee "$out/summary.txt"
+echo "   hg-1loop = huntgate --loops 1: the load generator takes about one of the $ncpu CPUs, and"
+echo "   one loop, seldom idle, is woken less often than two sharing what is left."
 echo
 echo "== pinning: huntgate = (a) default, unpinned --loops $ncpu; hg-pin = (b) --pin;"
 echo "   hg-percpu = (c) $ncpu processes, GOMAXPROCS=1 --loops 1 under taskset -c N; load generator unpinned."
