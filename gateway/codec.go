@@ -71,6 +71,7 @@ var (
 	errEnded        = &protoError{"ended", "the hunt has ended"}
 	errOutOfGrid    = &protoError{"out_of_grid", "x or y is outside the hunt's grid"}
 	errInternal     = &protoError{"internal", "internal error"}
+	errOverloaded   = &protoError{"overloaded", "server busy, retry"}
 	errBinary       = &protoError{"bad_request", "requests are JSON text messages"}
 )
 

@@ -79,6 +79,10 @@ type Config struct {
 	DrainWindow time.Duration
 	// MaxEventBytes bounds the body of an admin event; 0 means 64 KiB.
 	MaxEventBytes int
+	// WorkQueue bounds the engine calls waiting for a worker goroutine when
+	// the engine blocks (Redis); 0 means 4096. A request that finds the
+	// queue full is refused with error overloaded and has no effect.
+	WorkQueue int
 	// StatsInterval is how often per-loop connection counts are logged at
 	// debug level; 0 means 30 s, negative disables.
 	StatsInterval time.Duration
@@ -120,6 +124,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.MaxEventBytes <= 0 {
 		d.MaxEventBytes = 64 << 10
+	}
+	if d.WorkQueue <= 0 {
+		d.WorkQueue = 4096
 	}
 	if d.StatsInterval == 0 {
 		d.StatsInterval = 30 * time.Second
@@ -170,6 +177,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.BusyPoll, "busy-poll", 0, "keep event loops polling this long after work before sleeping (0: off)")
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
+	fs.IntVar(&c.WorkQueue, "work-queue", 4096, "engine calls queued for workers in cluster mode (full: requests refused with overloaded)")
 	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -214,6 +222,8 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --history-max must be >= 0")
 	case c.QueueBytes < 0:
 		return errors.New("gateway: --queue-bytes must be >= 0")
+	case c.WorkQueue < 0:
+		return errors.New("gateway: --work-queue must be >= 0")
 	}
 	if c.LogLevel != "" {
 		if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {

@@ -16,6 +16,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		"HUNTGATE_TEST_ENDPOINTS": "1",
 		"HUNTGATE_HISTORY_AGE":    "30s",
 		"HUNTGATE_RATE_BURST":     "7",
+		"HUNTGATE_WORK_QUEUE":     "64",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	c, err := ParseFlags([]string{"--loops", "5", "--api-key=k", "--max-message", "1024"}, lookup, io.Discard)
@@ -23,7 +24,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":9000" || c.AdminAddr != "127.0.0.1:9001" || !c.DevMode || c.JWTSecret != "s3" || !c.TestEndpoints ||
-		c.HistoryAge != 30*time.Second || c.RateBurst != 7 {
+		c.HistoryAge != 30*time.Second || c.RateBurst != 7 || c.WorkQueue != 64 {
 		t.Fatalf("env not applied: %+v", c)
 	}
 	if c.Loops != 5 || c.APIKey != "k" || c.MaxMessage != 1024 {
@@ -35,7 +36,10 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	if EnvName("admin-addr") != "HUNTGATE_ADMIN_ADDR" {
 		t.Fatal(EnvName("admin-addr"))
 	}
-	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}} {
+	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 4096 {
+		t.Fatalf("--work-queue default: %d %v", c.WorkQueue, err)
+	}
+	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}} {
 		if _, err := ParseFlags(bad, nil, io.Discard); err == nil {
 			t.Fatalf("%v accepted", bad)
 		}
@@ -53,7 +57,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	}
 	var zero Config
 	d := zero.withDefaults()
-	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 {
+	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 || d.WorkQueue != 4096 {
 		t.Fatalf("zero-value defaults: %+v", d)
 	}
 }

@@ -33,6 +33,10 @@ type Gateway struct {
 	cancel context.CancelFunc
 	work   chan func() // off-loop engine calls (blocking engines only)
 
+	leaveMu   sync.Mutex
+	leaves    []pendingLeave // leaves of closed memberships that found work full
+	leaveWake chan struct{}  // cap 1: leaves has entries
+
 	admin   *http.Server
 	adminLn net.Listener
 
@@ -110,8 +114,11 @@ func (g *Gateway) AdminAddr() net.Addr {
 // Start subscribes to the engine and starts serving.
 func (g *Gateway) Start() error {
 	if !g.inline {
-		g.work = make(chan func(), 4096)
-		for range 4 * len(g.loops) {
+		g.work = make(chan func(), g.cfg.WorkQueue)
+		g.leaveWake = make(chan struct{}, 1)
+		g.wg.Add(1)
+		go g.drainLeaves()
+		for range g.workerCount() {
 			g.wg.Add(1)
 			go func() {
 				defer g.wg.Done()
@@ -152,6 +159,10 @@ func (g *Gateway) Start() error {
 	}
 	return nil
 }
+
+// workerCount is how many goroutines make the engine calls of a blocking
+// engine: enough to keep several round trips per loop in flight.
+func (g *Gateway) workerCount() int { return 4 * len(g.loops) }
 
 func (g *Gateway) logStats() {
 	defer g.wg.Done()

@@ -105,7 +105,9 @@ func (ls *loopState) cleanup(s *session) {
 	for len(s.joined) > 0 {
 		j := s.joined[len(s.joined)-1]
 		ls.removeMember(s, len(s.joined)-1)
-		g.leaveEngine(j.name, s.player)
+		if !j.joining { // else finishJoin leaves, finding the session gone
+			g.leaveEngine(j.name, s.player)
+		}
 	}
 	if s.ep == epFanout && s.open {
 		ls.removeFanout(s)

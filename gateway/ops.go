@@ -34,27 +34,52 @@ func cloneBytes(b []byte) []byte {
 	return append([]byte(nil), b...)
 }
 
-// offload runs fn on a worker goroutine (blocking engines only).
-func (g *Gateway) offload(fn func()) {
+// offload queues fn for a worker goroutine (blocking engines only) and
+// reports whether it was queued. A full queue means the engine is behind;
+// the caller then undoes what it prepared and answers errOverloaded. Starting
+// a goroutine per request instead would let a flood against a slow engine
+// grow goroutines and memory without bound, and only add to the engine's
+// backlog; a prompt refusal lets the client back off.
+func (g *Gateway) offload(fn func()) bool {
 	select {
 	case g.work <- fn:
+		return true
 	default:
-		// The pool is saturated; running fn here keeps correctness (it only
-		// blocks this goroutine) rather than dropping the request.
-		go fn()
+		return false
 	}
 }
 
-// notJoined answers an op on a hunt the session has not joined.
+// notJoinedError is the answer to an op on a hunt the session has not joined,
+// given the engine's Status error for that hunt.
+func notJoinedError(err error) *protoError {
+	if err != nil {
+		return engineError(err)
+	}
+	return errNotJoined
+}
+
+// notJoined answers an op on a hunt the session has not joined: unknown_hunt
+// if there is no such hunt, else not_joined.
 func (ls *loopState) notJoined(l *conn.Loop, s *session, r *request) {
 	g := ls.g
-	if g.hunts.get(r.hunt) == nil && g.inline {
-		if _, err := g.engine.Status(g.ctx, string(r.hunt)); err != nil {
-			ls.fail(l, s.h, r.ref, engineError(err))
-			return
-		}
+	if g.hunts.get(r.hunt) != nil {
+		// Hunts are registered on the node only after the engine knew them.
+		ls.fail(l, s.h, r.ref, errNotJoined)
+		return
 	}
-	ls.fail(l, s.h, r.ref, errNotJoined)
+	name := string(r.hunt)
+	if g.inline {
+		_, err := g.engine.Status(g.ctx, name)
+		ls.fail(l, s.h, r.ref, notJoinedError(err))
+		return
+	}
+	h, ref, id := s.h, cloneBytes(r.ref), ls.id
+	if !g.offload(func() {
+		_, err := g.engine.Status(g.ctx, name)
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].fail(l, h, ref, notJoinedError(err)) })
+	}) {
+		ls.fail(l, h, r.ref, errOverloaded)
+	}
 }
 
 func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
@@ -74,11 +99,17 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
-	s.joined[i].holds++
-	g.offload(func() {
+	j := &s.joined[i]
+	j.holds++
+	if !g.offload(func() {
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, x, y, &res, err) })
-	})
+	}) {
+		// No finishDig will come to release this hold: a hold left behind
+		// would keep every later push of the hunt from this session.
+		ls.release(l, h, j)
+		ls.fail(l, h, r.ref, errOverloaded)
+	}
 }
 
 func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, x, y int64, res *state.DigResult, err error) {
@@ -196,14 +227,16 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	}
 	// First join of this hunt on the node: check that it exists before it
 	// gets an id, then continue on the loop.
-	g.offload(func() {
+	if !g.offload(func() {
 		if _, err := g.engine.Status(g.ctx, name); err != nil {
 			g.node.Post(id, func(l *conn.Loop) { g.loops[id].fail(l, h, ref, engineError(err)) })
 			return
 		}
 		info := g.hunts.register(name)
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].joinHeld(l, h, ref, player, info, again, &rc) })
-	})
+	}) {
+		ls.fail(l, h, ref, errOverloaded)
+	}
 }
 
 // joinHeld is the join on a blocking engine. A new membership is added to the
@@ -227,13 +260,21 @@ func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player st
 	if held {
 		j := ls.addMember(s, info)
 		j.holds++
+		j.joining = true
 	}
 	id := ls.id
-	g.offload(func() {
+	if !g.offload(func() {
 		res := g.joinCall(info, info.name, player, again, rc)
 		res.held = held
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishJoin(l, h, ref, player, res) })
-	})
+	}) {
+		if held {
+			// Nothing can have been held yet (the loop has not run since
+			// addMember), and the engine never counted this membership.
+			ls.removeMember(s, len(s.joined)-1)
+		}
+		ls.fail(l, h, ref, errOverloaded)
+	}
 }
 
 func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player string, res *joinResult) {
@@ -265,6 +306,7 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 		j = ls.addMember(s, res.info)
 		j.epoch, j.last = res.st.Epoch, 0
 	}
+	j.joining = false
 	g.m.joins.Add(1)
 	replayed := -1
 	last := res.st.Seq
@@ -291,13 +333,65 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 }
 
 // leaveEngine releases one membership of player in hunt: engine count and
-// node watch.
+// node watch. Its callers have dropped the membership already (the
+// connection closed, or a join finished for a session that is gone), so it
+// cannot be refused: a leave that finds the work queue full goes to the leave
+// backlog instead.
 func (g *Gateway) leaveEngine(hunt, player string) {
 	if g.inline {
 		g.leaveNow(hunt, player)
 		return
 	}
-	g.offload(func() { g.leaveNow(hunt, player) })
+	if g.offload(func() { g.leaveNow(hunt, player) }) {
+		return
+	}
+	g.deferLeave(hunt, player)
+}
+
+// pendingLeave is a leave waiting in the leave backlog.
+type pendingLeave struct{ hunt, player string }
+
+// deferLeave puts a leave on the backlog that drainLeaves works off. Dropping
+// it would leave the player counted in the hunt and the hunt watched by this
+// node for good. The backlog is bounded by what the engine accepted: every
+// entry is a membership whose join went through the work queue, and while
+// the queue is full no new membership can start. An entry is two strings
+// that already exist, so memory stays small, and one goroutine works the
+// backlog off, so a mass disconnect during an engine stall costs no more
+// goroutines than a quiet hour.
+func (g *Gateway) deferLeave(hunt, player string) {
+	g.leaveMu.Lock()
+	first := len(g.leaves) == 0
+	g.leaves = append(g.leaves, pendingLeave{hunt, player})
+	g.leaveMu.Unlock()
+	if first {
+		g.log.Warn().Str("hunt", hunt).Msg("gateway: work queue full, leaves of closed connections deferred")
+	}
+	select {
+	case g.leaveWake <- struct{}{}:
+	default:
+	}
+}
+
+// drainLeaves makes the deferred leaves, one at a time, until the gateway
+// stops (then the engine context is cancelled and they could not be made).
+func (g *Gateway) drainLeaves() {
+	defer g.wg.Done()
+	var batch []pendingLeave
+	for {
+		select {
+		case <-g.leaveWake:
+		case <-g.done:
+			return
+		}
+		g.leaveMu.Lock()
+		batch, g.leaves = g.leaves, batch[:0]
+		g.leaveMu.Unlock()
+		for i, p := range batch {
+			g.leaveNow(p.hunt, p.player)
+			batch[i] = pendingLeave{}
+		}
+	}
 }
 
 func (g *Gateway) leaveNow(hunt, player string) {
@@ -313,9 +407,22 @@ func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {
 		ls.notJoined(l, s, r)
 		return
 	}
-	name := s.joined[i].name
+	g := ls.g
+	name, player := s.joined[i].name, s.player
+	switch {
+	case s.joined[i].joining:
+		// The engine has not answered the join yet; finishJoin makes the
+		// one engine leave when it finds the membership gone. Leaving here
+		// as well would count the player out twice and could unwatch a
+		// hunt other players of this node are still in.
+	case g.inline:
+		g.leaveNow(name, player)
+	case !g.offload(func() { g.leaveNow(name, player) }):
+		// The session stays joined: an overloaded reply means nothing was done.
+		ls.fail(l, s.h, r.ref, errOverloaded)
+		return
+	}
 	ls.removeMember(s, i)
-	ls.g.leaveEngine(name, s.player)
 	ls.buf = appendLeft(ls.buf[:0], r.ref, name)
 	ls.reply(l, s.h)
 }
@@ -338,10 +445,12 @@ func (ls *loopState) status(l *conn.Loop, s *session, r *request) {
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
-	g.offload(func() {
+	if !g.offload(func() {
 		st, err := g.engine.Status(g.ctx, name)
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishStatus(l, h, ref, &st, err) })
-	})
+	}) {
+		ls.fail(l, h, ref, errOverloaded)
+	}
 }
 
 func (ls *loopState) finishStatus(l *conn.Loop, h conn.Handle, ref []byte, st *state.Status, err error) {

@@ -28,6 +28,10 @@ type joinedHunt struct {
 	// replay) before the live stream, with nothing lost in between.
 	holds int32
 	held  []*push
+	// joining marks a membership whose engine join is still in flight (a
+	// blocking engine): a leave meanwhile is answered at once, and the
+	// engine leave is left to finishJoin, which finds the membership gone.
+	joining bool
 }
 
 // session is the per-connection state of the gateway, kept in a per-loop

@@ -1,0 +1,383 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/huntgate/huntgate/conn"
+	"github.com/huntgate/huntgate/state"
+)
+
+// gatedEngine is a blocking engine whose Dig waits until gate is closed, so
+// that a test can hold every worker and fill the work queue at will. Each
+// Dig that starts waiting is announced on entered.
+type gatedEngine struct {
+	blockingEngine
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (e *gatedEngine) Dig(ctx context.Context, hunt, player string, x, y int) (state.DigResult, error) {
+	select {
+	case e.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-e.gate:
+	case <-ctx.Done():
+		return state.DigResult{}, ctx.Err()
+	}
+	return e.Memory.Dig(ctx, hunt, player, x, y)
+}
+
+// membership is what a probe on the loops found of one player in one hunt.
+type membership struct {
+	joined bool
+	holds  int32
+	held   int
+}
+
+// probe reports player's membership of hunt, read on the loops themselves.
+// Posts from one goroutine run in order, so the probe sees every push posted
+// before it was called.
+func probe(t *testing.T, tg *testGateway, player, hunt string) membership {
+	t.Helper()
+	out := make(chan membership, len(tg.loops))
+	tg.node.PostAll(func(l *conn.Loop) {
+		var m membership
+		tg.loops[l.ID()].sessions.each(func(s *session) {
+			if s.h == 0 || s.player != player {
+				return
+			}
+			if i := s.findName([]byte(hunt)); i >= 0 {
+				m = membership{joined: true, holds: s.joined[i].holds, held: len(s.joined[i].held)}
+			}
+		})
+		out <- m
+	})
+	var m membership
+	for range tg.loops {
+		select {
+		case r := <-out:
+			if r.joined {
+				m = r
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("loop probe timed out")
+		}
+	}
+	return m
+}
+
+// TestOverloadedRefusesAndRecovers fills the work queue of a blocking engine
+// and checks that requests beyond it are refused with overloaded at once
+// (dig, join of a new and of a known hunt, leave, status, an op on an
+// unjoined unknown hunt), without starting goroutines and without leaving a
+// push hold behind; that a connection closing meanwhile still leaves the
+// hunt; that the refusals are counted; and that once the engine moves again
+// everything queued completes, the held push arrives and the connection
+// keeps working.
+func TestOverloadedRefusesAndRecovers(t *testing.T) {
+	const queue = 4
+	eng := &gatedEngine{entered: make(chan struct{}, 4096), gate: make(chan struct{})}
+	var open sync.Once
+	unblock := func() { open.Do(func() { close(eng.gate) }) }
+	tg := startGatewayWith(t, func(c *Config) { c.Rate = -1; c.WorkQueue = queue }, func(m *state.Memory) state.Engine {
+		eng.blockingEngine = blockingEngine{m}
+		return eng
+	})
+	t.Cleanup(unblock) // before the gateway's own cleanup: Shutdown waits for the workers
+	tg.createHunt(t, fixedHunt("h", 10))
+	tg.createHunt(t, fixedHunt("h2", 1))
+	alice, bob, carol := tg.player(t, "alice"), tg.player(t, "bob"), tg.player(t, "carol")
+	alice.join("h")
+	bob.join("h")
+	carol.join("h2")
+
+	// Hold every worker in Dig, then fill the queue behind them. The ping
+	// is answered on the loop after the digs before it were handled.
+	workers := tg.workerCount()
+	for i := range workers {
+		alice.send(`{"op":"dig","hunt":"h","x":%d,"y":5,"ref":"w%d"}`, i%64, i)
+	}
+	for range workers {
+		select {
+		case <-eng.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("workers did not all reach the engine")
+		}
+	}
+	for i := range queue {
+		alice.send(`{"op":"dig","hunt":"h","x":%d,"y":6,"ref":"q%d"}`, i, i)
+	}
+	alice.sendRaw(`{"op":"ping","ref":"p0"}`)
+	alice.expect("pong")
+	if n := len(tg.work); n != queue {
+		t.Fatalf("work queue holds %d, want %d (full)", n, queue)
+	}
+	inFlight := int32(workers + queue)
+
+	// A push to the hunt is held for alice (her digs are in flight), bob gets it.
+	if _, err := tg.engine.Publish(context.Background(), "h", []byte(`{"n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := bob.expect("update"); m.num("seq") != 1 {
+		t.Fatalf("bob: %v", m)
+	}
+	if m := probe(t, tg, "alice", "h"); m != (membership{joined: true, holds: inFlight, held: 1}) {
+		t.Fatalf("before the refusal: %+v, want %d holds and 1 held push", m, inFlight)
+	}
+
+	refused := 0
+	refuse := func(c *client, req, ref string) {
+		t.Helper()
+		c.sendRaw(req)
+		m := c.expectError("overloaded")
+		if m.str("ref") != ref || m.str("message") == "" {
+			t.Fatalf("%s: %v, want ref %q and a message", req, m, ref)
+		}
+		refused++
+	}
+	refuse(alice, `{"op":"dig","hunt":"h","x":1,"y":0,"ref":"over"}`, "over")
+	if m := probe(t, tg, "alice", "h"); m != (membership{joined: true, holds: inFlight, held: 1}) {
+		t.Fatalf("after the refused dig: %+v, want its hold released", m)
+	}
+	refuse(alice, `{"op":"status","hunt":"h","ref":"s"}`, "s")
+	refuse(alice, `{"op":"leave","hunt":"h","ref":"l"}`, "l")
+	if m := probe(t, tg, "alice", "h"); !m.joined {
+		t.Fatal("a refused leave left the hunt")
+	}
+	refuse(alice, `{"op":"join","hunt":"h2","ref":"j"}`, "j") // known on the node: joinHeld
+	if m := probe(t, tg, "alice", "h2"); m.joined {
+		t.Fatalf("a refused join left a membership behind: %+v", m)
+	}
+	tg.createHunt(t, fixedHunt("h3", 1))
+	refuse(alice, `{"op":"join","hunt":"h3","ref":"j3"}`, "j3") // first join on the node
+	refuse(alice, `{"op":"dig","hunt":"nope","x":0,"y":0,"ref":"n"}`, "n")
+	// A hunt known on the node needs no engine call to answer not_joined.
+	alice.sendRaw(`{"op":"dig","hunt":"h2","x":0,"y":0,"ref":"nj"}`)
+	if m := alice.expectError("not_joined"); m.str("ref") != "nj" {
+		t.Fatalf("not joined: %v", m)
+	}
+
+	// A flood is refused without a goroutine per request.
+	const flood = 300
+	before := runtime.NumGoroutine()
+	for i := range flood {
+		alice.send(`{"op":"dig","hunt":"h","x":2,"y":0,"ref":"f%d"}`, i)
+	}
+	alice.sendRaw(`{"op":"ping","ref":"p1"}`)
+	for i := range flood {
+		if m := alice.expectError("overloaded"); m.str("ref") != fmt.Sprintf("f%d", i) {
+			t.Fatalf("flood reply %d: %v", i, m)
+		}
+	}
+	refused += flood
+	alice.expect("pong")
+	if after := runtime.NumGoroutine(); after > before+20 {
+		t.Fatalf("goroutines %d before the flood, %d after: not bounded", before, after)
+	}
+	if m := probe(t, tg, "alice", "h"); m != (membership{joined: true, holds: inFlight, held: 1}) {
+		t.Fatalf("after the flood: %+v", m)
+	}
+
+	// Carol's connection closes while the queue is full: her leave must still
+	// reach the engine, through the leave backlog.
+	carol.c.Close()
+	waitFor(t, "carol's leave while the queue is full", func() bool {
+		st, err := tg.engine.Status(context.Background(), "h2")
+		return err == nil && st.Players == 0 && tg.hunts.getString("h2").players.Load() == 0
+	})
+	if n := len(tg.work); n != queue {
+		t.Fatalf("work queue holds %d, want it still full", n)
+	}
+
+	// Refusals are counted as errors on /v1/stats and /metrics.
+	if n := tg.Stats(context.Background()).Errors["overloaded"]; n != int64(refused) {
+		t.Fatalf("stats errors.overloaded = %d, want %d", n, refused)
+	}
+	code, body := tg.adminDo(t, "GET", "/metrics", "", "")
+	if want := fmt.Sprintf(`huntgate_errors_total{code="overloaded"} %d`, refused); code != 200 || !strings.Contains(string(body), want) {
+		t.Fatalf("/metrics (%d) lacks %q", code, want)
+	}
+
+	// The engine moves again: every queued dig answers, then the held push.
+	unblock()
+	want := map[string]bool{}
+	for i := range workers {
+		want[fmt.Sprintf("w%d", i)] = true
+	}
+	for i := range queue {
+		want[fmt.Sprintf("q%d", i)] = true
+	}
+	for len(want) > 0 {
+		m := alice.read()
+		if m.str("op") != "dug" || !want[m.str("ref")] {
+			t.Fatalf("got %v, want the dug of one of %v", m, want)
+		}
+		delete(want, m.str("ref"))
+	}
+	if m := alice.expect("update"); m.num("seq") != 1 || m.str("kind") != "event" {
+		t.Fatalf("held push: %v", m)
+	}
+	if m := probe(t, tg, "alice", "h"); m != (membership{joined: true}) {
+		t.Fatalf("after recovery: %+v, want no hold and nothing held", m)
+	}
+
+	// The connection keeps working, live pushes included.
+	alice.sendRaw(`{"op":"dig","hunt":"h","x":3,"y":0,"ref":"again"}`)
+	if m := alice.expect("dug"); m.str("ref") != "again" || m["found"] != true {
+		t.Fatalf("dig after recovery: %v", m)
+	}
+	if m := alice.expect("update"); m.str("kind") != "claimed" || m.num("seq") != 2 {
+		t.Fatalf("claimed after recovery: %v", m)
+	}
+	alice.sendRaw(`{"op":"join","hunt":"h2","ref":"j2"}`)
+	if m := alice.until("joined"); m.str("ref") != "j2" {
+		t.Fatalf("join after recovery: %v", m)
+	}
+	alice.sendRaw(`{"op":"leave","hunt":"h","ref":"l2"}`)
+	if m := alice.until("left"); m.str("ref") != "l2" {
+		t.Fatalf("leave after recovery: %v", m)
+	}
+}
+
+// TestClusterUnknownHunt checks on the Redis engine that an op on a hunt
+// that does not exist answers unknown_hunt, and one on an existing hunt the
+// player has not joined not_joined, whether or not the hunt is known on the
+// node yet.
+func TestClusterUnknownHunt(t *testing.T) {
+	url := startRedis(t)
+	g, e := startClusterNode(t, url)
+	if _, err := e.Create(context.Background(), fixedHunt("isle", 3)); err != nil {
+		t.Fatal(err)
+	}
+	alice := g.player(t, "alice")
+	// Replies to offloaded ops may overtake each other: one at a time.
+	ask := func(req, code, ref string) {
+		t.Helper()
+		alice.sendRaw(req)
+		if m := alice.expectError(code); m.str("ref") != ref {
+			t.Fatalf("%s: %v, want ref %q", req, m, ref)
+		}
+	}
+	check := func() {
+		t.Helper()
+		ask(`{"op":"dig","hunt":"nope","x":0,"y":0,"ref":"d1"}`, "unknown_hunt", "d1")
+		ask(`{"op":"dig","hunt":"isle","x":0,"y":0,"ref":"d2"}`, "not_joined", "d2")
+		ask(`{"op":"leave","hunt":"nope","ref":"l1"}`, "unknown_hunt", "l1")
+		ask(`{"op":"leave","hunt":"isle","ref":"l2"}`, "not_joined", "l2")
+		ask(`{"op":"status","hunt":"nope","ref":"s1"}`, "unknown_hunt", "s1")
+	}
+	check()
+	// Once a player on the node has joined, the hunt is known locally.
+	g.player(t, "bob").join("isle")
+	if g.hunts.getString("isle") == nil {
+		t.Fatal("isle not registered after a join")
+	}
+	check()
+}
+
+// joinGatedEngine is a blocking engine whose Join waits for gate while
+// block is closed, so that a test can act while a join is at the engine. It
+// counts alice's engine leaves and signals lateLeave for one made after the
+// gated join returned.
+type joinGatedEngine struct {
+	blockingEngine
+	block     chan struct{}
+	entered   chan struct{}
+	gate      chan struct{}
+	lateLeave chan struct{}
+
+	mu       sync.Mutex
+	joinDone bool
+	leaves   int
+}
+
+func (e *joinGatedEngine) Join(ctx context.Context, hunt, player string) (state.Status, error) {
+	select {
+	case <-e.block:
+		e.entered <- struct{}{}
+		<-e.gate
+		defer func() {
+			e.mu.Lock()
+			e.joinDone = true
+			e.mu.Unlock()
+		}()
+	default:
+	}
+	return e.Memory.Join(ctx, hunt, player)
+}
+
+func (e *joinGatedEngine) Leave(ctx context.Context, hunt, player string) error {
+	if player == "alice" {
+		e.mu.Lock()
+		e.leaves++
+		if e.joinDone {
+			select {
+			case e.lateLeave <- struct{}{}:
+			default:
+			}
+		}
+		e.mu.Unlock()
+	}
+	return e.Memory.Leave(ctx, hunt, player)
+}
+
+// TestLeaveWhileJoining leaves (by op, and by closing the connection) while
+// the engine is still answering the join: alice is left in the engine once
+// (by finishJoin, after the join returned), so the hunt stays watched for
+// bob, who remains, and keeps reaching him.
+func TestLeaveWhileJoining(t *testing.T) {
+	for _, how := range []string{"leave", "close"} {
+		t.Run(how, func(t *testing.T) {
+			e := &joinGatedEngine{block: make(chan struct{}), entered: make(chan struct{}, 1),
+				gate: make(chan struct{}), lateLeave: make(chan struct{}, 1)}
+			tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine {
+				e.blockingEngine = blockingEngine{m}
+				return e
+			})
+			tg.createHunt(t, fixedHunt("h", 10))
+			bob := tg.player(t, "bob")
+			bob.join("h")
+			info := tg.hunts.getString("h")
+			close(e.block)
+			alice := tg.player(t, "alice")
+			alice.sendRaw(`{"op":"join","hunt":"h","ref":"j"}`)
+			<-e.entered
+			if how == "leave" {
+				alice.sendRaw(`{"op":"leave","hunt":"h","ref":"l"}`)
+				if m := alice.expect("left"); m.str("ref") != "l" {
+					t.Fatalf("left %v", m)
+				}
+			} else {
+				alice.c.Close()
+				waitFor(t, "alice's session closed", func() bool { return tg.m.conns.Load() == 1 })
+			}
+			close(e.gate)
+			select {
+			case <-e.lateLeave: // finishJoin's leave: any other came before it
+			case <-time.After(10 * time.Second):
+				t.Fatal("no engine leave after the join returned")
+			}
+			e.mu.Lock()
+			leaves := e.leaves
+			e.mu.Unlock()
+			if leaves != 1 {
+				t.Fatalf("alice left the engine %d times, want 1", leaves)
+			}
+			waitFor(t, "alice counted out of the node", func() bool { return info.players.Load() == 1 })
+			if code, _ := tg.adminDo(t, "POST", "/v1/hunts/h/events", testAPIKey, `{"n":1}`); code != 200 {
+				t.Fatalf("publish: %d", code)
+			}
+			if m := bob.expect("update"); m.str("kind") != "event" {
+				t.Fatalf("bob got %v", m)
+			}
+		})
+	}
+}
