@@ -62,20 +62,48 @@ func (w *wheel) advance(now int64, fire func(timerEntry)) {
 		if len(batch) == 0 {
 			continue
 		}
-		w.buckets[i] = w.spare[:0]
+		// An emptied bucket keeps no array: after a connection storm the
+		// storm's deadlines fill a few hundred buckets, and arrays left in
+		// them would hold burst-sized capacity for good (measured: 2.7
+		// entries of capacity per connection where one is in use).
+		w.buckets[i] = nil
 		w.count -= len(batch)
+		keep := w.spare[:0]
+		w.spare = nil
 		for _, e := range batch {
 			if e.when <= now {
 				fire(e)
 			} else {
-				w.buckets[i] = append(w.buckets[i], e)
+				keep = append(keep, e)
 				w.count++
 			}
 		}
 		clear(batch)
-		w.spare = batch[:0]
+		if len(keep) == 0 {
+			w.spare = keep
+			if w.buckets[i] == nil && cap(batch) <= smallBucket {
+				// Small enough to keep for steady re-arming, which then
+				// allocates nothing; a larger one goes to the collector.
+				w.buckets[i] = batch[:0]
+			}
+			continue
+		}
+		// fire's own additions to this bucket (one revolution ahead) come
+		// after the entries kept.
+		w.buckets[i] = append(keep, w.buckets[i]...)
+		if cap(batch) <= spareKeep || cap(batch) <= 4*len(w.buckets[i]) {
+			w.spare = batch[:0]
+		}
 	}
 }
+
+// spareKeep is the capacity of a free bucket array that is kept whatever
+// the use of the bucket it came from; smallBucket the capacity an emptied
+// bucket keeps.
+const (
+	spareKeep   = 64
+	smallBucket = 16
+)
 
 // timeout returns how long epoll_wait may sleep, in ms: until the start of
 // the next non-empty bucket, or -1 with no entries.

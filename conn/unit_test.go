@@ -225,3 +225,31 @@ func TestSlotHoldsNoPointers(t *testing.T) {
 	}
 	walk("slot", reflect.TypeFor[slot]())
 }
+
+// TestWheelBurstReleasesCapacity: a connection storm arms thousands of
+// handshake deadlines in a few buckets; once they have fired and the
+// connections' next deadlines lie elsewhere, the emptied buckets must not
+// keep their burst-sized arrays.
+func TestWheelBurstReleasesCapacity(t *testing.T) {
+	var w wheel
+	w.init(0)
+	const n = 10000
+	for i := 0; i < n; i++ { // accepted over 0.5 s, handshake deadline 5 s later
+		at := int64(i) * int64(500*time.Millisecond) / n
+		w.add(timerEntry{when: at + int64(5*time.Second), idx: uint32(i)})
+	}
+	rearm := func(e timerEntry) { w.add(timerEntry{when: e.when + int64(30*time.Second), idx: e.idx}) }
+	for now := int64(0); now <= int64(8*time.Second); now += wheelTick {
+		w.advance(now, rearm)
+	}
+	total := cap(w.spare)
+	for _, b := range w.buckets {
+		total += cap(b)
+	}
+	if w.count != n {
+		t.Fatalf("%d entries, want %d", w.count, n)
+	}
+	if total > 2*n {
+		t.Fatalf("bucket arrays hold %d entries of capacity for %d entries", total, n)
+	}
+}

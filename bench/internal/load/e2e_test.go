@@ -201,3 +201,39 @@ func TestWorkerProtocol(t *testing.T) {
 		t.Fatalf("message sequence %q", got)
 	}
 }
+
+// TestWarmUp: the warm-up before a hold's memory baseline makes real
+// upgrades and leaves nothing connected.
+func TestWarmUp(t *testing.T) {
+	addr, admin := startHuntgateAdmin(t)
+	warmUp("ws://"+addr, "/echo", 10, zerolog.Nop())
+	var st struct {
+		Connections struct {
+			Total    int64   `json:"total"`
+			Accepted []int64 `json:"accepted"`
+		} `json:"connections"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/v1/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acc int64
+		for _, a := range st.Connections.Accepted {
+			acc += a
+		}
+		if acc == 10 && st.Connections.Total == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the warm-up: %d upgraded, %d still open; want 10 and 0", acc, st.Connections.Total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -2,10 +2,12 @@ package load
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -80,6 +82,15 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	smp := newSampler(cfg.PIDs())
 	defer smp.stop()
 	s0 := smp.sample()
+	cold := s0
+	if cfg.Scenario == Hold && cfg.PID != 0 {
+		// The baseline of the per-connection memory is taken after a few
+		// connections came and went: the first connections fault in the
+		// server's code and runtime pages for the connection path, a cost
+		// paid once per process (file-backed, shared), not per connection.
+		warmUp(cfg.URL, "/echo", warmUpConns, log)
+		s0 = smp.sample()
+	}
 
 	wcs := cfg.Split()
 	procs := make([]*workerProc, len(wcs))
@@ -216,6 +227,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	f.OwnCPUShare = f.OwnCPUCores / float64(numCPU())
 	if cfg.PID != 0 && s0.CPUSeconds >= 0 && !s1.At.IsZero() {
 		f.ServerRSSBefore = s0.RSSBytes
+		f.ServerRSSCold = cold.RSSBytes
 		f.ServerRSS = s2.RSSBytes
 		f.ServerRSSHow = "at the end of the measured phase"
 		if m := smp.settledRSS(); cfg.Scenario == Hold && m > 0 {
@@ -227,6 +239,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		}
 		if f.Connections > 0 {
 			f.ServerRSSPerConn = float64(f.ServerRSS-s0.RSSBytes) / float64(f.Connections)
+			f.ServerRSSPerConnCold = float64(f.ServerRSS-cold.RSSBytes) / float64(f.Connections)
 			f.ServerCPUPerConnUS = (s1.CPUSeconds - s0.CPUSeconds) / float64(connected) * 1e6
 		}
 		f.ServerCPUS = s2.CPUSeconds - s1.CPUSeconds
@@ -438,3 +451,47 @@ func (s *sampler) latest() measure.ProcSample {
 }
 
 func (s *sampler) stop() { s.once.Do(func() { close(s.done) }) }
+
+// warmUpConns is how many connections warm a server up before the
+// baseline of a hold is taken.
+const warmUpConns = 64
+
+// warmUp opens n WebSocket connections to path on the server at url, one
+// after another, completes each handshake, and closes them all. Failures
+// are logged and ignored: the warm-up only moves the baseline.
+func warmUp(url, path string, n int, log zerolog.Logger) {
+	host := strings.TrimPrefix(url, "ws://")
+	var cs []net.Conn
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+		// Give the server a moment to see the closes before the baseline.
+		time.Sleep(500 * time.Millisecond)
+	}()
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	buf := make([]byte, 1024)
+	for i := 0; i < n; i++ {
+		c, err := net.DialTimeout("tcp", host, 2*time.Second)
+		if err != nil {
+			log.Warn().Err(err).Msg("load: warm-up dial")
+			return
+		}
+		cs = append(cs, c)
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Write([]byte(req)); err != nil {
+			log.Warn().Err(err).Msg("load: warm-up handshake")
+			return
+		}
+		got := 0
+		for !bytes.Contains(buf[:got], []byte("\r\n\r\n")) && got < len(buf) {
+			k, err := c.Read(buf[got:])
+			if err != nil {
+				log.Warn().Err(err).Msg("load: warm-up handshake")
+				return
+			}
+			got += k
+		}
+	}
+}

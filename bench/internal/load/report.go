@@ -32,32 +32,34 @@ func opReport(h *measure.Hist, errors int64) OpReport {
 
 // Facts are the scenario-level numbers of a run.
 type Facts struct {
-	Connections        int64            `json:"connections"`            // open when the measured phase began
-	Failed             int64            `json:"failed_dials"`           // dials or handshakes that failed in the connect phase
-	ConnectS           float64          `json:"connect_s"`              // wall time of the connect phase
-	MsgsInPerS         float64          `json:"msgs_in_per_s"`          // messages received per second (measured phase)
-	MsgsOutPerS        float64          `json:"msgs_out_per_s"`         // messages sent per second (measured phase)
-	ThroughputPerS     float64          `json:"throughput_per_s"`       // echo: replies per second inside the window
-	DeliveriesPerS     float64          `json:"deliveries_per_s"`       // fanout/event: receipts per second, best passing step
-	Lost               int64            `json:"lost"`                   // expected receipts or replies that never came
-	MaxRateOK          float64          `json:"max_rate_ok"`            // fanout/event: highest rate with all delivered and p99 < 250 ms
-	Gaps               measure.GapStats `json:"seq"`                    // seq accounting (game protocol)
-	CloseCodes         map[string]int64 `json:"close_codes"`            // close codes seen before the end of the run
-	Counters           map[string]int64 `json:"counters"`               // every raw counter, summed over workers
-	ServerRSSBefore    int64            `json:"server_rss_before"`      // bytes, before connecting
-	ServerRSS          int64            `json:"server_rss"`             // bytes, see server_rss_how
-	ServerRSSPerConn   float64          `json:"server_rss_per_conn"`    // bytes, (server_rss - before) / connections
-	ServerRSSHow       string           `json:"server_rss_how"`         // when server_rss was taken
-	ServerCPUPerConnUS float64          `json:"server_cpu_per_conn_us"` // CPU µs per accepted+upgraded connection (connect phase)
-	ServerCPUS         float64          `json:"server_cpu_s"`           // CPU seconds in the measured phase
-	ServerCPUCores     float64          `json:"server_cpu_cores"`       // server_cpu_s / duration
-	OwnCPUS            float64          `json:"own_cpu_s"`              // load generator CPU seconds, all processes, whole run
-	OwnCPUMeasuredS    float64          `json:"own_cpu_measured_s"`     // load generator CPU seconds in the measured phase, all processes
-	OwnCPUCores        float64          `json:"own_cpu_cores"`          // own_cpu_measured_s / duration
-	OwnCPUShare        float64          `json:"own_cpu_share"`          // own_cpu_cores / CPUs of the machine
-	Unanswered         int64            `json:"unanswered"`             // dig: digs sent without a dug or error reply by the end of the drain
-	PublishIntended    int64            `json:"publish_intended"`       // event: events due by the requested rates
-	PublishBehind      bool             `json:"publish_behind"`         // event: the publisher did not keep up (failed publishes or start lag p99 over budget)
+	Connections          int64            `json:"connections"`              // open when the measured phase began
+	Failed               int64            `json:"failed_dials"`             // dials or handshakes that failed in the connect phase
+	ConnectS             float64          `json:"connect_s"`                // wall time of the connect phase
+	MsgsInPerS           float64          `json:"msgs_in_per_s"`            // messages received per second (measured phase)
+	MsgsOutPerS          float64          `json:"msgs_out_per_s"`           // messages sent per second (measured phase)
+	ThroughputPerS       float64          `json:"throughput_per_s"`         // echo: replies per second inside the window
+	DeliveriesPerS       float64          `json:"deliveries_per_s"`         // fanout/event: receipts per second, best passing step
+	Lost                 int64            `json:"lost"`                     // expected receipts or replies that never came
+	MaxRateOK            float64          `json:"max_rate_ok"`              // fanout/event: highest rate with all delivered and p99 < 250 ms
+	Gaps                 measure.GapStats `json:"seq"`                      // seq accounting (game protocol)
+	CloseCodes           map[string]int64 `json:"close_codes"`              // close codes seen before the end of the run
+	Counters             map[string]int64 `json:"counters"`                 // every raw counter, summed over workers
+	ServerRSSBefore      int64            `json:"server_rss_before"`        // bytes, before connecting (hold: after the warm-up)
+	ServerRSSCold        int64            `json:"server_rss_cold"`          // bytes, before anything connected
+	ServerRSS            int64            `json:"server_rss"`               // bytes, see server_rss_how
+	ServerRSSPerConn     float64          `json:"server_rss_per_conn"`      // bytes, (server_rss - before) / connections
+	ServerRSSPerConnCold float64          `json:"server_rss_per_conn_cold"` // bytes, (server_rss - cold) / connections
+	ServerRSSHow         string           `json:"server_rss_how"`           // when server_rss was taken
+	ServerCPUPerConnUS   float64          `json:"server_cpu_per_conn_us"`   // CPU µs per accepted+upgraded connection (connect phase)
+	ServerCPUS           float64          `json:"server_cpu_s"`             // CPU seconds in the measured phase
+	ServerCPUCores       float64          `json:"server_cpu_cores"`         // server_cpu_s / duration
+	OwnCPUS              float64          `json:"own_cpu_s"`                // load generator CPU seconds, all processes, whole run
+	OwnCPUMeasuredS      float64          `json:"own_cpu_measured_s"`       // load generator CPU seconds in the measured phase, all processes
+	OwnCPUCores          float64          `json:"own_cpu_cores"`            // own_cpu_measured_s / duration
+	OwnCPUShare          float64          `json:"own_cpu_share"`            // own_cpu_cores / CPUs of the machine
+	Unanswered           int64            `json:"unanswered"`               // dig: digs sent without a dug or error reply by the end of the drain
+	PublishIntended      int64            `json:"publish_intended"`         // event: events due by the requested rates
+	PublishBehind        bool             `json:"publish_behind"`           // event: the publisher did not keep up (failed publishes or start lag p99 over budget)
 }
 
 // StepReport is one rate step of fanout or event.
@@ -393,6 +395,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server: rss %.1f MiB (%.0f B/conn)  cpu %.0f µs/conn accepted  cpu %.2f cores in the measured phase\n",
 			float64(f.ServerRSS)/(1<<20), f.ServerRSSPerConn, f.ServerCPUPerConnUS, f.ServerCPUCores)
 		fmt.Fprintf(w, "server rss taken: %s\n", f.ServerRSSHow)
+		if f.ServerRSSCold != 0 && f.ServerRSSCold != f.ServerRSSBefore {
+			fmt.Fprintf(w, "server rss per conn from after %d warm-up connections came and went; from the cold start: %.0f B/conn\n", warmUpConns, f.ServerRSSPerConnCold)
+		}
 	}
 	fmt.Fprintf(w, "load generator: %.2f cores in the measured phase (%.0f%% of the machine); %.1f CPU s in the whole run\n", f.OwnCPUCores, 100*f.OwnCPUShare, f.OwnCPUS)
 }
