@@ -148,7 +148,7 @@ type Loop struct {
 	bufs   arena[[]byte]
 	queues arena[outQueue]
 	wheel  wheel
-	fns    []func(*Loop) // After callbacks, indexed by timerEntry.fn
+	fns    []func(*Loop) // After callbacks, indexed by the gen of a timerAfter entry
 	fnFree []uint32
 	fire   func(timerEntry)
 
@@ -241,7 +241,7 @@ func (l *Loop) After(d time.Duration, fn func(l *Loop)) {
 		l.fns = append(l.fns, fn)
 		i = uint32(len(l.fns) - 1)
 	}
-	l.wheel.add(timerEntry{when: l.now + int64(d), fn: i})
+	l.wheel.add(timerEntry{when: l.now + int64(d), idx: timerAfter, gen: i})
 }
 
 // Tag returns the application tag of h.
@@ -463,10 +463,10 @@ func (l *Loop) armTimer(idx uint32, when int64) {
 }
 
 func (l *Loop) fireTimer(e timerEntry) {
-	if e.fn != 0 {
-		fn := l.fns[e.fn]
-		l.fns[e.fn] = nil
-		l.fnFree = append(l.fnFree, e.fn)
+	if e.idx == timerAfter {
+		fn := l.fns[e.gen]
+		l.fns[e.gen] = nil
+		l.fnFree = append(l.fnFree, e.gen)
 		fn(l)
 		return
 	}

@@ -11,15 +11,20 @@ const (
 	wheelMask    = wheelBuckets - 1
 )
 
-// timerEntry is a wheel entry. It holds no pointers: a connection entry
-// names its slot (idx, gen); an After entry names a function in the loop's
-// callback table (fn > 0).
+// timerEntry is a wheel entry, 16 bytes with no pointers: a connection
+// entry names its slot (idx, gen); an After entry has idx timerAfter and
+// names a function in the loop's callback table by gen. The wheel holds
+// one entry per connection, so its size is part of every idle
+// connection's memory.
 type timerEntry struct {
 	when int64 // loop clock, ns
 	idx  uint32
 	gen  uint32
-	fn   uint32
 }
+
+// timerAfter is the idx of an After entry; no slot has it (it is also the
+// eventfd's reserved epoll index).
+const timerAfter = ^uint32(0)
 
 // wheel is a hashed timer wheel driven by the loop: the loop sleeps in
 // epoll_wait no longer than until the next non-empty bucket, then calls

@@ -253,3 +253,11 @@ func TestWheelBurstReleasesCapacity(t *testing.T) {
 		t.Fatalf("bucket arrays hold %d entries of capacity for %d entries", total, n)
 	}
 }
+
+// TestTimerEntrySize: every connection has an entry in the wheel, so the
+// entry's size is part of each idle connection's memory.
+func TestTimerEntrySize(t *testing.T) {
+	if n := unsafe.Sizeof(timerEntry{}); n != 16 {
+		t.Fatalf("timerEntry is %d bytes, want 16", n)
+	}
+}
