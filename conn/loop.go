@@ -193,7 +193,6 @@ func newLoop(n *Node, id int) (*Loop, error) {
 	}
 	l.inbox.wake = l.poll.wake
 	l.fire = l.fireTimer
-	l.fns = append(l.fns, nil) // index 0 means "connection entry"
 	l.bufs.reset = func(b *[]byte) {
 		if cap(*b) > 64<<10 {
 			*b = nil

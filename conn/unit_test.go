@@ -261,3 +261,32 @@ func TestTimerEntrySize(t *testing.T) {
 		t.Fatalf("timerEntry is %d bytes, want 16", n)
 	}
 }
+
+// TestAfterFiresInOrder: After callbacks run on the loop once each, in
+// deadline order, and a freed callback index is reused.
+func TestAfterFiresInOrder(t *testing.T) {
+	n := startNode(t, testConfig(), &nopHandler{})
+	got := make(chan int, 8)
+	for round := 0; round < 2; round++ {
+		onLoop(n, 0, func(l *Loop) {
+			for _, k := range []int{3, 1, 2} {
+				l.After(time.Duration(k)*20*time.Millisecond, func(*Loop) { got <- k })
+			}
+		})
+		for want := 1; want <= 3; want++ {
+			select {
+			case k := <-got:
+				if k != want {
+					t.Fatalf("round %d: callback %d fired, want %d", round, k, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: callback %d never fired", round, want)
+			}
+		}
+	}
+	onLoop(n, 0, func(l *Loop) {
+		if len(l.fns) != 3 {
+			t.Errorf("%d callback slots after two rounds of 3, want 3 (reused)", len(l.fns))
+		}
+	})
+}
