@@ -1,15 +1,21 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/huntgate/huntgate/state"
 	"github.com/huntgate/huntgate/state/redisengine"
@@ -152,4 +158,108 @@ func TestClusterTwoNodesShareAHunt(t *testing.T) {
 		}
 		break
 	}
+}
+
+// TestClusterStatsListNodes checks the nodes field of /v1/stats: on a node
+// of a two-node cluster it lists both live nodes, sorted, with self on the
+// answering node only; a gateway on the memory engine has no nodes key.
+func TestClusterStatsListNodes(t *testing.T) {
+	url := startRedis(t)
+	a, ea := startClusterNode(t, url)
+	_, eb := startClusterNode(t, url)
+	idA := ea.(*redisengine.Engine).NodeID()
+	idB := eb.(*redisengine.Engine).NodeID()
+
+	code, body := a.adminDo(t, "GET", "/v1/stats", "", "")
+	if code != 200 {
+		t.Fatalf("stats: %d %s", code, body)
+	}
+	var st struct {
+		Nodes []struct {
+			ID   string `json:"id"`
+			Self bool   `json:"self"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Nodes) != 2 || st.Nodes[0].ID >= st.Nodes[1].ID {
+		t.Fatalf("nodes %+v, want %s and %s sorted", st.Nodes, idA, idB)
+	}
+	for _, n := range st.Nodes {
+		switch n.ID {
+		case idA:
+			if !n.Self {
+				t.Fatalf("node A %s not marked self: %s", idA, body)
+			}
+		case idB:
+			if n.Self {
+				t.Fatalf("node B %s marked self on A: %s", idB, body)
+			}
+		default:
+			t.Fatalf("unknown node %q: %s", n.ID, body)
+		}
+	}
+
+	mem := startGateway(t, nil)
+	if raw, body := statsFields(t, mem); raw["nodes"] != nil {
+		t.Fatalf("memory engine stats has nodes: %s", body)
+	}
+}
+
+// statsFields fetches /v1/stats and returns its top-level fields.
+func statsFields(t *testing.T, tg *testGateway) (map[string]json.RawMessage, []byte) {
+	t.Helper()
+	code, body := tg.adminDo(t, "GET", "/v1/stats", "", "")
+	if code != 200 {
+		t.Fatalf("stats: %d %s", code, body)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		t.Fatal(err)
+	}
+	return raw, body
+}
+
+// failingNodes is an engine whose node listing fails.
+type failingNodes struct{ *state.Memory }
+
+func (failingNodes) Nodes(context.Context) ([]state.NodeInfo, error) {
+	return nil, errors.New("nodes unavailable")
+}
+
+// TestStatsNodesErrorOmitted checks that a failing node listing leaves the
+// stats served, without nodes, and logs a warning.
+func TestStatsNodesErrorOmitted(t *testing.T) {
+	var logs syncBuffer
+	tg := startGatewayWith(t, func(c *Config) { c.Logger = zerolog.New(&logs).Level(zerolog.WarnLevel) },
+		func(m *state.Memory) state.Engine { return failingNodes{m} })
+	raw, body := statsFields(t, tg)
+	if _, ok := raw["nodes"]; ok {
+		t.Fatalf("stats has nodes although listing failed: %s", body)
+	}
+	if _, ok := raw["connections"]; !ok {
+		t.Fatalf("stats without connections: %s", body)
+	}
+	if l := logs.String(); !strings.Contains(l, `"level":"warn"`) || !strings.Contains(l, "nodes unavailable") {
+		t.Fatalf("no warning logged: %q", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -284,7 +284,26 @@ type Stats struct {
 	Ops         map[string]int64     `json:"ops"`
 	Errors      map[string]int64     `json:"errors"`
 	Loops       []LoopStats          `json:"loops"`
+	// Nodes are the live nodes of the cluster, sorted by id; absent with an
+	// engine of one node (memory) or when they could not be read.
+	Nodes []NodeStats `json:"nodes,omitempty"`
 }
+
+// NodeStats describes one live node of the cluster.
+type NodeStats struct {
+	ID   string `json:"id"`
+	Self bool   `json:"self"` // the node that answered
+}
+
+// nodeLister is the optional method of an engine that spans nodes
+// (redisengine.Engine); the memory engine has none.
+type nodeLister interface {
+	Nodes(ctx context.Context) ([]state.NodeInfo, error)
+}
+
+// nodesTimeout bounds the listing of the nodes in Stats: past it the stats
+// are served without nodes rather than waiting on a slow Redis.
+const nodesTimeout = time.Second
 
 // LoopStats are one event loop's pass metrics.
 type LoopStats struct {
@@ -359,6 +378,9 @@ func (g *Gateway) Stats(ctx context.Context) Stats {
 			st.Hunts[name] = hs
 		}
 	}
+	if nl, ok := g.engine.(nodeLister); ok {
+		st.Nodes = g.nodeStats(ctx, nl)
+	}
 	for i, name := range opNames {
 		if name != "" {
 			st.Ops[name] = g.m.ops[i].Load()
@@ -368,4 +390,21 @@ func (g *Gateway) Stats(ctx context.Context) Stats {
 		st.Errors[code] = g.m.errors[i].Load()
 	}
 	return st
+}
+
+// nodeStats lists the engine's live nodes; on error it logs a warning and
+// returns nil, so that the stats are served without them.
+func (g *Gateway) nodeStats(ctx context.Context, nl nodeLister) []NodeStats {
+	ctx, cancel := context.WithTimeout(ctx, nodesTimeout)
+	defer cancel()
+	nodes, err := nl.Nodes(ctx)
+	if err != nil {
+		g.log.Warn().Err(err).Msg("gateway: stats: list nodes")
+		return nil
+	}
+	ns := make([]NodeStats, len(nodes))
+	for i, n := range nodes {
+		ns[i] = NodeStats{ID: n.ID, Self: n.Self}
+	}
+	return ns
 }

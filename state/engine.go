@@ -73,4 +73,13 @@ type Engine interface {
 	Close() error
 }
 
+// NodeInfo describes one live node of a cluster engine. An Engine that
+// spans nodes may list them with an optional method
+// Nodes(ctx) ([]NodeInfo, error), which callers find by type assertion; the
+// memory engine, one node on its own, has none.
+type NodeInfo struct {
+	ID   string // the node's id
+	Self bool   // the node is the one asking
+}
+
 var errUnknownOp = errors.New("state: unknown command")

@@ -18,6 +18,9 @@
 //	Phunts    set   hunt ids
 //	Pnode:ID  string with TTL: node ID's heartbeat
 //
+// Engine.Nodes lists the live nodes by SCAN over the Pnode:* keys (never
+// KEYS, which would block Redis), for the nodes field of /v1/stats.
+//
 // Updates are encoded as one '|'-separated line (codec.go); event data is
 // the tail of the line, raw, so it passes through byte for byte.
 //

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -542,6 +543,63 @@ func (e *Engine) Hunts(ctx context.Context) ([]string, error) {
 	}
 	slices.Sort(ids)
 	return ids, nil
+}
+
+// nodeScanCount is the COUNT hint of the SCAN in Nodes: large enough that a
+// keyspace of tens of thousands of keys takes a few round trips, small
+// enough that each step stays short on Redis.
+const nodeScanCount = 1000
+
+// Nodes lists the live nodes, those whose heartbeat key exists, sorted by
+// id, with Self set on this one. The gateway calls it on every /v1/stats
+// request, so it reads only the heartbeat keys' names, with SCAN rather
+// than KEYS: KEYS walks the whole keyspace in one step and blocks every
+// other client of Redis meanwhile, SCAN walks it in short steps. A crashed
+// node drops out when its key expires (Config.HeartbeatTTL), a closed one
+// at once.
+func (e *Engine) Nodes(ctx context.Context) ([]state.NodeInfo, error) {
+	if err := e.check(); err != nil {
+		return nil, err
+	}
+	pfx := e.prefix + "node:"
+	match := globEscape(pfx) + "*"
+	var ids []string
+	var cursor uint64
+	for {
+		keys, next, err := e.rdb.Scan(ctx, cursor, match, nodeScanCount).Result()
+		if err != nil {
+			return nil, wrap(err)
+		}
+		for _, k := range keys {
+			ids = append(ids, k[len(pfx):])
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids) // SCAN may return a key twice
+	nodes := make([]state.NodeInfo, len(ids))
+	for i, id := range ids {
+		nodes[i] = state.NodeInfo{ID: id, Self: id == e.node}
+	}
+	return nodes, nil
+}
+
+// globEscape escapes the characters special to Redis's glob patterns, so
+// that a prefix matches itself only.
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // Subscribe implements state.Engine.

@@ -759,3 +759,54 @@ func TestDecodePlayerWithBar(t *testing.T) {
 		t.Fatalf("%+v %v", u, err)
 	}
 }
+
+// TestNodesListsLiveNodes runs two engines with their own node ids on one
+// prefix: each lists both, sorted, with self set on its own id only, and
+// after one closes the other lists itself alone. The prefix holds a glob
+// character, so a pattern that did not escape it would also list the node
+// of another prefix.
+func TestNodesListsLiveNodes(t *testing.T) {
+	base := fmt.Sprintf("t:%s:%d:", t.Name(), prefixes.Add(1))
+	prefix := base + "*:"
+	a := newEngine(t, Config{Prefix: prefix, NodeID: "node-b"})
+	b := newEngine(t, Config{Prefix: prefix, NodeID: "node-a"})
+	if err := admin(t).Set(ctx, base+"other:node:ghost", "1", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*Engine{a, b} {
+		got, err := e.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []state.NodeInfo{{ID: "node-a", Self: e == b}, {ID: "node-b", Self: e == a}}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: Nodes = %v, want %v", e.NodeID(), got, want)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []state.NodeInfo{{ID: "node-b", Self: true}}; !slices.Equal(got, want) {
+		t.Fatalf("after close: Nodes = %v, want %v", got, want)
+	}
+	if _, err := b.Nodes(ctx); !errors.Is(err, state.ErrClosed) {
+		t.Fatalf("Nodes on a closed engine: %v, want ErrClosed", err)
+	}
+}
+
+// TestGlobEscape checks that a prefix with glob characters matches itself
+// only.
+func TestGlobEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"hg:":        "hg:",
+		`a*b?c[d]e\`: `a\*b\?c\[d\]e\\`,
+	} {
+		if got := globEscape(in); got != want {
+			t.Errorf("globEscape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
