@@ -57,6 +57,7 @@ var (
 	errOpType       = &protoError{"bad_request", "op must be a string"}
 	errRefType      = &protoError{"bad_request", "ref must be a string or a number of at most 64 bytes"}
 	errHuntType     = &protoError{"bad_request", "hunt must be a non-empty string"}
+	errHuntLong     = &protoError{"bad_request", "hunt id too long"}
 	errNoHunt       = &protoError{"bad_request", "missing hunt"}
 	errCoord        = &protoError{"bad_request", "x and y must be integers"}
 	errNoCoord      = &protoError{"bad_request", "missing x or y"}
@@ -146,8 +147,12 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 				fail(errRefType)
 			}
 		case "hunt":
-			if val[0] != '"' || len(val) <= 2 || len(val) > maxHuntID*6+2 {
+			if val[0] != '"' || len(val) <= 2 {
 				fail(errHuntType)
+				break
+			}
+			if len(val) > maxHuntID*6+2 {
+				fail(errHuntLong)
 				break
 			}
 			s, ok := unescapeInto(&scratch, val[1:len(val)-1], hasEscape(val))

@@ -39,6 +39,7 @@ func TestDecodeRequest(t *testing.T) {
 		{"missing hunt", `{"op":"join"}`, errNoHunt, request{op: opJoin}},
 		{"empty hunt", `{"op":"join","hunt":""}`, errHuntType, request{op: opJoin}},
 		{"hunt type", `{"op":"join","hunt":5}`, errHuntType, request{op: opJoin}},
+		{"hunt too long", `{"op":"join","hunt":"` + strings.Repeat("h", maxHuntID*6+1) + `"}`, errHuntLong, request{op: opJoin}},
 		{"negative since", `{"op":"join","hunt":"h","since":-1}`, errSinceType, request{op: opJoin, hunt: []byte("h")}},
 		{"ref too long", `{"op":"ping","ref":"` + strings.Repeat("a", 65) + `"}`, errRefType, request{op: opPing}},
 		{"ref object", `{"op":"ping","ref":{}}`, errRefType, request{op: opPing}},
