@@ -239,11 +239,44 @@ func TestWritevPartialAndIovMax(t *testing.T) {
 // The client role delivers frames that the server sent in the same segment
 // as its 101 response.
 func TestClientFramesPipelinedWithResponse(t *testing.T) {
+	addr := fakeServer(t, func(c net.Conn, key string) {
+		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Accept: " + acceptKeyOf(key) + "\r\n\r\n"
+		b := framing.AppendFrame([]byte(resp), framing.OpText, true, []byte("hello"))
+		b = framing.AppendFrame(b, framing.OpText, true, []byte("world, cut"))
+		c.Write(b[:len(b)-4])
+		// Not synchronisation: a pause so that the frame's end arrives in
+		// a later segment than the response and the first frame.
+		time.Sleep(50 * time.Millisecond)
+		c.Write(b[len(b)-4:])
+	})
+	cli, ch := clientNode(t, 1)
+	if err := cli.Dial(DialOptions{Addr: addr, Loop: 0}); err != nil {
+		t.Fatal(err)
+	}
+	ch.waitOpen(t)
+	for _, want := range []string{"hello", "world, cut"} {
+		select {
+		case m := <-ch.msgs:
+			if m != want {
+				t.Fatalf("got %q, want %q", m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no %q", want)
+		}
+	}
+}
+
+// fakeServer accepts one connection on a fresh listener, reads the client's
+// handshake, calls respond with the connection and its Sec-WebSocket-Key,
+// and holds the connection until the client goes. It returns the address.
+func fakeServer(t *testing.T, respond func(c net.Conn, key string)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -258,30 +291,10 @@ func TestClientFramesPipelinedWithResponse(t *testing.T) {
 				key = string(k)
 			}
 		}
-		resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-			"Sec-WebSocket-Accept: " + acceptKeyOf(key) + "\r\n\r\n"
-		b := framing.AppendFrame([]byte(resp), framing.OpText, true, []byte("hello"))
-		b = framing.AppendFrame(b, framing.OpText, true, []byte("world, cut"))
-		c.Write(b[:len(b)-4])
-		time.Sleep(50 * time.Millisecond)
-		c.Write(b[len(b)-4:])
-		c.Read(buf) // hold the connection until the client goes
+		respond(c, key)
+		c.Read(buf)
 	}()
-	cli, ch := clientNode(t, 1)
-	if err := cli.Dial(DialOptions{Addr: ln.Addr().String(), Loop: 0}); err != nil {
-		t.Fatal(err)
-	}
-	ch.waitOpen(t)
-	for _, want := range []string{"hello", "world, cut"} {
-		select {
-		case m := <-ch.msgs:
-			if m != want {
-				t.Fatalf("got %q, want %q", m, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %q", want)
-		}
-	}
+	return ln.Addr().String()
 }
 
 func acceptKeyOf(key string) string {
@@ -898,32 +911,13 @@ func TestNodeCloseFlushesLastPosts(t *testing.T) {
 // offered it opens the connection.
 func TestClientRefusesUnofferedDeflate(t *testing.T) {
 	for _, offer := range []bool{false, true} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			buf := make([]byte, 4096)
-			n, _ := c.Read(buf)
-			key := ""
-			for _, line := range bytes.Split(buf[:n], []byte("\r\n")) {
-				if k, ok := bytes.CutPrefix(line, []byte("Sec-WebSocket-Key: ")); ok {
-					key = string(k)
-				}
-			}
+		addr := fakeServer(t, func(c net.Conn, key string) {
 			c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 				"Sec-WebSocket-Accept: " + acceptKeyOf(key) + "\r\n" +
 				"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n\r\n"))
-			c.Read(buf) // hold the connection until the client goes
-		}()
+		})
 		cli, ch := clientNode(t, 1)
-		if err := cli.Dial(DialOptions{Addr: ln.Addr().String(), Loop: 0, Deflate: offer}); err != nil {
+		if err := cli.Dial(DialOptions{Addr: addr, Loop: 0, Deflate: offer}); err != nil {
 			t.Fatal(err)
 		}
 		if offer {

@@ -497,13 +497,7 @@ func (l *Loop) connTimer(idx uint32) {
 		return
 	case stClosing:
 		if now-s.stamp >= int64(c.CloseTimeout) {
-			err := error(ErrCloseTimeout)
-			if s.flags&fSlow != 0 {
-				err = ErrSlow
-			} else if s.flags&fDrain != 0 {
-				err = ErrProtocol
-			}
-			l.closeSlot(idx, s.code, err)
+			l.closeSlot(idx, s.code, closingErr(s, ErrCloseTimeout))
 			return
 		}
 		l.armTimer(idx, s.stamp+int64(c.CloseTimeout))

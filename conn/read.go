@@ -111,18 +111,25 @@ func (l *Loop) readDrain(idx uint32) {
 	}
 }
 
+// closingErr is the error OnClose gets for a connection whose close
+// handshake we started and that ended without the peer's answer: why we
+// closed it (slow reader, protocol error), else dflt.
+func closingErr(s *slot, dflt error) error {
+	switch {
+	case s.flags&fSlow != 0:
+		return ErrSlow
+	case s.flags&fDrain != 0:
+		return ErrProtocol
+	}
+	return dflt
+}
+
 // lost handles EOF or a read error.
 func (l *Loop) lost(idx uint32) {
 	s := l.slots.at(idx)
 	if s.state == stClosing {
 		// We sent a close frame; the peer hung up instead of answering it.
-		var err error
-		if s.flags&fSlow != 0 {
-			err = ErrSlow
-		} else if s.flags&fDrain != 0 {
-			err = ErrProtocol
-		}
-		l.closeSlot(idx, s.code, err)
+		l.closeSlot(idx, s.code, closingErr(s, nil))
 		return
 	}
 	l.closeSlot(idx, framing.StatusAbnormal, ErrAbnormal)

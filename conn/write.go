@@ -64,17 +64,7 @@ func (q *outQueue) frames() int { return len(q.items) - q.head - q.holes }
 // Send queues a shared immutable server frame (reliable delivery: if the
 // queue overflows the connection is closed with 1008 "slow" and
 // ErrQueueFull is returned).
-func (l *Loop) Send(h Handle, f *framing.Prepared) error {
-	s, err := l.sendable(h)
-	if err != nil {
-		return err
-	}
-	if s.flags&fClient != 0 {
-		return ErrClientFrame
-	}
-	l.cnt.msgsOut++
-	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), 0, false)
-}
+func (l *Loop) Send(h Handle, f *framing.Prepared) error { return l.sendPrepared(h, f, 0) }
 
 // SendLatest queues a latest-value frame: a queued frame with the same key
 // that has not started going out is replaced by f instead. f never goes out
@@ -82,6 +72,11 @@ func (l *Loop) Send(h Handle, f *framing.Prepared) error {
 // frame, the older frame is dropped and f is queued at the end. key must not
 // be 0.
 func (l *Loop) SendLatest(h Handle, f *framing.Prepared, key uint32) error {
+	return l.sendPrepared(h, f, key)
+}
+
+// sendPrepared is Send (key 0) and SendLatest.
+func (l *Loop) sendPrepared(h Handle, f *framing.Prepared, key uint32) error {
 	s, err := l.sendable(h)
 	if err != nil {
 		return err
