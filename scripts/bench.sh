@@ -3,8 +3,9 @@
 #  1. transport (issue 3): huntgate against the gorilla/websocket and
 #     cloudwego/netpoll baselines (hold, echo throughput, echo RTT, fanout),
 #     with ratios to the gorilla baseline; echo throughput also with
-#     huntgate --loops 1 (hg-1loop), the best setting when the load
-#     generator shares the machine;
+#     huntgate --loops 1 (hg-1loop): with the load generator taking about
+#     one of the CPUs, one loop was faster than two in some runs and slower
+#     in others, so both are measured;
 #  2. game (issue 4) on huntgate: dig (10,000 players, 15,000 digs/s) and
 #     event (10,000 players in one hunt, events at rising rates);
 #  3. pinning (issue 3): the echo-RTT and dig runs against huntgate
@@ -229,8 +230,8 @@ done
 
 echo "== summary: transport and game ($out)"
 "$bin/huntload" summary "$out" gorilla gorilla netpoll huntgate hg-1loop | tee "$out/summary.txt"
-echo "   hg-1loop = huntgate --loops 1: the load generator takes about one of the $ncpu CPUs, and"
-echo "   one loop, seldom idle, is woken less often than two sharing what is left."
+echo "   hg-1loop = huntgate --loops 1 (the load generator takes about one of the $ncpu CPUs;"
+echo "   one loop has measured faster than $ncpu in some runs and slower in others)."
 echo
 echo "== pinning: huntgate = (a) default, unpinned --loops $ncpu; hg-pin = (b) --pin;"
 echo "   hg-percpu = (c) $ncpu processes, GOMAXPROCS=1 --loops 1 under taskset -c N; load generator unpinned."

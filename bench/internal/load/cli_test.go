@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,23 @@ func TestTickLabelUnits(t *testing.T) {
 		if got := tickLabel(tc.v, tc.unit); got != tc.want {
 			t.Errorf("tickLabel(%v, %q) = %q, want %q", tc.v, tc.unit, got, tc.want)
 		}
+	}
+}
+
+// TestDefaultLoopsShareCPUs: the default client loops of all workers
+// together never exceed the CPUs, and each worker has at least one.
+func TestDefaultLoopsShareCPUs(t *testing.T) {
+	cpus := runtime.NumCPU()
+	for _, workers := range []int{0, 1, 2, 3, cpus, 4 * cpus} {
+		n := defaultLoops(workers)
+		if n < 1 {
+			t.Fatalf("%d workers: %d loops each", workers, n)
+		}
+		if w := max(1, workers); n > 1 && n*w > cpus {
+			t.Fatalf("%d workers x %d loops > %d CPUs", w, n, cpus)
+		}
+	}
+	if n := defaultLoops(1); n != cpus {
+		t.Fatalf("one worker: %d loops, want %d (one per CPU)", n, cpus)
 	}
 }
