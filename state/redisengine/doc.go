@@ -17,9 +17,10 @@
 //	P{h}:u    channel of the hunt's updates
 //	Phunts    set   hunt ids
 //	Pnode:ID  string with TTL: node ID's heartbeat
+//	Pnodes    sorted set: node id scored by its heartbeat's expiry (Redis clock)
 //
-// Engine.Nodes lists the live nodes by SCAN over the Pnode:* keys (never
-// KEYS, which would block Redis), for the nodes field of /v1/stats.
+// Engine.Nodes reads Pnodes (the entries not yet expired), for the nodes
+// field of /v1/stats: one small key, however large the keyspace.
 //
 // Updates are encoded as one '|'-separated line (codec.go); event data is
 // the tail of the line, raw, so it passes through byte for byte.

@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,16 +72,17 @@ type Config struct {
 // Engine is a state.Engine whose hunts live in Redis, shared by every node
 // that uses the same Redis and Prefix. See the package doc.
 type Engine struct {
-	rdb     *redis.Client
-	log     zerolog.Logger
-	node    string
-	prefix  string
-	nodeKey string // heartbeat key of this node
-	hmax    any    // HistoryMax as a script argument, boxed once
-	hmaxN   int
-	hage    time.Duration
-	hbTTL   time.Duration
-	replay  time.Duration
+	rdb      *redis.Client
+	log      zerolog.Logger
+	node     string
+	prefix   string
+	nodeKey  string // heartbeat key of this node
+	nodesKey string // registry of the nodes: sorted set, id scored by heartbeat expiry
+	hmax     any    // HistoryMax as a script argument, boxed once
+	hmaxN    int
+	hage     time.Duration
+	hbTTL    time.Duration
+	replay   time.Duration
 
 	keys sync.Map // hunt -> *huntKeys, for hunts created or watched here
 
@@ -174,8 +174,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.replay = DefaultWatchReplay
 	}
 	e.nodeKey = e.prefix + "node:" + e.node
+	e.nodesKey = e.prefix + "nodes"
 	e.rdb = redis.NewClient(opt)
-	if err := e.rdb.Set(ctx, e.nodeKey, "1", e.hbTTL).Err(); err != nil {
+	if err := e.beat(ctx); err != nil {
 		_ = e.rdb.Close()
 		return nil, fmt.Errorf("redisengine: connect: %w", err)
 	}
@@ -256,12 +257,17 @@ func (e *Engine) heartbeat() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(e.ctx, e.hbTTL/3)
-			if err := e.rdb.Set(ctx, e.nodeKey, "1", e.hbTTL).Err(); err != nil && e.ctx.Err() == nil {
+			if err := e.beat(ctx); err != nil && e.ctx.Err() == nil {
 				e.log.Warn().Err(err).Msg("redisengine: heartbeat")
 			}
 			cancel()
 		}
 	}
+}
+
+// beat renews this node's heartbeat key and its entry in the registry.
+func (e *Engine) beat(ctx context.Context) error {
+	return beatLua.Run(ctx, e.rdb, []string{e.nodeKey, e.nodesKey}, e.node, e.hbTTL.Milliseconds()).Err()
 }
 
 // stopHeartbeat stops refreshing the heartbeat key without deleting it, as a
@@ -545,61 +551,26 @@ func (e *Engine) Hunts(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// nodeScanCount is the COUNT hint of the SCAN in Nodes: large enough that a
-// keyspace of tens of thousands of keys takes a few round trips, small
-// enough that each step stays short on Redis.
-const nodeScanCount = 1000
-
-// Nodes lists the live nodes, those whose heartbeat key exists, sorted by
-// id, with Self set on this one. The gateway calls it on every /v1/stats
-// request, so it reads only the heartbeat keys' names, with SCAN rather
-// than KEYS: KEYS walks the whole keyspace in one step and blocks every
-// other client of Redis meanwhile, SCAN walks it in short steps. A crashed
-// node drops out when its key expires (Config.HeartbeatTTL), a closed one
-// at once.
+// Nodes lists the live nodes, sorted by id, with Self set on this one: the
+// registry's entries whose heartbeat has not expired, by Redis's clock. It
+// reads one sorted set of one entry per node, whatever else the keyspace
+// holds, since the gateway calls it on every /v1/stats request. A crashed
+// node drops out when its heartbeat expires (Config.HeartbeatTTL), a closed
+// one at once.
 func (e *Engine) Nodes(ctx context.Context) ([]state.NodeInfo, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	pfx := e.prefix + "node:"
-	match := globEscape(pfx) + "*"
-	var ids []string
-	var cursor uint64
-	for {
-		keys, next, err := e.rdb.Scan(ctx, cursor, match, nodeScanCount).Result()
-		if err != nil {
-			return nil, wrap(err)
-		}
-		for _, k := range keys {
-			ids = append(ids, k[len(pfx):])
-		}
-		if cursor = next; cursor == 0 {
-			break
-		}
+	ids, err := nodesLua.Run(ctx, e.rdb, []string{e.nodesKey}).StringSlice()
+	if err != nil {
+		return nil, wrap(err)
 	}
 	slices.Sort(ids)
-	ids = slices.Compact(ids) // SCAN may return a key twice
 	nodes := make([]state.NodeInfo, len(ids))
 	for i, id := range ids {
 		nodes[i] = state.NodeInfo{ID: id, Self: id == e.node}
 	}
 	return nodes, nil
-}
-
-// globEscape escapes the characters special to Redis's glob patterns, so
-// that a prefix matches itself only.
-func globEscape(s string) string {
-	if !strings.ContainsAny(s, `*?[]\`) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // Subscribe implements state.Engine.
@@ -626,6 +597,9 @@ func (e *Engine) Close() error {
 	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	if derr := e.rdb.Del(ctx, e.nodeKey).Err(); derr != nil && err == nil {
+		err = derr
+	}
+	if derr := e.rdb.ZRem(ctx, e.nodesKey, e.node).Err(); derr != nil && err == nil {
 		err = derr
 	}
 	cancel()

@@ -798,15 +798,33 @@ func TestNodesListsLiveNodes(t *testing.T) {
 	}
 }
 
-// TestGlobEscape checks that a prefix with glob characters matches itself
-// only.
-func TestGlobEscape(t *testing.T) {
-	for in, want := range map[string]string{
-		"hg:":        "hg:",
-		`a*b?c[d]e\`: `a\*b\?c\[d\]e\\`,
-	} {
-		if got := globEscape(in); got != want {
-			t.Errorf("globEscape(%q) = %q, want %q", in, got, want)
+// TestNodesDropCrashedNode: a node that stops its heartbeat without closing
+// (a crash) leaves the node list once its heartbeat expires.
+func TestNodesDropCrashedNode(t *testing.T) {
+	ttl := 300 * time.Millisecond
+	a := newEngine(t, Config{HeartbeatTTL: ttl, NodeID: "live"})
+	b := newEngine(t, Config{HeartbeatTTL: ttl, NodeID: "crashed", Prefix: a.prefix})
+	if got, err := a.Nodes(ctx); err != nil || len(got) != 2 {
+		t.Fatalf("Nodes = %v, %v; want both", got, err)
+	}
+	b.stopHeartbeat()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := a.Nodes(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
+		if slices.Equal(got, []state.NodeInfo{{ID: "live", Self: true}}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Nodes = %v long after the crashed node's heartbeat expired", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The live node keeps its entry across its own renewals.
+	time.Sleep(2 * ttl) // not synchronisation: several heartbeats must pass
+	if got, err := a.Nodes(ctx); err != nil || !slices.Equal(got, []state.NodeInfo{{ID: "live", Self: true}}) {
+		t.Fatalf("after renewals: Nodes = %v, %v", got, err)
 	}
 }

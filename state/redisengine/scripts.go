@@ -201,3 +201,24 @@ local t = redis.call('LRANGE', KEYS[2], since + 1 - first, -1)
 for i = 1, #t do r[#r + 1] = t[i] end
 return r
 `)
+
+// beatLua: KEYS node key, registry; ARGV node id, TTL ms. Renews the
+// node's heartbeat key and scores its registry entry with the expiry; both
+// by Redis's clock, so nodes with skewed clocks agree. Expired entries are
+// pruned here, so the registry stays as small as the set of live nodes.
+var beatLua = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], '1', 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+return 1
+`)
+
+// nodesLua: KEYS registry. The ids whose heartbeat has not expired.
+var nodesLua = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+`)
