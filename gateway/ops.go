@@ -306,7 +306,12 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 		j = ls.addMember(s, res.info)
 		j.epoch, j.last = res.st.Epoch, 0
 	}
-	j.joining = false
+	if res.held {
+		// Only the join that added the membership ends its pending state: a
+		// repeated join answered meanwhile (Status only) must not, or a leave
+		// before the first join returns would make a second engine leave.
+		j.joining = false
+	}
 	g.m.joins.Add(1)
 	replayed := -1
 	last := res.st.Seq

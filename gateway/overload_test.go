@@ -329,12 +329,13 @@ func (e *joinGatedEngine) Leave(ctx context.Context, hunt, player string) error 
 	return e.Memory.Leave(ctx, hunt, player)
 }
 
-// TestLeaveWhileJoining leaves (by op, and by closing the connection) while
-// the engine is still answering the join: alice is left in the engine once
+// TestLeaveWhileJoining leaves (by op, by closing the connection, and by op
+// after a repeated join was answered) while the engine is still answering the
+// first join: alice is left in the engine once
 // (by finishJoin, after the join returned), so the hunt stays watched for
 // bob, who remains, and keeps reaching him.
 func TestLeaveWhileJoining(t *testing.T) {
-	for _, how := range []string{"leave", "close"} {
+	for _, how := range []string{"leave", "close", "rejoin-leave"} {
 		t.Run(how, func(t *testing.T) {
 			e := &joinGatedEngine{block: make(chan struct{}), entered: make(chan struct{}, 1),
 				gate: make(chan struct{}), lateLeave: make(chan struct{}, 1)}
@@ -350,7 +351,15 @@ func TestLeaveWhileJoining(t *testing.T) {
 			alice := tg.player(t, "alice")
 			alice.sendRaw(`{"op":"join","hunt":"h","ref":"j"}`)
 			<-e.entered
-			if how == "leave" {
+			if how == "rejoin-leave" {
+				// The repeated join asks only the status, so it is answered
+				// while the first is still at the engine.
+				alice.sendRaw(`{"op":"join","hunt":"h","ref":"j2"}`)
+				if m := alice.expect("joined"); m.str("ref") != "j2" {
+					t.Fatalf("joined %v", m)
+				}
+			}
+			if how != "close" {
 				alice.sendRaw(`{"op":"leave","hunt":"h","ref":"l"}`)
 				if m := alice.expect("left"); m.str("ref") != "l" {
 					t.Fatalf("left %v", m)
