@@ -68,6 +68,7 @@ var (
 	errForbidden    = &protoError{"forbidden", "the token does not allow this hunt"}
 	errRateLimited  = &protoError{"rate_limited", "too many messages, slow down"}
 	errNotJoined    = &protoError{"not_joined", "join the hunt first"}
+	errLeftJoining  = &protoError{"not_joined", "left before the join completed"}
 	errTooManyHunts = &protoError{"too_many_hunts", "too many hunts joined on this connection"}
 	errEnded        = &protoError{"ended", "the hunt has ended"}
 	errOutOfGrid    = &protoError{"out_of_grid", "x or y is outside the hunt's grid"}

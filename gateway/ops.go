@@ -296,6 +296,10 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 		if !res.again {
 			g.leaveEngine(res.info.name, player)
 		}
+		if s != nil {
+			// Left: the join still gets its answer, after the left.
+			ls.fail(l, h, ref, errLeftJoining)
+		}
 		return
 	}
 	switch {

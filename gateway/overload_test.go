@@ -369,6 +369,13 @@ func TestLeaveWhileJoining(t *testing.T) {
 				waitFor(t, "alice's session closed", func() bool { return tg.m.conns.Load() == 1 })
 			}
 			close(e.gate)
+			if how != "close" {
+				// Every request is answered: the join that was left before it
+				// completed says so, after the left.
+				if m := alice.expect("error"); m.str("ref") != "j" || m.str("code") != "not_joined" {
+					t.Fatalf("join answered %v", m)
+				}
+			}
 			select {
 			case <-e.lateLeave: // finishJoin's leave: any other came before it
 			case <-time.After(10 * time.Second):

@@ -30,7 +30,8 @@ type joinedHunt struct {
 	held  []*push
 	// joining marks a membership whose engine join is still in flight (a
 	// blocking engine): a leave meanwhile is answered at once, and the
-	// engine leave is left to finishJoin, which finds the membership gone.
+	// engine leave is left to finishJoin, which finds the membership gone
+	// and answers the join with not_joined.
 	joining bool
 }
 
