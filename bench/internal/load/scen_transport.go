@@ -2,6 +2,7 @@ package load
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 
 	"github.com/huntgate/huntgate/bench/internal/measure"
@@ -51,7 +52,7 @@ func (*echoScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player, 
 	ls.rtt.Record(time.Duration(now.UnixNano() - sent))
 	end := w.endNs.Load()
 	if now.UnixNano() < end {
-		ls.shard.Add(cReplies, 1)
+		atomic.AddInt64(ls.replies, 1)
 		if w.cfg.Pipeline > 0 {
 			ls.buf = stamp(ls.buf, w.cfg.Size, now.UnixNano())
 			w.write(ls, l, p, framing.OpBinary, ls.buf)

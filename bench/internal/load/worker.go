@@ -96,6 +96,7 @@ type loopState struct {
 	steps     []*measure.Op
 	msgsIn    *int64
 	msgsOut   *int64
+	replies   *int64 // echo: replies in the measured window
 	// Counters of the update kinds every player receives, resolved once so
 	// that counting a delivery allocates nothing.
 	claimed      *int64
@@ -216,6 +217,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 		switch cfg.Scenario {
 		case Echo:
 			ls.rtt = sh.Op("rtt")
+			ls.replies = sh.Counter(cReplies)
 		case Dig, Event, Game:
 			ls.join = sh.Op("join")
 			if cfg.Scenario != Event {
