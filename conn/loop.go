@@ -323,13 +323,10 @@ func (l *Loop) run() {
 
 func (l *Loop) pin() {
 	var set unix.CPUSet
-	if len(l.cfg.CPUs) > 0 {
-		set.Set(l.cfg.CPUs[l.id%len(l.cfg.CPUs)])
-	} else {
-		set.Set(l.id % runtime.NumCPU())
-	}
+	cpu := pinCPU(l.cfg.CPUs, l.id)
+	set.Set(cpu)
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		l.log.Warn().Err(err).Int("loop", l.id).Msg("conn: pinning failed")
+		l.log.Warn().Err(err).Int("loop", l.id).Int("cpu", cpu).Msg("conn: pinning failed")
 	}
 }
 

@@ -36,9 +36,8 @@ type Config struct {
 	// Loops is the number of event loops; 0 = runtime.NumCPU().
 	Loops int
 	// Pin locks each loop's goroutine to its OS thread and pins that thread
-	// to CPUs[id % len(CPUs)], or to CPU id % NumCPU if CPUs is empty. On a
-	// shared machine pinning worsens wake-up tails; turn it on only with
-	// dedicated cores.
+	// to CPUs[id % len(CPUs)]; an empty CPUs means the CPUs the process may
+	// run on (its affinity mask, which a container's cpuset narrows).
 	Pin  bool
 	CPUs []int
 	// ReadBuffer is the per-loop read buffer in bytes; 0 = 64 KiB.
@@ -97,6 +96,9 @@ func (c *Config) fill() error {
 	}
 	if c.Loops > 256 {
 		return ErrTooManyLoops
+	}
+	if c.Pin && len(c.CPUs) == 0 {
+		c.CPUs = allowedCPUs()
 	}
 	if c.ReadBuffer <= 0 {
 		c.ReadBuffer = 64 << 10

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/huntgate/huntgate/conn"
 	"github.com/rs/zerolog"
 )
 
@@ -26,6 +27,9 @@ type Config struct {
 	Loops int
 	// Pin pins each loop's thread to a CPU; false leaves scheduling to the OS.
 	Pin bool
+	// CPUs is the set the loops are pinned to, loop i to CPUs[i % len]
+	// (non-empty implies Pin); empty means the CPUs the process may use.
+	CPUs []int
 	// DevMode accepts /ws?player=<id> without a token; false requires a token.
 	DevMode bool
 	// JWTSecret is the HS256 secret of player tokens; "" accepts no token.
@@ -158,6 +162,11 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8081", "admin/ops HTTP listener host:port")
 	fs.IntVar(&c.Loops, "loops", 0, "event loops in this node (0: one per CPU)")
 	fs.BoolVar(&c.Pin, "pin", false, "pin each loop's thread to a CPU")
+	fs.Func("cpus", "CPU list to pin the loops to, e.g. 0-3,6 (implies --pin; default: the CPUs the process may use)", func(v string) error {
+		cpus, err := conn.ParseCPUList(v)
+		c.CPUs = cpus
+		return err
+	})
 	fs.BoolVar(&c.DevMode, "dev", false, "development mode: accept /ws?player=<id> without a token, create the demo hunt")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for player tokens")
 	fs.StringVar(&c.APIKey, "api-key", "", "key for mutating admin endpoints (X-API-Key or Authorization: Bearer)")

@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/huntgate/huntgate/conn"
+	"golang.org/x/sys/unix"
 )
 
 func TestParseFlagsAndEnv(t *testing.T) {
@@ -17,6 +22,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		"HUNTGATE_HISTORY_AGE":    "30s",
 		"HUNTGATE_RATE_BURST":     "7",
 		"HUNTGATE_WORK_QUEUE":     "64",
+		"HUNTGATE_CPUS":           "1,3-4",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	c, err := ParseFlags([]string{"--loops", "5", "--api-key=k", "--max-message", "1024"}, lookup, io.Discard)
@@ -24,7 +30,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != ":9000" || c.AdminAddr != "127.0.0.1:9001" || !c.DevMode || c.JWTSecret != "s3" || !c.TestEndpoints ||
-		c.HistoryAge != 30*time.Second || c.RateBurst != 7 || c.WorkQueue != 64 {
+		c.HistoryAge != 30*time.Second || c.RateBurst != 7 || c.WorkQueue != 64 || !slices.Equal(c.CPUs, []int{1, 3, 4}) {
 		t.Fatalf("env not applied: %+v", c)
 	}
 	if c.Loops != 5 || c.APIKey != "k" || c.MaxMessage != 1024 {
@@ -39,7 +45,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 4096 {
 		t.Fatalf("--work-queue default: %d %v", c.WorkQueue, err)
 	}
-	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}} {
+	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}, {"--cpus", "2-1"}, {"--cpus", ""}} {
 		if _, err := ParseFlags(bad, nil, io.Discard); err == nil {
 			t.Fatalf("%v accepted", bad)
 		}
@@ -92,6 +98,38 @@ func TestAuthenticator(t *testing.T) {
 	for _, s := range []string{"A-z_0.9", string(long[:64]), "x"} {
 		if !ValidPlayerID(s) {
 			t.Fatalf("valid id %q refused", s)
+		}
+	}
+}
+
+// TestCPUsPinLoops: --cpus alone pins every loop to the listed CPUs.
+func TestCPUsPinLoops(t *testing.T) {
+	var mask unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mask); err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	for c := 0; c < len(mask)*64; c++ {
+		if mask.IsSet(c) {
+			last = c
+		}
+	}
+	tg := startGateway(t, func(c *Config) { c.CPUs = []int{last} })
+	got := make(chan string, len(tg.loops))
+	tg.node.PostAll(func(*conn.Loop) {
+		var set unix.CPUSet
+		err := unix.SchedGetaffinity(0, &set)
+		got <- fmt.Sprintf("%d CPUs, CPU %d: %v %v", set.Count(), last, set.IsSet(last), err)
+	})
+	want := fmt.Sprintf("1 CPUs, CPU %d: true <nil>", last)
+	for range tg.loops {
+		select {
+		case s := <-got:
+			if s != want {
+				t.Fatalf("loop affinity %q, want %q", s, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("loop probe timed out")
 		}
 	}
 }

@@ -66,7 +66,8 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 	node, err := conn.NewNode(conn.Config{
 		Addr:             c.Addr,
 		Loops:            c.Loops,
-		Pin:              c.Pin,
+		Pin:              c.Pin || len(c.CPUs) > 0,
+		CPUs:             c.CPUs,
 		MaxMessage:       c.MaxMessage,
 		HandshakeTimeout: c.HandshakeTimeout,
 		IdleTimeout:      c.IdleTimeout,
