@@ -31,7 +31,9 @@
 // costs no allocation in the gateway and its dug reply is queued before the
 // claimed push it causes, which the sink only posts to the inboxes. With a
 // blocking engine (Redis) the same calls run on worker goroutines and the
-// result is posted back to the loop, where the session is looked up again.
+// result is posted back to the loop, where the session is looked up again,
+// and its membership of the hunt by generation: one left and joined again
+// meanwhile is another membership, which the result must not touch.
 //
 // Lock order: huntTable.watchMu may be held while calling Engine.Watch and
 // Unwatch; the engine may hold its locks while calling the sink, which takes

@@ -18,6 +18,7 @@ type loopState struct {
 	members  [][]conn.Handle // hunt id -> handles of this loop joined to it
 	fanout   []conn.Handle   // connections on /fanout
 
+	gens    uint64        // last joinedHunt.gen given out
 	walking int           // > 0 while a member list is being walked
 	pending []conn.Handle // closes seen during a walk, cleaned up after it
 
@@ -66,32 +67,51 @@ func (ls *loopState) fail(l *conn.Loop, h conn.Handle, ref []byte, e *protoError
 
 // addMember puts s in the member list of hunt info and returns its entry.
 func (ls *loopState) addMember(s *session, info *huntInfo) *joinedHunt {
+	ls.gens++
+	s.joined = append(s.joined, joinedHunt{gen: ls.gens})
+	j := &s.joined[len(s.joined)-1]
+	ls.bind(s, j, info)
+	return j
+}
+
+// addPending adds a membership of s to the hunt named name, which has no node
+// id yet: it is in no member list and gets no pushes until bind. Its join is
+// in flight, with a hold.
+func (ls *loopState) addPending(s *session, name string) *joinedHunt {
+	ls.gens++
+	s.joined = append(s.joined, joinedHunt{id: pendingHunt, pos: -1, name: name, gen: ls.gens, holds: 1, joining: true})
+	return &s.joined[len(s.joined)-1]
+}
+
+// bind gives s's membership j the id of hunt info and puts s in its member list.
+func (ls *loopState) bind(s *session, j *joinedHunt, info *huntInfo) {
 	id := int(info.id)
 	for id >= len(ls.members) {
 		ls.members = append(ls.members, nil)
 	}
 	ls.members[id] = append(ls.members[id], s.h)
-	s.joined = append(s.joined, joinedHunt{id: info.id, name: info.name, pos: int32(len(ls.members[id]) - 1)})
-	return &s.joined[len(s.joined)-1]
+	j.id, j.name, j.pos = info.id, info.name, int32(len(ls.members[id])-1)
 }
 
 // removeMember drops s's i-th joined hunt: a swap-remove in the member list
 // (fixing the moved session's position) and in s.joined.
 func (ls *loopState) removeMember(s *session, i int) {
 	j := s.joined[i]
-	list := ls.members[j.id]
-	last := len(list) - 1
-	if int(j.pos) != last {
-		moved := list[last]
-		list[j.pos] = moved
-		if ms := ls.sessions.at(moved.Index()); ms.h == moved {
-			if mj := ms.find(j.id); mj != nil {
-				mj.pos = j.pos
+	if j.id != pendingHunt {
+		list := ls.members[j.id]
+		last := len(list) - 1
+		if int(j.pos) != last {
+			moved := list[last]
+			list[j.pos] = moved
+			if ms := ls.sessions.at(moved.Index()); ms.h == moved {
+				if mj := ms.find(j.id); mj != nil {
+					mj.pos = j.pos
+				}
 			}
 		}
+		list[last] = 0
+		ls.members[j.id] = list[:last]
 	}
-	list[last] = 0
-	ls.members[j.id] = list[:last]
 	n := len(s.joined) - 1
 	clear(s.joined[i].held)
 	s.joined[i] = s.joined[n]

@@ -95,15 +95,16 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 		// only posts the claimed push to the loops' inboxes, so the dug reply
 		// written below is queued on this connection before the push is.
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
-		ls.finishDig(l, s.h, r.ref, name, x, y, &res, err)
+		ls.finishDig(l, s.h, r.ref, name, 0, x, y, &res, err)
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
 	j := &s.joined[i]
 	j.holds++
+	gen := j.gen
 	if !g.offload(func() {
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
-		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, x, y, &res, err) })
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, gen, x, y, &res, err) })
 	}) {
 		// No finishDig will come to release this hold: a hold left behind
 		// would keep every later push of the hunt from this session.
@@ -112,7 +113,10 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 	}
 }
 
-func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, x, y int64, res *state.DigResult, err error) {
+// finishDig answers a dig. gen is the membership the dig was made under
+// (blocking engines): its hold is released only if that membership is still
+// there, and not one joined since.
+func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, gen uint64, x, y int64, res *state.DigResult, err error) {
 	if err != nil {
 		ls.fail(l, h, ref, engineError(err))
 	} else {
@@ -127,7 +131,7 @@ func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt str
 	}
 	// Release the pushes held while this dig was in flight, after dug.
 	if s := ls.get(h); s != nil {
-		if i := s.findName([]byte(hunt)); i >= 0 {
+		if i := s.findString(hunt); i >= 0 && s.joined[i].gen == gen {
 			ls.release(l, h, &s.joined[i])
 		}
 	}
@@ -148,8 +152,9 @@ func (ls *loopState) release(l *conn.Loop, h conn.Handle, j *joinedHunt) {
 // joinResult carries the engine side of a join to its finish step.
 type joinResult struct {
 	info   *huntInfo
-	again  bool // the session had joined the hunt already: no new membership
-	held   bool // the membership was added before the engine calls, with a hold
+	again  bool   // the session had joined the hunt already: no new membership
+	held   bool   // the membership was added before the engine calls, with a hold
+	gen    uint64 // with held: the joinedHunt.gen of that membership
 	st     state.Status
 	ups    []state.Update
 	since  uint64
@@ -222,56 +227,93 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	h, ref, id, rc := s.h, cloneBytes(r.ref), ls.id, *r
 	rc.ref, rc.hunt, rc.ts = nil, nil, nil
 	if info != nil {
-		ls.joinHeld(l, h, ref, player, info, again, &rc)
+		ls.joinHeld(l, h, ref, player, info, again, 0, &rc)
 		return
 	}
-	// First join of this hunt on the node: check that it exists before it
-	// gets an id, then continue on the loop.
+	// First join of this hunt on the node: it gets a node id only once the
+	// engine has confirmed that it exists. The membership stands meanwhile,
+	// without an id, so that a dig or a leave behind the join finds it, as
+	// behind the join of a hunt the node knows.
+	var pending uint64
+	if !again {
+		pending = ls.addPending(s, name).gen
+	}
 	if !g.offload(func() {
 		if _, err := g.engine.Status(g.ctx, name); err != nil {
-			g.node.Post(id, func(l *conn.Loop) { g.loops[id].fail(l, h, ref, engineError(err)) })
+			g.node.Post(id, func(l *conn.Loop) { g.loops[id].failPending(l, h, ref, pending, engineError(err)) })
 			return
 		}
 		info := g.hunts.register(name)
-		g.node.Post(id, func(l *conn.Loop) { g.loops[id].joinHeld(l, h, ref, player, info, again, &rc) })
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].joinHeld(l, h, ref, player, info, again, pending, &rc) })
 	}) {
-		ls.fail(l, h, ref, errOverloaded)
+		ls.failPending(l, h, ref, pending, errOverloaded)
 	}
+}
+
+// failPending answers a first join of a hunt on the node that did not get
+// to the engine's Join, dropping its membership (gen pending) if it is still
+// there. The engine never counted it, so there is nothing to leave.
+func (ls *loopState) failPending(l *conn.Loop, h conn.Handle, ref []byte, pending uint64, e *protoError) {
+	if s := ls.get(h); s != nil && pending != 0 {
+		if i := s.findGen(pending); i >= 0 {
+			ls.removeMember(s, i)
+		}
+	}
+	ls.fail(l, h, ref, e)
 }
 
 // joinHeld is the join on a blocking engine. A new membership is added to the
 // loop's member list before the engine calls, with a hold: pushes that arrive
 // meanwhile are kept and sent after joined and the replay, minus what the
 // replay or the status already covered. So no update falls between the
-// snapshot and the live stream.
-func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player string, info *huntInfo, again bool, rc *request) {
+// snapshot and the live stream. pending, if not 0, is the membership that a
+// first join of the hunt on the node added before the hunt had an id.
+func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player string, info *huntInfo, again bool, pending uint64, rc *request) {
 	g := ls.g
 	s := ls.get(h)
 	if s == nil {
 		return
 	}
-	if j := s.find(info.id); j != nil {
-		again = true
-	} else if len(s.joined) >= g.cfg.MaxHunts {
-		ls.fail(l, h, ref, errTooManyHunts)
-		return
+	var j *joinedHunt
+	if pending != 0 {
+		i := s.findGen(pending)
+		if i < 0 {
+			// Left while the hunt was being checked: the leave was answered
+			// at once, and the engine never counted this membership.
+			ls.fail(l, h, ref, errLeftJoining)
+			return
+		}
+		j = &s.joined[i]
+		ls.bind(s, j, info)
+	} else {
+		// By name: a membership of a first join may not have the id yet.
+		if s.findString(info.name) >= 0 {
+			again = true
+		} else if len(s.joined) >= g.cfg.MaxHunts {
+			ls.fail(l, h, ref, errTooManyHunts)
+			return
+		}
+		if !again {
+			j = ls.addMember(s, info)
+			j.holds++
+			j.joining = true
+		}
 	}
-	held := !again
+	held := j != nil
+	var gen uint64
 	if held {
-		j := ls.addMember(s, info)
-		j.holds++
-		j.joining = true
+		gen = j.gen
 	}
 	id := ls.id
 	if !g.offload(func() {
 		res := g.joinCall(info, info.name, player, again, rc)
-		res.held = held
+		res.held, res.gen = held, gen
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishJoin(l, h, ref, player, res) })
 	}) {
 		if held {
-			// Nothing can have been held yet (the loop has not run since
-			// addMember), and the engine never counted this membership.
-			ls.removeMember(s, len(s.joined)-1)
+			// Nothing can have been held yet (the loop has not run since the
+			// membership got its id), and the engine never counted it.
+			ls.removeMember(s, s.findGen(gen))
 		}
 		ls.fail(l, h, ref, errOverloaded)
 	}
@@ -281,12 +323,22 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 	g := ls.g
 	s := ls.get(h)
 	var j *joinedHunt
+	i := -1
 	if s != nil && res.info != nil {
-		j = s.find(res.info.id)
+		// By name: a repeated join finds a membership still without an id.
+		i = s.findString(res.info.name)
+		if i >= 0 && res.held && s.joined[i].gen != res.gen {
+			// Left and joined again while this join was at the engine: the
+			// membership found is the later join's, this one's is gone.
+			i = -1
+		}
+		if i >= 0 {
+			j = &s.joined[i]
+		}
 	}
 	if res.err != nil {
 		if res.held && j != nil {
-			ls.removeMember(s, s.findName([]byte(res.info.name)))
+			ls.removeMember(s, i)
 		}
 		ls.fail(l, h, ref, engineError(res.err))
 		return

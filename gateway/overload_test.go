@@ -35,6 +35,17 @@ func (e *gatedEngine) Dig(ctx context.Context, hunt, player string, x, y int) (s
 	return e.Memory.Dig(ctx, hunt, player, x, y)
 }
 
+// opener returns a function that closes gate, once however often it is
+// called, and calls it in the test's cleanup: registered after the gateway
+// started, it runs before the gateway's own cleanup, whose Shutdown waits for
+// the workers the gate holds.
+func opener(t *testing.T, gate chan struct{}) func() {
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(open)
+	return open
+}
+
 // membership is what a probe on the loops found of one player in one hunt.
 type membership struct {
 	joined bool
@@ -85,13 +96,11 @@ func probe(t *testing.T, tg *testGateway, player, hunt string) membership {
 func TestOverloadedRefusesAndRecovers(t *testing.T) {
 	const queue = 4
 	eng := &gatedEngine{entered: make(chan struct{}, 4096), gate: make(chan struct{})}
-	var open sync.Once
-	unblock := func() { open.Do(func() { close(eng.gate) }) }
 	tg := startGatewayWith(t, func(c *Config) { c.Rate = -1; c.WorkQueue = queue }, func(m *state.Memory) state.Engine {
 		eng.blockingEngine = blockingEngine{m}
 		return eng
 	})
-	t.Cleanup(unblock) // before the gateway's own cleanup: Shutdown waits for the workers
+	unblock := opener(t, eng.gate)
 	tg.createHunt(t, fixedHunt("h", 10))
 	tg.createHunt(t, fixedHunt("h2", 1))
 	alice, bob, carol := tg.player(t, "alice"), tg.player(t, "bob"), tg.player(t, "carol")

@@ -14,9 +14,13 @@ const (
 	epFanout
 )
 
+// pendingHunt is the id of a membership whose hunt has no node id yet (a
+// first join on the node, checked at a blocking engine): no push carries it.
+const pendingHunt = ^uint32(0)
+
 // joinedHunt is one hunt a session has joined.
 type joinedHunt struct {
-	id    uint32 // gateway hunt id: index of the loop's member lists, latest-value key
+	id    uint32 // gateway hunt id: index of the loop's member lists, latest-value key; or pendingHunt
 	pos   int32  // index of the session's handle in the loop's member list of the hunt
 	name  string // hunt id as the engine knows it
 	epoch uint64 // epoch of last
@@ -27,12 +31,16 @@ type joinedHunt struct {
 	// gets dug before the claimed push and a joiner gets joined (and its
 	// replay) before the live stream, with nothing lost in between.
 	holds int32
-	held  []*push
 	// joining marks a membership whose engine join is still in flight (a
 	// blocking engine): a leave meanwhile is answered at once, and the
 	// engine leave is left to finishJoin, which finds the membership gone
 	// and answers the join with not_joined.
 	joining bool
+	held    []*push
+	// gen tells this membership from a later one of the same hunt: an engine
+	// call made for it may come back after a leave and a new join, and must
+	// then neither end the new one's holds nor take its join for its own.
+	gen uint64
 }
 
 // session is the per-connection state of the gateway, kept in a per-loop
@@ -114,6 +122,26 @@ func (s *session) find(id uint32) *joinedHunt {
 func (s *session) findName(name []byte) int {
 	for i := range s.joined {
 		if s.joined[i].name == string(name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// findString is findName for a string.
+func (s *session) findString(name string) int {
+	for i := range s.joined {
+		if s.joined[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// findGen returns the index of the session's membership gen, or -1.
+func (s *session) findGen(gen uint64) int {
+	for i := range s.joined {
+		if s.joined[i].gen == gen {
 			return i
 		}
 	}
