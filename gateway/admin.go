@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/huntgate/huntgate/state"
 )
@@ -171,8 +172,10 @@ func (g *Gateway) publishEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "event over "+strconv.Itoa(g.cfg.MaxEventBytes)+" bytes")
 		return
 	}
-	if !json.Valid(body) { // also refuses an empty body
-		writeError(w, http.StatusBadRequest, "bad_request", "the body must be one JSON value")
+	// json.Valid lets invalid UTF-8 through inside strings; pushed as is in
+	// a text frame, it would make every player's client fail the connection.
+	if !json.Valid(body) || !utf8.Valid(body) { // also refuses an empty body
+		writeError(w, http.StatusBadRequest, "bad_request", "the body must be one JSON value in UTF-8")
 		return
 	}
 	seq, err := g.engine.Publish(r.Context(), r.PathValue("id"), body)

@@ -44,8 +44,10 @@ func ValidPlayerID(s string) bool { return state.ValidID(s) }
 
 // PlayerClaims are the claims of a player token.
 type PlayerClaims struct {
-	// Hunts lists the hunts the player may join; absent means any.
-	Hunts []string `json:"hunts,omitempty"`
+	// Hunts lists the hunts the player may join; nil (absent) means any.
+	// An empty list is kept in the token: it allows no hunt, where
+	// omitempty would drop it and so allow every hunt.
+	Hunts []string `json:"hunts,omitzero"`
 	jwt.RegisteredClaims
 }
 

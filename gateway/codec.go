@@ -63,6 +63,7 @@ var (
 	errNoCoord      = &protoError{"bad_request", "missing x or y"}
 	errSinceType    = &protoError{"bad_request", "since and epoch must be non-negative integers"}
 	errTsType       = &protoError{"bad_request", "ts must be a number"}
+	errDupField     = &protoError{"bad_request", "a field is given more than once"}
 	errUnknownOp    = &protoError{"unknown_op", "unknown op"}
 	errUnknownHunt  = &protoError{"unknown_hunt", "no such hunt"}
 	errForbidden    = &protoError{"forbidden", "the token does not allow this hunt"}
@@ -93,6 +94,7 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 	}
 	i = skipWS(msg, i+1)
 	var perr *protoError
+	var seen field
 	fail := func(e *protoError) {
 		if perr == nil {
 			perr = e
@@ -125,8 +127,20 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 			return scratch, errNotJSON
 		}
 		val := msg[vStart:vEnd]
-		switch string(key) {
-		case "op":
+		f := fieldOf(key)
+		if seen&f != 0 {
+			// Parsers disagree on which copy wins (first, last, or an
+			// error), so a field given twice has no meaning a client can
+			// rely on. A ref given twice matches no single request.
+			fail(errDupField)
+			if f == fRef {
+				r.ref = nil
+			}
+			f = 0
+		}
+		seen |= f
+		switch f {
+		case fOp:
 			if val[0] != '"' {
 				fail(errOpType)
 				r.op = opUnknown
@@ -137,7 +151,7 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 				return scratch, errNotJSON
 			}
 			r.op = lookupOp(s)
-		case "ref":
+		case fRef:
 			switch {
 			case val[0] == 'n': // null: no ref
 			case val[0] == '"' && len(val)-2 <= maxRef:
@@ -147,7 +161,7 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 			default:
 				fail(errRefType)
 			}
-		case "hunt":
+		case fHunt:
 			if val[0] != '"' || len(val) <= 2 {
 				fail(errHuntType)
 				break
@@ -161,23 +175,29 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 				return scratch, errNotJSON
 			}
 			r.hunt = s
-		case "x":
+		case fX:
 			if r.x, r.hasX = parseInt(val); !r.hasX {
 				fail(errCoord)
 			}
-		case "y":
+		case fY:
 			if r.y, r.hasY = parseInt(val); !r.hasY {
 				fail(errCoord)
 			}
-		case "since":
+		case fSince:
+			if val[0] == 'n' { // null: absent, as for every optional field
+				break
+			}
 			if r.since, r.hasSince = parseUint(val); !r.hasSince {
 				fail(errSinceType)
 			}
-		case "epoch":
+		case fEpoch:
+			if val[0] == 'n' {
+				break
+			}
 			if r.epoch, r.hasEpoch = parseUint(val); !r.hasEpoch {
 				fail(errSinceType)
 			}
-		case "ts":
+		case fTs:
 			if val[0] == '-' || (val[0] >= '0' && val[0] <= '9') {
 				r.ts = val
 			} else if val[0] != 'n' {
@@ -229,6 +249,43 @@ func unescapeInto(scratch *[]byte, s []byte, esc bool) (out []byte, ok bool) {
 	start := len(*scratch)
 	*scratch, ok = appendUnescaped(*scratch, s)
 	return (*scratch)[start:], ok
+}
+
+// field is a request field the protocol defines, as a bit of a set; 0 is any
+// other field, which is ignored.
+type field uint8
+
+const (
+	fOp field = 1 << iota
+	fRef
+	fHunt
+	fX
+	fY
+	fSince
+	fEpoch
+	fTs
+)
+
+func fieldOf(key []byte) field {
+	switch string(key) {
+	case "op":
+		return fOp
+	case "ref":
+		return fRef
+	case "hunt":
+		return fHunt
+	case "x":
+		return fX
+	case "y":
+		return fY
+	case "since":
+		return fSince
+	case "epoch":
+		return fEpoch
+	case "ts":
+		return fTs
+	}
+	return 0
 }
 
 func lookupOp(s []byte) opCode {

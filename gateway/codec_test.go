@@ -48,6 +48,12 @@ func TestDecodeRequest(t *testing.T) {
 		{"bad escape", `{"op":"ping","ref":"\x"}`, errNotJSON, request{}},
 		{"escapes everywhere", `{"\u0068unt":"\u0068\u0031","o\u0070":"\u0064ig","x":1,"y":2}`, nil,
 			request{op: opDig, hunt: []byte("h1"), x: 1, y: 2, hasX: true, hasY: true}},
+		{"duplicate field", `{"op":"dig","hunt":"h","x":1,"y":2,"\u0078":3,"ref":"r"}`, errDupField,
+			request{op: opDig, hunt: []byte("h"), ref: []byte(`"r"`)}},
+		{"duplicate ref", `{"op":"ping","ref":"a","ref":"a"}`, errDupField, request{op: opPing}},
+		{"duplicate unknown field", `{"op":"ping","z":1,"z":2}`, nil, request{op: opPing}},
+		{"null since and epoch", `{"op":"join","hunt":"h","since":null,"epoch":null}`, nil,
+			request{op: opJoin, hunt: []byte("h")}},
 		{"huge x", `{"op":"dig","hunt":"h","x":99999999999,"y":0}`, errCoord, request{op: opDig, hunt: []byte("h"), hasY: true}},
 	}
 	for _, tt := range tests {

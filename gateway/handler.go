@@ -127,8 +127,14 @@ func (ls *loopState) request(l *conn.Loop, s *session, op framing.OpCode, payloa
 			_ = l.Close(h, framing.StatusPolicyViolation, "rate limit")
 			return
 		}
-		ls.scratch, _ = decodeRequest(payload, r, ls.scratch[:0])
-		ls.fail(l, h, r.ref, errRateLimited)
+		// Only a text frame has been checked for UTF-8 by conn: a ref read
+		// from a binary one could put invalid UTF-8 into the text reply.
+		var ref []byte
+		if op == framing.OpText {
+			ls.scratch, _ = decodeRequest(payload, r, ls.scratch[:0])
+			ref = r.ref
+		}
+		ls.fail(l, h, ref, errRateLimited)
 		return
 	}
 	if op != framing.OpText {

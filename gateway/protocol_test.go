@@ -84,6 +84,12 @@ func TestRequestErrors(t *testing.T) {
 func TestOversizeCloses1009(t *testing.T) {
 	tg := startGateway(t, func(c *Config) { c.MaxMessage = 512 })
 	c := tg.player(t, "alice")
+	// A message of exactly the limit is accepted.
+	head := `{"op":"ping","ref":"fit","pad":"`
+	c.sendRaw(head + strings.Repeat("x", 512-len(head)-2) + `"}`)
+	if m := c.expect("pong"); m.str("ref") != "fit" {
+		t.Fatalf("pong %v", m)
+	}
 	c.sendRaw(`{"op":"ping","pad":"` + strings.Repeat("x", 600) + `"}`)
 	if ce := c.expectClose(); ce.Code != websocket.CloseMessageTooBig {
 		t.Fatalf("close %v, want 1009", ce)
@@ -119,8 +125,8 @@ func TestRateLimit(t *testing.T) {
 			break
 		}
 	}
-	if ce := c.expectClose(); ce.Code != websocket.ClosePolicyViolation {
-		t.Fatalf("close %v, want 1008", ce)
+	if ce := c.expectClose(); ce.Code != websocket.ClosePolicyViolation || ce.Text != "rate limit" {
+		t.Fatalf("close %v, want 1008 \"rate limit\"", ce)
 	}
 	waitFor(t, "rate close counted", func() bool { return tg.m.rateCloses.Load() == 1 })
 }
