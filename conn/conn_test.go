@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -360,6 +361,81 @@ func TestProtocolErrors(t *testing.T) {
 				t.Fatalf("OnClose %+v", ev)
 			}
 		})
+	}
+}
+
+// A peer that answers our close frame after a protocol error waits for the
+// server to close the TCP connection (RFC 6455 section 7.1.1; Autobahn's
+// fuzzing client reports "FAILED BY CLIENT" otherwise). CloseTimeout is long,
+// so only the server ending its side can make the read below see EOF.
+func TestFailedConnectionServerClosesFirst(t *testing.T) {
+	m := [4]byte{5, 6, 7, 8}
+	for _, tc := range []struct {
+		name   string
+		closed bool // the server started a close handshake before the error
+	}{
+		{"error in open connection", false},
+		{"error after our close", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			th := newTestHandler()
+			cfg := testConfig()
+			cfg.CloseTimeout = time.Minute
+			n := startNode(t, cfg, th)
+			c := dialRaw(t, n)
+			c.upgrade(t)
+			h := th.waitOpen(t)
+			want := framing.StatusProtocolError
+			if tc.closed {
+				want = framing.StatusNormal
+				onLoop(n, h.Loop(), func(l *Loop) { l.Close(h, want, "") })
+				if op, p := c.readFrame(t); op != framing.OpClose || closeCodeOf(p) != want {
+					t.Fatalf("got %v %v, want close %d", op, p, want)
+				}
+			}
+			bad := framing.AppendMaskedFrame(nil, framing.OpText, true, m, []byte("x"))
+			bad[0] |= 0x40 // RSV2, which no extension defines
+			c.Write(bad)
+			if !tc.closed {
+				if op, p := c.readFrame(t); op != framing.OpClose || closeCodeOf(p) != want {
+					t.Fatalf("got %v %v, want close %d", op, p, want)
+				}
+			}
+			// The close reply a client sends before waiting for the server.
+			c.Write(framing.AppendCloseFrame(nil, framing.RoleClient, m, framing.StatusProtocolError, ""))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.r.ReadByte(); err != io.EOF {
+				t.Fatalf("read after the close handshake: %v, want EOF from the server", err)
+			}
+			c.Close()
+			ev := th.waitClose(t)
+			if ev.h != h || ev.code != want || !errors.Is(ev.err, ErrProtocol) {
+				t.Fatalf("OnClose %+v, want %d with ErrProtocol", ev, want)
+			}
+		})
+	}
+}
+
+// Close codes 1012-1014 are registered with IANA (RFC 6455 section 11.7) and
+// sent by real peers: they are echoed like any valid code, not failed.
+func TestRegisteredCloseCodesEchoed(t *testing.T) {
+	th := newTestHandler()
+	n := startNode(t, testConfig(), th)
+	for _, code := range []framing.StatusCode{1012, 1013, 1014} {
+		c := dialRaw(t, n)
+		c.upgrade(t)
+		h := th.waitOpen(t)
+		c.Write(framing.AppendCloseFrame(nil, framing.RoleClient, [4]byte{1, 2, 3, 4}, code, "later"))
+		if op, p := c.readFrame(t); op != framing.OpClose || closeCodeOf(p) != code {
+			t.Fatalf("close %d answered with %v code %d", code, op, closeCodeOf(p))
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.r.ReadByte(); err != io.EOF {
+			t.Fatalf("close %d: read after the echo: %v, want EOF", code, err)
+		}
+		if ev := th.waitClose(t); ev.h != h || ev.code != code || ev.err != nil {
+			t.Fatalf("close %d: OnClose %+v", code, ev)
+		}
 	}
 }
 

@@ -250,7 +250,8 @@ func (l *Loop) message(idx uint32, op framing.OpCode, p []byte, compressed bool)
 }
 
 // fail answers a protocol violation: a close frame with the error's code,
-// then input is discarded until the peer hangs up or CloseTimeout passes.
+// then input is discarded until the peer hangs up or CloseTimeout passes. A
+// server shuts its write side once the close frame is out (see shutWrite).
 func (l *Loop) fail(idx uint32, err error) {
 	code, reason := framing.StatusProtocolError, "protocol error"
 	var pe *framing.ProtocolError
@@ -268,6 +269,11 @@ func (l *Loop) fail(idx uint32, err error) {
 		s.code = code
 		s.stamp = l.now
 		l.armTimer(idx, l.now+int64(l.cfg.CloseTimeout))
+	}
+	if s.phead == 0 && s.outq == 0 {
+		// Our close frame went out before this error: nothing left to
+		// flush will reach drained.
+		l.shutWrite(idx)
 	}
 	if s.frag != 0 {
 		l.bufs.release(s.frag)

@@ -511,7 +511,26 @@ func (l *Loop) drained(idx uint32) {
 		// We answered the peer's close: RFC 6455 section 7.1.1 has the
 		// server close the TCP connection first.
 		l.kill(idx, s.code, nil)
+		return
 	}
+	if s.flags&fDrain != 0 {
+		l.shutWrite(idx)
+	}
+}
+
+// shutWrite ends the server's side of a failed connection once its close
+// frame is written. Section 7.1.1 has the server close the TCP connection
+// first, and a peer that answered our close frame waits for that; only the
+// write side is shut, so the input still drains until the peer's EOF, since
+// closing the socket with unread input would reset the connection and could
+// destroy the close frame before the peer reads it.
+func (l *Loop) shutWrite(idx uint32) {
+	s := l.slots.at(idx)
+	if s.flags&fClient != 0 {
+		// Section 7.1.1: a client waits for the server to close first.
+		return
+	}
+	_ = unix.Shutdown(int(s.fd), unix.SHUT_WR)
 }
 
 // settle copies queued frames that still lie in the pass buffer into the

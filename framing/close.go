@@ -14,12 +14,15 @@ var (
 )
 
 // ValidCloseCode reports whether code may appear in a close frame: 1000-1003
-// and 1007-1011 from RFC 6455 section 7.4.1, and the registered and private
-// ranges 3000-4999 (section 7.4.2). 1004-1006 and 1015 are reserved and
-// "MUST NOT be set as a status code in a Close control frame".
+// and 1007-1011 from RFC 6455 section 7.4.1, 1012-1014 (service restart, try
+// again later, bad gateway) registered since in the IANA "WebSocket Close
+// Code Number Registry" that section 11.7 creates, and the registered and
+// private ranges 3000-4999 (section 7.4.2). 1004-1006 and 1015 are reserved
+// and "MUST NOT be set as a status code in a Close control frame"; 1016-2999
+// are unassigned.
 func ValidCloseCode(code StatusCode) bool {
 	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1011:
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
 		return true
 	case code >= 3000 && code <= 4999:
 		return true

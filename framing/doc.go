@@ -41,8 +41,9 @@
 //     text or binary frame before the current message's final fragment: 1002.
 //   - Section 5.5.1 and 7.4: a close payload is empty or holds a 2-byte code
 //     and a UTF-8 reason. A 1-byte payload or a code outside 1000-1003,
-//     1007-1011 and 3000-4999 is 1002 (1004-1006 and 1015 "MUST NOT be set
-//     as a status code in a Close control frame"); an invalid reason is 1007.
+//     1007-1014 (1012-1014 are IANA-registered) and 3000-4999 is 1002
+//     (1004-1006 and 1015 "MUST NOT be set as a status code in a Close
+//     control frame"); an invalid reason is 1007.
 //   - Section 8.1: text must be valid UTF-8 or the endpoint "MUST _Fail the
 //     WebSocket Connection_" (1007). Validation is incremental: each
 //     fragment is checked as it arrives, and the error is reported in the

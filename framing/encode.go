@@ -67,8 +67,8 @@ var (
 )
 
 // closeFrames holds the unmasked close frames with an empty reason for codes
-// 1000-1011, indexed by code-1000.
-var closeFrames = func() (t [12][]byte) {
+// 1000-1014, indexed by code-1000.
+var closeFrames = func() (t [15][]byte) {
 	for i := range t {
 		t[i] = AppendCloseFrame(nil, RoleServer, [4]byte{}, StatusCode(1000+i), "")
 	}
@@ -76,10 +76,10 @@ var closeFrames = func() (t [12][]byte) {
 }()
 
 // CloseFrame returns the unmasked server close frame for code with an empty
-// reason. For codes 1000-1011 the result is a shared precompiled slice that
+// reason. For codes 1000-1014 the result is a shared precompiled slice that
 // must not be modified; other codes are encoded on each call.
 func CloseFrame(code StatusCode) []byte {
-	if code >= 1000 && code < 1012 {
+	if code >= 1000 && code < 1000+StatusCode(len(closeFrames)) {
 		return closeFrames[code-1000]
 	}
 	return AppendCloseFrame(nil, RoleServer, [4]byte{}, code, "")
