@@ -645,3 +645,38 @@ func TestStaleHandleAfterReuse(t *testing.T) {
 		t.Fatalf("%v %q", op, p)
 	}
 }
+
+// TestDeflatedInvalidUTF8Closes1007: a compressed text message is checked
+// for UTF-8 after inflating, so invalid text cannot hide in a deflate stream.
+func TestDeflatedInvalidUTF8Closes1007(t *testing.T) {
+	th := newTestHandler()
+	cfg := testConfig()
+	cfg.Deflate = true
+	n := startNode(t, cfg, th)
+	d := &websocket.Dialer{EnableCompression: true, HandshakeTimeout: 5 * time.Second}
+	c, resp, err := d.Dial(wsURL(n, "/echo"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(ext, "permessage-deflate") {
+		t.Fatalf("extensions %q: deflate not negotiated", ext)
+	}
+	c.EnableWriteCompression(true)
+	// A valid compressed message first, echoed: the stream itself is fine.
+	if err := c.WriteMessage(websocket.TextMessage, []byte("héllo")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "héllo" {
+		t.Fatalf("echo %q %v", p, err)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte{'a', 0xc3, 0x28}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseInvalidFramePayloadData {
+		t.Fatalf("read: %v, want close 1007", err)
+	}
+}
