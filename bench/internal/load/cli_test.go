@@ -247,7 +247,7 @@ func TestPIDList(t *testing.T) {
 	self := os.Getpid()
 	s := newSampler([]int{self, self})
 	defer s.stop()
-	s.settleFrom(time.Now().Add(-time.Second))
+	s.settle(time.Now().Add(-time.Second), time.Now().Add(time.Hour))
 	one := s.sample()
 	if one.RSSBytes <= 0 || s.settledRSS() != one.RSSBytes {
 		t.Fatalf("sample %+v settled %d", one, s.settledRSS())

@@ -156,7 +156,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		p.start(start)
 	}
 	if cfg.Scenario == Hold {
-		smp.settleFrom(start.Add(cfg.Duration / 2))
+		smp.settle(start.Add(cfg.Duration/2), end)
 	}
 	// The server's state at the end of the measured phase, before closes.
 	// The server's state at the end of the measured phase, before closes,
@@ -375,21 +375,25 @@ func ServeWorker(in io.Reader, out io.Writer, log zerolog.Logger) error {
 
 // sampler reads the server's /proc entries once a second for the timeline.
 // With several server processes (one per CPU sharing the port) a sample is
-// their sum. It also keeps the lowest RSS seen from settleAt on, because a
-// server's RSS right after a burst of handshakes still holds garbage the
-// runtime has not returned yet: the idle footprint is the settled minimum.
+// their sum. It also keeps the lowest RSS seen from settleAt to settleEnd,
+// because a server's RSS right after a burst of handshakes still holds
+// garbage the runtime has not returned yet: the idle footprint is the
+// settled minimum. Sampling goes on after the hold while the connections
+// close, and those samples must not count as the idle footprint.
 type sampler struct {
-	pids     []int
-	mu       sync.Mutex
-	last     measure.ProcSample
-	settleAt time.Time
-	minRSS   int64 // lowest RSS sampled at or after settleAt; 0 = none yet
-	done     chan struct{}
-	once     sync.Once
+	pids      []int
+	read      func(pid int) (measure.ProcSample, error)
+	mu        sync.Mutex
+	last      measure.ProcSample
+	settleAt  time.Time
+	settleEnd time.Time
+	minRSS    int64 // lowest RSS sampled in [settleAt, settleEnd]; 0 = none yet
+	done      chan struct{}
+	once      sync.Once
 }
 
 func newSampler(pids []int) *sampler {
-	s := &sampler{pids: pids, done: make(chan struct{})}
+	s := &sampler{pids: pids, read: measure.SampleProc, done: make(chan struct{})}
 	if len(pids) > 0 {
 		go func() {
 			t := time.NewTicker(time.Second)
@@ -407,14 +411,14 @@ func newSampler(pids []int) *sampler {
 	return s
 }
 
-// settleFrom starts the minimum-RSS window at t.
-func (s *sampler) settleFrom(t time.Time) {
+// settle sets the minimum-RSS window to [from, to].
+func (s *sampler) settle(from, to time.Time) {
 	s.mu.Lock()
-	s.settleAt, s.minRSS = t, 0
+	s.settleAt, s.settleEnd, s.minRSS = from, to, 0
 	s.mu.Unlock()
 }
 
-// settledRSS is the lowest RSS since settleFrom (0 if nothing was sampled).
+// settledRSS is the lowest RSS in the settle window (0 if nothing was sampled).
 func (s *sampler) settledRSS() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -427,7 +431,7 @@ func (s *sampler) sample() measure.ProcSample {
 	}
 	var sum measure.ProcSample
 	for _, pid := range s.pids {
-		p, err := measure.SampleProc(pid)
+		p, err := s.read(pid)
 		if err != nil {
 			return measure.ProcSample{}
 		}
@@ -437,7 +441,8 @@ func (s *sampler) sample() measure.ProcSample {
 	}
 	s.mu.Lock()
 	s.last = sum
-	if !s.settleAt.IsZero() && !sum.At.Before(s.settleAt) && (s.minRSS == 0 || sum.RSSBytes < s.minRSS) {
+	inWindow := !s.settleAt.IsZero() && !sum.At.Before(s.settleAt) && !sum.At.After(s.settleEnd)
+	if inWindow && (s.minRSS == 0 || sum.RSSBytes < s.minRSS) {
 		s.minRSS = sum.RSSBytes
 	}
 	s.mu.Unlock()

@@ -117,6 +117,14 @@ func mainOp(s string) string {
 	return "dug"
 }
 
+// partOfMain says whether op name holds samples of the main operation:
+// fanout and event record one-way latency per rate step (oneway.s00, ...),
+// while other names below the main one (dug.wire) measure something else and
+// would double the count and skew the percentiles of the timeline.
+func partOfMain(name, main string) bool {
+	return name == main || (main == "oneway" && strings.HasPrefix(name, "oneway.s"))
+}
+
 // p99Budget is the fanout/event pass mark.
 const p99Budget = 250.0
 
@@ -161,7 +169,7 @@ func (a *aggregator) tick(m Msg) {
 		b.rss = a.smp.latest().RSSBytes
 	}
 	for name, s := range m.Tick.Ops {
-		if name == a.main || strings.HasPrefix(name, a.main+".") {
+		if partOfMain(name, a.main) {
 			_ = b.hist.MergeSnapshot(s)
 		}
 	}
@@ -228,6 +236,7 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	hists := map[string]*measure.Hist{}
 	errs := map[string]int64{}
 	counters := map[string]int64{}
+	window := map[string]int64{}
 	var bc [][]measure.BcastRec
 	sent := make([]int64, len(rates))
 	f := &rep.Facts
@@ -249,6 +258,9 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 		}
 		for k, v := range r.Counters {
 			counters[k] += v
+		}
+		for k, v := range r.Window {
+			window[k] += v
 		}
 		f.Gaps.Add(r.Gaps)
 		f.Connections += r.Connected
@@ -287,12 +299,13 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	f.Counters = counters
 	f.CloseCodes = prefixed(counters, "close_")
 	dur := cfg.Duration.Seconds()
-	// Rates over the measured phase come from the timeline's counters.
 	agg.mu.Lock()
 	rep.Timeline = agg.timelineLocked()
 	agg.mu.Unlock()
-	f.MsgsInPerS = float64(counters[cMsgsIn]) / dur
-	f.MsgsOutPerS = float64(counters[cMsgsOut]) / dur
+	// The whole-run counters also hold the connect phase (joins, a game's
+	// first pushes) and the drain, which are not part of the measured rate.
+	f.MsgsInPerS = float64(window[cMsgsIn]) / dur
+	f.MsgsOutPerS = float64(window[cMsgsOut]) / dur
 	if cfg.Scenario == Dig {
 		if d := hists["dug"]; d != nil {
 			f.Unanswered = counters[cDigsSent] - d.Count()

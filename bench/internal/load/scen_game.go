@@ -82,16 +82,20 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 			ls.shard.Add(cFound, 1)
 		}
 	case "update":
+		fresh := true
 		switch string(m.kind) {
 		case "claimed", "event", "ended":
-			ls.shard.Gaps(func(gs *measure.GapStats) { p.seq.Update(m.epoch, m.seq, gs) })
+			ls.shard.Gaps(func(gs *measure.GapStats) { fresh = p.seq.Update(m.epoch, m.seq, gs) })
 			p.keepEpoch(m.epochRaw)
 		}
 		switch string(m.kind) {
 		case "claimed":
 			atomic.AddInt64(ls.claimed, 1)
 		case "event":
-			if m.evID >= 0 && m.evT > 0 {
+			// A duplicate is not a receipt: counted again it would make up
+			// for a player that never got the event, and the event would
+			// pass as delivered to everyone.
+			if m.evID >= 0 && m.evT > 0 && fresh {
 				ls.shard.Deliver(uint32(m.evID), int(m.evStep), m.evT, now, ls.stepOp(int(m.evStep)))
 			}
 		case "leaderboard":

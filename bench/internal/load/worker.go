@@ -42,6 +42,7 @@ type Result struct {
 	CPU         float64                     `json:"cpu_s"`          // this worker's CPU seconds
 	CPUMeasured float64                     `json:"cpu_measured_s"` // of which in the measured phase
 	Connected   int64                       `json:"connected"`      // connections when the measured phase began
+	Window      map[string]int64            `json:"window"`         // counters' increase over the measured phase only
 }
 
 // Counter names shared by scenarios and the report.
@@ -278,11 +279,16 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 		time.Sleep(d)
 	}
 	cpu0 := measure.SelfCPU()
+	c0 := w.rec.Counters()
 	w.sc.run(w, t0, end)
 	if d := time.Until(end); d > 0 {
 		time.Sleep(d)
 	}
 	cpuMeasured := measure.SelfCPU() - cpu0
+	window := w.rec.Counters()
+	for k, v := range c0 {
+		window[k] -= v
+	}
 	if d := time.Until(end.Add(cfg.Drain)); d > 0 {
 		time.Sleep(d)
 	}
@@ -290,7 +296,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	w.closeAll()
 
 	ops, counters := w.rec.Totals()
-	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), CPUMeasured: cpuMeasured, Connected: connectedAtStart}
+	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), CPUMeasured: cpuMeasured, Connected: connectedAtStart, Window: window}
 	for i := range cfg.StepRates {
 		res.Sent = append(res.Sent, w.sent[i].Load())
 	}

@@ -44,10 +44,11 @@ func (s *SeqState) Joined(epoch uint64, seq int64, reset bool, replayed int64, g
 	g.Replayed += replayed
 }
 
-// Update accounts one reliable update (claimed, event, ended). Latest-value
+// Update accounts one reliable update (claimed, event, ended) and reports
+// whether it is new to the player, false for a duplicate. Latest-value
 // updates (leaderboard) carry the seq of the last reliable update and must
 // not be passed here.
-func (s *SeqState) Update(epoch uint64, seq int64, g *GapStats) {
+func (s *SeqState) Update(epoch uint64, seq int64, g *GapStats) bool {
 	g.Updates++
 	switch {
 	case !s.Known:
@@ -59,8 +60,10 @@ func (s *SeqState) Update(epoch uint64, seq int64, g *GapStats) {
 		s.Seq = seq
 	case seq <= s.Seq:
 		g.Dups++
+		return false
 	default:
 		g.Gaps += seq - s.Seq - 1
 		s.Seq = seq
 	}
+	return true
 }

@@ -244,3 +244,24 @@ func TestSampleProcSelf(t *testing.T) {
 		t.Fatal("own CPU time is zero")
 	}
 }
+
+func TestProcParsingUnits(t *testing.T) {
+	// A command name with spaces and parentheses; utime 250 and stime 150
+	// ticks of USER_HZ (100/s) are 4 CPU seconds.
+	stat := []byte("4242 (huntgate (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 150 0 0 20 0 8 0 12345 123456789 5000 18446744073709551615\n")
+	if cpu, err := parseStatCPU(stat); err != nil || cpu != 4 {
+		t.Fatalf("cpu %v s, err %v; want 4 s", cpu, err)
+	}
+	if _, err := parseStatCPU([]byte("4242 (x) S 1 2")); err != ErrProcStat {
+		t.Fatalf("short stat: err %v", err)
+	}
+	// statm: size resident shared ... in pages.
+	if rss, err := parseStatmRSS([]byte("30000 5000 1200 300 0 9000 0\n"), 4096); err != nil || rss != 5000*4096 {
+		t.Fatalf("rss %d err %v, want %d", rss, err, 5000*4096)
+	}
+	// The live reading agrees with statm's own page count.
+	s, err := SampleProc(os.Getpid())
+	if err != nil || s.RSSBytes%int64(os.Getpagesize()) != 0 {
+		t.Fatalf("sample %+v err %v", s, err)
+	}
+}

@@ -30,37 +30,50 @@ func SampleProc(pid int) (ProcSample, error) {
 	if err != nil {
 		return s, err
 	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return s, ErrProcStat
+	if s.CPUSeconds, err = parseStatCPU(stat); err != nil {
+		return s, err
 	}
-	f := bytes.Fields(stat[i+1:])
-	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return s, ErrProcStat
-	}
-	ut, err1 := strconv.ParseInt(string(f[11]), 10, 64)
-	st, err2 := strconv.ParseInt(string(f[12]), 10, 64)
-	if err1 != nil || err2 != nil {
-		return s, ErrProcStat
-	}
-	s.CPUSeconds = float64(ut+st) / clockTicks
 	statm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return s, err
 	}
+	s.RSSBytes, err = parseStatmRSS(statm, int64(os.Getpagesize()))
+	return s, err
+}
+
+// parseStatCPU returns utime + stime of a /proc/PID/stat line in seconds.
+func parseStatCPU(stat []byte) (float64, error) {
+	// The command name may hold spaces and parentheses: fields start after
+	// the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, ErrProcStat
+	}
+	f := bytes.Fields(stat[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, ErrProcStat
+	}
+	ut, err1 := strconv.ParseInt(string(f[11]), 10, 64)
+	st, err2 := strconv.ParseInt(string(f[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, ErrProcStat
+	}
+	return float64(ut+st) / clockTicks, nil
+}
+
+// parseStatmRSS returns the resident set of a /proc/PID/statm line in
+// bytes: statm counts pages, not kB.
+func parseStatmRSS(statm []byte, pageSize int64) (int64, error) {
 	g := bytes.Fields(statm)
 	if len(g) < 2 {
-		return s, ErrProcStat
+		return 0, ErrProcStat
 	}
 	pages, err := strconv.ParseInt(string(g[1]), 10, 64)
 	if err != nil {
-		return s, ErrProcStat
+		return 0, ErrProcStat
 	}
-	s.RSSBytes = pages * int64(os.Getpagesize())
-	return s, nil
+	return pages * pageSize, nil
 }
 
 // SelfCPU is the CPU time (user + system) this process has used.
