@@ -56,6 +56,9 @@
 // into a per-connection queue (copying what lies in the pass buffer), and
 // the connection waits for EPOLLOUT. Queues are bounded; a connection that
 // overflows or stops draining for WriteTimeout is closed with 1008 "slow".
+// Pongs go through the same bounds, so a peer that pings without reading
+// cannot grow its queue; output a Handler holds back for a connection is
+// checked against them with CheckHeld.
 //
 // The flush writes connections with a reply (Write) or a control frame
 // first; connections that got only Send/SendLatest frames follow within

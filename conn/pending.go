@@ -133,6 +133,7 @@ func (l *Loop) flushPending(idx uint32) {
 		}
 		l.cnt.bytesOut += int64(n)
 		wrote += n
+		took := n
 		for s.phead != 0 {
 			rem := int(l.pend[s.phead-1].n)
 			if n < rem {
@@ -142,7 +143,9 @@ func (l *Loop) flushPending(idx uint32) {
 			n -= rem
 			l.popPending(s)
 		}
-		if len(iov) < maxIov || off > 0 || s.phead == 0 {
+		// Only a full batch taken whole is worth another write: one cut
+		// short, even at a frame boundary or by EAGAIN, waits for EPOLLOUT.
+		if len(iov) < maxIov || took < want || s.phead == 0 {
 			break
 		}
 	}

@@ -88,6 +88,22 @@ func (l *Loop) sendPrepared(h Handle, f *framing.Prepared, key uint32) error {
 	return l.enqueue(h.Index(), f.Bytes(s.flags&fDeflate != 0), key, false)
 }
 
+// CheckHeld applies the queue bounds to output a Handler holds back for h
+// and has not given to Send or Write yet (frames and bytes in all): over
+// either bound, h is closed as if its queue had overflowed (1008 "slow",
+// counted in Stats.SlowCloses, OnClose with ErrSlow) and ErrQueueFull is
+// returned.
+func (l *Loop) CheckHeld(h Handle, frames, bytes int) error {
+	if _, err := l.sendable(h); err != nil {
+		return err
+	}
+	if frames > l.cfg.MaxQueueFrames || bytes > l.cfg.MaxQueueBytes {
+		l.slow(h.Index())
+		return ErrQueueFull
+	}
+	return nil
+}
+
 // ErrOpCode is Write with an opcode other than OpText or OpBinary: control
 // frames belong to the loop (Close starts the close handshake; pings and
 // pongs are sent and answered by the loop itself).
@@ -178,24 +194,30 @@ func (l *Loop) sendClose(idx uint32, code framing.StatusCode, reason string) {
 }
 
 // control queues a ping or pong. An empty server frame is the precompiled
-// one; anything else goes through the pass buffer.
+// one; anything else goes through the pass buffer. It goes through the queue
+// bounds like data: a peer that pings without reading would otherwise grow
+// its queue by a pong per ping until WriteTimeout.
 func (l *Loop) control(idx uint32, op framing.OpCode, payload []byte) {
 	s := l.slots.at(idx)
+	var b []byte
+	pass := false
 	if s.flags&fClient == 0 && len(payload) == 0 {
-		b := framing.PongFrame
+		b = framing.PongFrame
 		if op == framing.OpPing {
 			b = framing.PingFrame
 		}
-		l.push(idx, qitem{b: b}, true)
-		return
-	}
-	start := len(l.pbuf)
-	if s.flags&fClient != 0 {
-		l.pbuf = framing.AppendMaskedFrame(l.pbuf, op, true, l.mask(), payload)
 	} else {
-		l.pbuf = framing.AppendFrame(l.pbuf, op, true, payload)
+		start := len(l.pbuf)
+		if s.flags&fClient != 0 {
+			l.pbuf = framing.AppendMaskedFrame(l.pbuf, op, true, l.mask(), payload)
+		} else {
+			l.pbuf = framing.AppendFrame(l.pbuf, op, true, payload)
+		}
+		b, pass = l.pbuf[start:len(l.pbuf):len(l.pbuf)], true
 	}
-	l.push(idx, qitem{b: l.pbuf[start:len(l.pbuf):len(l.pbuf)], pass: true}, true)
+	if l.enqueue(idx, b, 0, pass) == nil {
+		l.slots.at(idx).flags |= fUrgent
+	}
 }
 
 // enqueue queues a data frame, replacing a same-key frame that has not
@@ -220,10 +242,14 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 	}
 	if s.outq != 0 {
 		q := l.queues.at(s.outq)
-		if key != 0 && l.replaceLatest(q, b, key, pass) {
-			return nil
+		// A replacement adds no frame but may add bytes (a larger value):
+		// it is already in the queue and counted in q.bytes.
+		add, one := len(b), 1
+		placed := key != 0 && l.replaceLatest(q, b, key, pass)
+		if placed {
+			add, one = 0, 0
 		}
-		if q.bytes+len(b) > l.cfg.MaxQueueBytes || q.frames() >= l.cfg.MaxQueueFrames {
+		if q.bytes+add > l.cfg.MaxQueueBytes || q.frames()+one > l.cfg.MaxQueueFrames {
 			if s.flags&fArmedOut == 0 {
 				l.flushConn(idx)
 				s = l.slots.at(idx)
@@ -233,11 +259,14 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 			}
 			if s.outq != 0 {
 				q = l.queues.at(s.outq)
-				if q.bytes+len(b) > l.cfg.MaxQueueBytes || q.frames() >= l.cfg.MaxQueueFrames {
+				if q.bytes+add > l.cfg.MaxQueueBytes || q.frames()+one > l.cfg.MaxQueueFrames {
 					l.slow(idx)
 					return ErrQueueFull
 				}
 			}
+		}
+		if placed {
+			return nil
 		}
 	}
 	l.push(idx, qitem{b: b, key: key, pass: pass}, pass)

@@ -23,7 +23,11 @@
 // backlog passes its bound is closed by conn with 1008 "slow"; a leaderboard
 // replaces a leaderboard of the same hunt still queued for that connection.
 // A session remembers the last seq it was given per hunt, so the live copy of
-// an update it already got from history on resume is skipped.
+// an update it already got from history on resume is skipped. Pushes held
+// for a session while a blocking engine call of it is in flight (so that its
+// dug reply goes out before the claimed push the dig caused) wait for its
+// connection like queued output: they have the same bounds and the same
+// latest-value rule.
 //
 // # Engine calls
 //

@@ -66,7 +66,7 @@ func (ls *loopState) deliver(l *conn.Loop, m *push) {
 			continue
 		}
 		if j.holds > 0 {
-			j.held = append(j.held, m)
+			ls.hold(l, h, j, m)
 			continue
 		}
 		if ls.send(l, h, j, m) {
@@ -75,6 +75,36 @@ func (ls *loopState) deliver(l *conn.Loop, m *push) {
 	}
 	ls.endWalk()
 	ls.g.m.deliveries.Add(sent)
+}
+
+// hold keeps m for a session whose pushes wait for an engine call. Held
+// pushes are output waiting for the connection, so they have its queue
+// bounds: a client keeping digs in flight back to back would otherwise have
+// every push of the hunt held for as long as it likes. Past the bounds the
+// connection is closed 1008 "slow" (it resumes with since). As in the queue,
+// a leaderboard replaces the one held before it; the older one is dropped
+// rather than replaced in place, since reliable updates held after it must
+// not fall behind the newer one.
+func (ls *loopState) hold(l *conn.Loop, h conn.Handle, j *joinedHunt, m *push) {
+	if j.heldN < 0 {
+		return
+	}
+	if !m.reliable && j.board > 0 {
+		old := j.held[j.board-1]
+		j.held[j.board-1] = nil
+		j.heldN--
+		j.heldB -= len(old.p.Bytes(false))
+	}
+	j.held = append(j.held, m)
+	j.heldN++
+	j.heldB += len(m.p.Bytes(false))
+	if !m.reliable {
+		j.board = int32(len(j.held))
+	}
+	if l.CheckHeld(h, int(j.heldN), j.heldB) != nil {
+		clear(j.held)
+		j.held, j.heldN, j.heldB, j.board = nil, -1, 0, 0
+	}
 }
 
 // send queues m for one session unless it already has it.

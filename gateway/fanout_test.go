@@ -132,8 +132,9 @@ func TestSlowReaderClosedOthersServed(t *testing.T) {
 
 // A leaderboard update still queued is replaced by a newer one; reliable
 // updates are never dropped. Checked through a player whose socket is full:
-// every claimed arrives in order, leaderboards never go back in seq, and the
-// latest one (the final scores) is never lost. How many older leaderboards
+// every claimed arrives in order, leaderboards never go back in seq nor
+// arrive before the claimed they reflect, and the latest one (the final
+// scores) is never lost. How many older leaderboards
 // were replaced depends on the kernel's buffers, so it is only logged.
 func TestLeaderboardLatestValue(t *testing.T) {
 	tg := startGateway(t, func(c *Config) { c.QueueBytes = 4 << 20; c.QueueFrames = 100000 })
@@ -161,6 +162,9 @@ func TestLeaderboardLatestValue(t *testing.T) {
 			boards++
 			if m.num("seq") < boardSeq {
 				t.Fatalf("leaderboard seq %v after %v", m["seq"], boardSeq)
+			}
+			if m.num("seq") > lastSeq {
+				t.Fatalf("leaderboard seq %v ahead of the claimed it reflects (last claimed %v)", m["seq"], lastSeq)
 			}
 			boardSeq = m.num("seq")
 			if boardSeq == 60 {

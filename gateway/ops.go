@@ -143,9 +143,12 @@ func (ls *loopState) release(l *conn.Loop, h conn.Handle, j *joinedHunt) {
 		return
 	}
 	held := j.held
-	j.held = nil
+	j.held, j.board, j.heldB = nil, 0, 0
+	j.heldN = min(j.heldN, 0)
 	for _, m := range held {
-		ls.send(l, h, j, m)
+		if m != nil {
+			ls.send(l, h, j, m)
+		}
 	}
 }
 

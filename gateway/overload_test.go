@@ -46,6 +46,16 @@ func opener(t *testing.T, gate chan struct{}) func() {
 	return open
 }
 
+// await waits for a signal on ch, failing the test with what after 10 s.
+func await(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal(what)
+	}
+}
+
 // membership is what a probe on the loops found of one player in one hunt.
 type membership struct {
 	joined bool

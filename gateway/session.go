@@ -37,6 +37,12 @@ type joinedHunt struct {
 	// and answers the join with not_joined.
 	joining bool
 	held    []*push
+	// heldN and heldB are the frames and bytes of held; heldN is -1 once
+	// held passed the connection's queue bounds and the connection was
+	// closed "slow": nothing more is held for it. board is the index+1 in
+	// held of the leaderboard held, which a newer one replaces.
+	heldN, board int32
+	heldB        int
 	// gen tells this membership from a later one of the same hunt: an engine
 	// call made for it may come back after a leave and a new join, and must
 	// then neither end the new one's holds nor take its join for its own.
