@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"math/rand"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,44 @@ func TestMemoryResume(t *testing.T) {
 	ups, _, _ := m.History(ctx, "h", ep, 24)
 	if len(ups) != 1 || ups[0].Kind != KindEvent || string(ups[0].Data) != "1" || ups[0].Hunt != "h" || ups[0].Epoch != ep {
 		t.Fatalf("replay %+v", ups)
+	}
+}
+
+// TestHistoryMatchesModel appends at random times to rings of random bounds
+// and checks every Since against the definition: the held updates are the
+// last max ones no older than age; a since is ok when it is at most the seq
+// and every update after it is held, and then exactly those are replayed.
+// It covers what the tests above take one at a time: count and age bounds
+// together, expiry moving head while the ring grows or wraps.
+func TestHistoryMatchesModel(t *testing.T) {
+	for seed := int64(1); seed <= 200; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		limit := 1 + rng.Intn(40)
+		age := time.Duration(1+rng.Intn(50)) * time.Second
+		h := NewHistory(limit, age)
+		var all []Update // all[i].Seq == i+1
+		now := t0
+		for step := 0; step < 300; step++ {
+			now = now.Add(time.Duration(rng.Intn(6)) * 500 * time.Millisecond) // coarse: updates exactly age old are common
+			if rng.Intn(3) > 0 {
+				u := Update{Seq: uint64(len(all)) + 1, At: now}
+				all = append(all, u)
+				h.Append(u)
+			}
+			seq := uint64(len(all))
+			since := uint64(rng.Int63n(int64(seq) + 3))
+			held := max(len(all)-limit, 0) // index of the oldest held
+			for held < len(all) && all[held].At.Before(now.Add(-age)) {
+				held++
+			}
+			want, wantOK := "", since <= seq && (since == seq || int(since) >= held)
+			if wantOK {
+				want = seqs(all[since:])
+			}
+			got, ok := h.Since(nil, since, seq, now)
+			if ok != wantOK || seqs(got) != want {
+				t.Fatalf("seed %d step %d (limit %d, age %v): Since(%d) at seq %d = %q %v, want %q %v", seed, step, limit, age, since, seq, seqs(got), ok, want, wantOK)
+			}
+		}
 	}
 }

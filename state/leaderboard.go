@@ -224,6 +224,12 @@ func (lb *Leaderboard) merge(nd *btNode, c int) {
 	copy(l.val[l.n:], r.val[:r.n])
 	if l.kids != nil {
 		copy(l.kids[l.n:], r.kids[:r.n])
+		// child never reads keys[0], so r.keys[0] can rank below keys in
+		// r's first child: once r's old first child was cut, keys between
+		// nd's bound for r and r's next bound land in the new first one.
+		// As a bound inside l it would send lookups of those keys to the
+		// child before; nd's bound for r holds for every key under r.
+		l.keys[l.n] = nd.keys[c+1]
 	} else {
 		lb.unchain(r)
 	}
@@ -320,7 +326,8 @@ func (lb *Leaderboard) rankOf(k btKey) int {
 }
 
 // Rank returns player's 1-based rank and score; ok is false for a player
-// who never scored.
+// Add was never called for. A player added with 0 points (a hunt's claim of
+// a 0-point treasure) is on the board and has a rank.
 func (lb *Leaderboard) Rank(player string) (rank int, score int64, ok bool) {
 	p, ok := lb.index[player]
 	if !ok {

@@ -145,6 +145,11 @@ func TestLeaderboardTable(t *testing.T) {
 			top:  []Entry{{"b", 5}, {"a", 5}},
 		},
 		{
+			name: "overtaken, then catching up, stays below",
+			adds: []add{{"a", 5, 5, 1}, {"b", 5, 5, 2}, {"b", 1, 6, 1}, {"a", 1, 6, 2}, {"c", 6, 6, 3}},
+			top:  []Entry{{"b", 6}, {"a", 6}, {"c", 6}},
+		},
+		{
 			name: "passing someone",
 			adds: []add{{"a", 3, 3, 1}, {"b", 5, 5, 1}, {"a", 3, 6, 1}},
 			top:  []Entry{{"a", 6}, {"b", 5}},
@@ -363,4 +368,77 @@ func TestLeaderboardChurn(t *testing.T) {
 		add(e.Player, -1000)
 	}
 	verify("all dropped")
+}
+
+// TestLeaderboardMergeKeepsSeparators builds the case where an inner node's
+// first bound has gone stale (its first leaf emptied, then a key that ranks
+// above the new bound went into the new first leaf) and then merges that
+// node into its left sibling. The bound it brings along must still lie at or
+// above every key of that leaf, or lookups of those keys take the wrong path.
+func TestLeaderboardMergeKeepsSeparators(t *testing.T) {
+	lb := NewLeaderboard()
+	ref := &bruteRank{score: map[string]int64{}, tick: map[string]int{}}
+	add := func(p string, d int64) {
+		ref.add(p, d)
+		lb.Add(p, d)
+	}
+	const n = 5000
+	for i, p := range playerNames(n) {
+		add(p, int64(10*(n-i))) // every player lands last: half-full nodes
+	}
+	root := lb.root
+	if root.kids == nil || root.n < 3 || root.kids[1].kids == nil || root.kids[1].kids[0].kids != nil {
+		t.Fatal("want a root over at least three inner nodes over leaves")
+	}
+	y := root.kids[1]
+	low := int64(-1)
+	sink := func(p string) { // to the very bottom, under the last inner node
+		add(p, low-ref.score[p])
+		low--
+	}
+	// Fill y's second leaf so that its first one empties instead of merging.
+	second := y.kids[1].keys[0].score
+	for i := 0; y.kids[1].n <= btMax*3/4; i++ {
+		add(fmt.Sprint("fill", i), second-1-int64(i%9))
+	}
+	for _, p := range leafPlayers(lb, y.kids[0]) {
+		sink(p)
+	}
+	// Between the root's bound for y and y's own, now lower, first bound.
+	k := (root.keys[1].score + y.keys[0].score) / 2
+	if k >= root.keys[1].score || k <= y.keys[0].score {
+		t.Fatalf("no room for a key between bounds %v and %v", root.keys[1], y.keys[0])
+	}
+	add("k", k)
+	// Empty y from its last leaf until it merges into its left sibling.
+	for root.kids[1] == y && y.n > 1 {
+		sink(leafPlayers(lb, y.kids[y.n-1])[0])
+	}
+	if root.kids[1] == y {
+		t.Fatal("y never merged")
+	}
+	add("k", 1)
+	add("k2", k)
+	checkInvariants(t, lb)
+	for i, e := range ref.order() {
+		if r, s, ok := lb.Rank(e.Player); !ok || r != i+1 || s != e.Score {
+			t.Fatalf("Rank(%s) = %d %d %v, want %d %d", e.Player, r, s, ok, i+1, e.Score)
+		}
+	}
+}
+
+// leafPlayers lists the players under nd in rank order.
+func leafPlayers(lb *Leaderboard, nd *btNode) []string {
+	if nd.kids == nil {
+		out := make([]string, nd.n)
+		for i := range out {
+			out[i] = lb.players[nd.val[i]].name
+		}
+		return out
+	}
+	var out []string
+	for _, kid := range nd.kids[:nd.n] {
+		out = append(out, leafPlayers(lb, kid)...)
+	}
+	return out
 }

@@ -299,3 +299,76 @@ func TestMemoryConcurrentDigs(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryConcurrentCreateEnd races creates of the same ids, joins and
+// leaves, digs, publishes and ends: exactly one create per id wins, every
+// hunt's seqs stay contiguous through an end raced by digs and publishes,
+// the player count comes back to exactly zero, and after the end nothing
+// else is emitted. Run with -race.
+func TestMemoryConcurrentCreateEnd(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory(MemoryConfig{HistoryMax: 64})
+	rec := newRecorder()
+	m.Subscribe(rec.sink)
+	const hunts, workers, rounds = 3, 6, 60
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		created = map[string]int{}
+	)
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < hunts; i++ {
+				id := fmt.Sprint("h", i)
+				_, err := m.Create(ctx, Spec{ID: id, Width: 8, Height: 8, Random: &RandomSpec{Count: 40, Seed: 1, MaxPoints: 3}})
+				if err != nil && !errors.Is(err, ErrExists) {
+					t.Error(err)
+				}
+				if err == nil {
+					mu.Lock()
+					created[id]++
+					mu.Unlock()
+				}
+			}
+			for i := 0; i < rounds; i++ {
+				id := fmt.Sprint("h", i%hunts)
+				if st, err := m.Join(ctx, id, "p"); err != nil || st.Players < 1 {
+					t.Errorf("join: %+v %v", st, err)
+				}
+				if _, err := m.Dig(ctx, id, fmt.Sprint("p", g), (i*7+g)%8, (i*3+g)%8); err != nil && !errors.Is(err, ErrEnded) {
+					t.Error(err)
+				}
+				if _, err := m.Publish(ctx, id, []byte("1")); err != nil && !errors.Is(err, ErrEnded) {
+					t.Error(err)
+				}
+				if g == 0 && i == rounds/2 {
+					m.End(ctx, id)
+				}
+				if err := m.Leave(ctx, id, "p"); err != nil {
+					t.Error(err)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	rec.check(t)
+	for i := 0; i < hunts; i++ {
+		id := fmt.Sprint("h", i)
+		if created[id] != 1 {
+			t.Fatalf("%s created %d times", id, created[id])
+		}
+		st, _ := m.Status(ctx, id)
+		if st.Players != 0 {
+			t.Fatalf("%s: %d players after as many leaves as joins", id, st.Players)
+		}
+	}
+	ended := map[string]bool{}
+	for _, u := range rec.ups {
+		if ended[u.Hunt] {
+			t.Fatalf("%s: %s update after ended", u.Hunt, u.Kind)
+		}
+		ended[u.Hunt] = u.Kind == KindEnded
+	}
+}

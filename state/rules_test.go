@@ -272,3 +272,34 @@ func TestHuntRandomDigs(t *testing.T) {
 		}
 	}
 }
+
+// TestHuntZeroPointClaim: a treasure may be worth 0 points. Claiming one puts
+// the digger on the board at 0, after whoever reached 0 before, so the claim
+// shows in the top and has a rank; a player who only joined is not on it.
+func TestHuntZeroPointClaim(t *testing.T) {
+	h, err := NewHunt(Spec{ID: "h", Width: 3, Height: 1, Treasures: []Treasure{
+		{ID: "a", X: 0, Y: 0}, {ID: "b", X: 1, Y: 0}, {ID: "c", X: 2, Y: 0, Points: 1},
+	}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Apply(Command{Op: OpJoin, Player: "watcher"}, nil)
+	for i, tc := range []struct {
+		player string
+		x      int
+		want   DigResult
+		top    string
+	}{
+		{"ann", 0, DigResult{Found: true, Treasure: "a", Score: 0, Rank: 1, Seq: 1}, "[{ann 0}]"},
+		{"bob", 1, DigResult{Found: true, Treasure: "b", Score: 0, Rank: 2, Seq: 2}, "[{ann 0} {bob 0}]"},
+		{"bob", 2, DigResult{Found: true, Treasure: "c", Points: 1, Score: 1, Rank: 1, Seq: 3}, "[{bob 1} {ann 0}]"},
+	} {
+		_, res, err := h.Apply(Command{Op: OpDig, Player: tc.player, X: tc.x}, nil)
+		if err != nil || res.Dig != tc.want || fmt.Sprint(h.Status().Top) != tc.top {
+			t.Fatalf("dig %d: %+v %v top %v, want %+v %s", i, res.Dig, err, h.Status().Top, tc.want, tc.top)
+		}
+	}
+	if _, _, ok := h.Leaderboard().Rank("watcher"); ok {
+		t.Fatal("a player who never claimed has a rank")
+	}
+}
