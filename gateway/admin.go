@@ -41,11 +41,36 @@ func (g *Gateway) adminHandler() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	// No catch-all pattern: it would match every method and hide the mux's
+	// 405s behind 404s. Misses are answered here instead, in the JSON error
+	// shape that clients parse everywhere else.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		miss := missWriter{h: http.Header{}}
+		h.ServeHTTP(&miss, r)
+		if miss.code == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", miss.h.Get("Allow"))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed; see the Allow header")
+			return
+		}
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")
 	})
-	return mux
 }
+
+// missWriter catches the status and headers of the mux's own 404 or 405
+// answer so that it can be rewritten as a JSON error.
+type missWriter struct {
+	h    http.Header
+	code int
+}
+
+func (m *missWriter) Header() http.Header         { return m.h }
+func (m *missWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (m *missWriter) WriteHeader(code int)        { m.code = code }
 
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")

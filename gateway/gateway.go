@@ -95,10 +95,32 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 			return nil, err
 		}
 		g.adminLn = ln
-		g.admin = &http.Server{Handler: g.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		g.admin = &http.Server{
+			Handler:           g.adminHandler(),
+			ReadHeaderTimeout: adminLimits.header,
+			ReadTimeout:       adminLimits.read,
+			WriteTimeout:      adminLimits.write,
+			IdleTimeout:       adminLimits.idle,
+			MaxHeaderBytes:    adminLimits.headerBytes,
+		}
 	}
 	return g, nil
 }
+
+// adminLimits bound every admin connection, so that a peer that sends its
+// request or body slowly, or holds a keep-alive connection open, cannot pin a
+// goroutine and a descriptor for ever. read leaves time for a 64 MiB hunt
+// spec on a slow link; write outlasts the 30 s default of a pprof profile,
+// which net/http/pprof refuses when it would not fit. A variable only so that
+// tests can lower it.
+var adminLimits = struct {
+	header, read, write, idle time.Duration
+	headerBytes               int
+}{5 * time.Second, time.Minute, 90 * time.Second, 2 * time.Minute, 64 << 10}
+
+// adminGrace is how long Shutdown lets admin requests in flight finish
+// before it cuts their connections.
+const adminGrace = time.Second
 
 // Addr returns the player listener's address (with the real port if the
 // configuration asked for port 0).
@@ -233,8 +255,19 @@ wait:
 	nodeErr := g.node.Close()
 	var adminErr error
 	if g.admin != nil {
-		actx, cancel := context.WithTimeout(context.Background(), time.Second)
-		adminErr = g.admin.Shutdown(actx)
+		grace := adminGrace
+		if ctx.Err() != nil {
+			grace = 0 // the drain was cut short (a second signal, or its deadline)
+		}
+		actx, cancel := context.WithTimeout(context.Background(), grace)
+		if err := g.admin.Shutdown(actx); errors.Is(err, context.DeadlineExceeded) {
+			// A request still running (a long profile, a slow upload) must
+			// not outlive the gateway and the engine it uses.
+			g.log.Warn().Msg("gateway: admin requests still running at shutdown: connections closed")
+			_ = g.admin.Close()
+		} else {
+			adminErr = err
+		}
 		cancel()
 	}
 	g.cancel()

@@ -1,0 +1,305 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/huntgate/huntgate/state"
+)
+
+// A known path with the wrong method is a 405 with Allow, in the JSON error
+// shape; an unknown path stays a 404.
+func TestAdminMethodNotAllowed(t *testing.T) {
+	tg := startGateway(t, nil)
+	tg.createHunt(t, fixedHunt("h", 1))
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/hunts", "GET, HEAD, POST"},
+		{"PATCH", "/v1/hunts/h", "DELETE, GET, HEAD"},
+		{"GET", "/v1/hunts/h/events", "POST"},
+		{"POST", "/metrics", "GET, HEAD"},
+		{"DELETE", "/v1/stats", "GET, HEAD"},
+		{"POST", "/readyz", "GET, HEAD"},
+	} {
+		req, err := http.NewRequest(tc.method, tg.admin+tc.path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-API-Key", testAPIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != tc.allow || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal(body, &e) != nil || e.Error.Code != "method_not_allowed" {
+			t.Errorf("%s %s: %d Allow %q %q %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), resp.Header.Get("Content-Type"), body)
+		}
+	}
+	if code, body := tg.adminDo(t, "PUT", "/v1/nothing", testAPIKey, "{}"); code != 404 || !strings.Contains(string(body), `"code":"not_found"`) {
+		t.Errorf("unknown path: %d %s", code, body)
+	}
+}
+
+// lowerAdminLimits shortens the admin listener's read and idle timeouts for
+// the gateways the test starts next.
+func lowerAdminLimits(t *testing.T) {
+	saved := adminLimits
+	t.Cleanup(func() { adminLimits = saved })
+	adminLimits.read = 300 * time.Millisecond
+	adminLimits.idle = 300 * time.Millisecond
+}
+
+// readToEOF reads conn until the server closes it. The deadline only keeps a
+// failing test from hanging: a server that never closes the connection fails.
+func readToEOF(t *testing.T, c net.Conn) string {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the server kept the connection open: %v (read %q)", err, b)
+	}
+	return string(b)
+}
+
+// A peer that stops sending in the middle of a body, or holds a keep-alive
+// connection open, is cut off rather than pinning a goroutine for ever.
+func TestAdminSlowPeersCut(t *testing.T) {
+	lowerAdminLimits(t)
+	tg := startGateway(t, nil)
+	addr := strings.TrimPrefix(tg.admin, "http://")
+
+	t.Run("body", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "POST /v1/hunts HTTP/1.1\r\nHost: x\r\nX-API-Key: "+testAPIKey+"\r\nContent-Length: 100\r\n\r\n{")
+		readToEOF(t, c)
+	})
+	t.Run("idle", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("healthz: %d, close %v", resp.StatusCode, resp.Close)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if b, err := io.ReadAll(br); err != nil || len(b) != 0 {
+			t.Fatalf("idle keep-alive connection not closed: %v %q", err, b)
+		}
+	})
+}
+
+// Request headers are bounded well below net/http's 1 MiB default.
+func TestAdminHeaderLimit(t *testing.T) {
+	tg := startGateway(t, nil)
+	req, _ := http.NewRequest("GET", tg.admin+"/healthz", nil)
+	req.Header.Set("X-Pad", strings.Repeat("a", 200<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("200 KiB of headers: %d", resp.StatusCode)
+	}
+}
+
+// Shutdown cuts the admin requests still running after its grace period, so
+// that none outlives the gateway; a cancelled context (a second signal)
+// cuts them at once.
+func TestShutdownCutsAdminRequests(t *testing.T) {
+	for _, how := range []string{"grace", "cancelled"} {
+		t.Run(how, func(t *testing.T) {
+			e := &statusGatedEngine{block: make(chan struct{}), entered: make(chan struct{}, 8), gate: make(chan struct{})}
+			tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine {
+				e.blockingEngine = blockingEngine{m}
+				return e
+			})
+			opener(t, e.gate)
+			tg.createHunt(t, fixedHunt("h", 1))
+			close(e.block)
+			done := make(chan error, 1)
+			go func() {
+				resp, err := http.Get(tg.admin + "/v1/hunts/h")
+				if err == nil {
+					resp.Body.Close()
+					err = errors.New(resp.Status)
+				}
+				done <- err
+			}()
+			await(t, e.entered, "the request did not reach the engine")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if how == "cancelled" {
+				cancel()
+			}
+			if err := tg.Shutdown(ctx); err != nil {
+				t.Fatalf("shutdown: %v", err)
+			}
+			select {
+			case err := <-done:
+				if err == nil || os.IsTimeout(err) || !strings.Contains(err.Error(), "EOF") {
+					t.Fatalf("the request in flight ended with %v, want its connection closed", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the admin request outlived Shutdown")
+			}
+		})
+	}
+}
+
+// /metrics is well-formed text exposition (one HELP and TYPE per family,
+// before its samples; no series twice; float values) and agrees with
+// /v1/stats on the connections, in total and per loop.
+func TestMetricsFormatAndStats(t *testing.T) {
+	tg := startGateway(t, nil)
+	tg.createHunt(t, fixedHunt("h", 1))
+	for _, p := range []string{"alice", "bob", "carol"} {
+		tg.player(t, p).join("h")
+	}
+	code, body := tg.adminDo(t, "GET", "/v1/stats", "", "")
+	var st Stats
+	if code != 200 || json.Unmarshal(body, &st) != nil {
+		t.Fatalf("stats: %d %s", code, body)
+	}
+	req, _ := http.NewRequest("GET", tg.admin+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Fatalf("metrics: %d %q", resp.StatusCode, ct)
+	}
+	help, typ, series := map[string]bool{}, map[string]string{}, map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSuffix(string(text), "\n"), "\n") {
+		f := strings.SplitN(line, " ", 4)
+		switch {
+		case strings.HasPrefix(line, "# HELP "):
+			if help[f[2]] || len(f) < 4 {
+				t.Fatalf("HELP twice or empty: %q", line)
+			}
+			help[f[2]] = true
+		case strings.HasPrefix(line, "# TYPE "):
+			if _, ok := typ[f[2]]; ok || !help[f[2]] || (f[3] != "counter" && f[3] != "gauge") {
+				t.Fatalf("bad TYPE line %q", line)
+			}
+			typ[f[2]] = f[3]
+		default:
+			i := strings.LastIndexByte(line, ' ')
+			name, v := line[:i], line[i+1:]
+			family, _, _ := strings.Cut(name, "{")
+			if _, ok := typ[family]; !ok {
+				t.Fatalf("sample before its TYPE: %q", line)
+			}
+			if strings.HasSuffix(family, "_total") != (typ[family] == "counter") {
+				t.Fatalf("%s is a %s", family, typ[family])
+			}
+			if _, ok := series[name]; ok {
+				t.Fatalf("series twice: %q", line)
+			}
+			x, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("value of %q: %v", line, err)
+			}
+			series[name] = x
+		}
+	}
+	var sum int64
+	for i, n := range st.Connections.Loops {
+		sum += n
+		if got := series[`huntgate_loop_connections{loop="`+strconv.Itoa(i)+`"}`]; got != float64(n) {
+			t.Errorf("loop %d: metrics %v, stats %d", i, got, n)
+		}
+	}
+	if st.Connections.Total != 3 || sum != 3 || series["huntgate_connections"] != 3 ||
+		series[`huntgate_hunt_players{hunt="h"}`] != 3 || st.Hunts["h"].Players != 3 {
+		t.Fatalf("stats %+v, metrics %v", st.Connections, series)
+	}
+}
+
+// Readiness turns false before any player is told to reconnect, so that a
+// load balancer stops sending players here before they start leaving.
+func TestReadyzFalseBeforeReconnect(t *testing.T) {
+	// A window far longer than the test, and no deadline to shorten it: on
+	// the loop that got two of the three players (2 loops), one is told to
+	// wait, so the gateway and its admin listener stay up until the test's
+	// players leave by themselves.
+	tg := startGateway(t, func(c *Config) { c.DrainWindow = time.Hour })
+	tg.createHunt(t, fixedHunt("h", 1))
+	var cs []*client
+	for _, p := range []string{"alice", "bob", "carol"} {
+		c := tg.player(t, p)
+		c.join("h")
+		cs = append(cs, c)
+	}
+	done := make(chan error, 1)
+	go func() { done <- tg.Shutdown(context.Background()) }()
+	later := 0
+	for _, c := range cs {
+		if c.expect("reconnect").num("after_ms") > 0 {
+			later++
+		}
+	}
+	if later == 0 {
+		t.Fatal("no reconnect was staggered")
+	}
+	if code, body := tg.adminDo(t, "GET", "/readyz", "", ""); code != 503 || string(body) != "{\"ready\":false}\n" {
+		t.Fatalf("readyz during the drain: %d %s", code, body)
+	}
+	if code, _ := tg.adminDo(t, "GET", "/healthz", "", ""); code != 200 {
+		t.Fatalf("healthz during the drain: %d", code)
+	}
+	for _, c := range cs {
+		c.c.Close()
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An ended hunt still answers its status, and refuses events and a second
+// end with 409 ended.
+func TestAdminEndedHunt(t *testing.T) {
+	tg := startGateway(t, nil)
+	tg.createHunt(t, fixedHunt("h", 1))
+	if code, body := tg.adminDo(t, "DELETE", "/v1/hunts/h", testAPIKey, ""); code != 200 {
+		t.Fatalf("end: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "POST", "/v1/hunts/h/events", testAPIKey, `{"x":1}`); code != 409 || !strings.Contains(string(body), `"code":"ended"`) {
+		t.Fatalf("event to an ended hunt: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "DELETE", "/v1/hunts/h", testAPIKey, ""); code != 409 || !strings.Contains(string(body), `"code":"ended"`) {
+		t.Fatalf("end twice: %d %s", code, body)
+	}
+	if code, body := tg.adminDo(t, "GET", "/v1/hunts/h", "", ""); code != 200 || !strings.Contains(string(body), `"state":"ended"`) {
+		t.Fatalf("status of an ended hunt: %d %s", code, body)
+	}
+}
