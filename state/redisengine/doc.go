@@ -41,7 +41,8 @@
 //   - publish, end: check open, bump seq, record and publish.
 //   - join/leave: the node's counter of the hunt; status: sums the counters
 //     of the nodes whose heartbeat key exists.
-//   - history: seq, epoch, Redis's time and the entries after since.
+//   - history: seq, epoch, Redis's time and the entries after since (or
+//     those of a recent window, for the replay of a new watch).
 //
 // Updates are stamped with Redis's TIME, and History ages them against the
 // same clock, so node clocks do not matter.
@@ -70,16 +71,22 @@
 // a hunt's first Watch and UNSUBSCRIBE after its last Unwatch, so the
 // callers never wait on Redis. Updates published between Watch and the
 // subscription taking effect are replayed from the history when the
-// subscription is confirmed (those of the last Config.WatchReplay, by
-// Redis's clock, at most 256); the gateway drops copies a session already
-// has, by seq. With WatchReplay negative nothing is replayed and the
-// stream starts with the first update received.
+// subscription is confirmed: those stamped, by Redis's clock, since the
+// time elapsed from Watch (on this node's monotonic clock) plus
+// Config.WatchReplay as a margin, so the stream after a Join made after
+// Watch has no hole however slow the subscription was; the gateway drops
+// copies a session already has, by seq. With WatchReplay negative nothing
+// is replayed and the stream starts with the first update received.
 //
 // The reader tracks the last reliable seq it delivered per hunt. When
 // go-redis replaces a broken pub/sub connection it resubscribes; on that
 // confirmation, and on any update whose seq skips ahead, the reader fills
 // the gap from the history before delivering further. Copies at or below
-// the tracked seq are dropped.
+// the tracked seq are dropped. A replay or fill that holds claims ends with
+// the leaderboard as of its last seq, since the history keeps no
+// leaderboard updates. A history read that fails (Redis loading after a
+// restart, a timeout) is tried again on the next update of the hunt, as
+// the updates may still be held.
 //
 // # Failure modes
 //

@@ -23,8 +23,6 @@ const (
 	DefaultPrefix       = "hg:"
 	DefaultHeartbeatTTL = 10 * time.Second
 	DefaultWatchReplay  = 2 * time.Second
-	// tailMax bounds the history tail read when a hunt is first watched.
-	tailMax = 256
 	// stageTTL bounds how long the staged treasures of a Create that died
 	// half-way stay in Redis.
 	stageTTL = 10 * time.Minute
@@ -52,10 +50,10 @@ type Config struct {
 	// HeartbeatTTL is how long this node's player counts survive it after
 	// its last heartbeat (sent every third of it); 0 means 10 s.
 	HeartbeatTTL time.Duration
-	// WatchReplay is how far back, by Redis's clock, the updates of a hunt
-	// are replayed to the sink when the hunt is first watched, to cover the
-	// time between Watch and the subscription taking effect; 0 means 2 s,
-	// negative means none.
+	// WatchReplay is how long before Watch, by Redis's clock, the updates
+	// of a hunt replayed to the sink when its subscription takes effect
+	// begin: the replay covers the time from Watch to then, whatever it
+	// was, plus this margin; 0 means 2 s, negative means no replay.
 	WatchReplay time.Duration
 	// PoolSize is the Redis connection pool size; 0 means go-redis's default
 	// (10 per CPU).
@@ -108,7 +106,8 @@ type Engine struct {
 
 type watchState struct {
 	n   int
-	gen uint64 // changes each time the hunt goes from unwatched to watched
+	gen uint64    // changes each time the hunt goes from unwatched to watched
+	at  time.Time // when it went watched, with the monotonic reading
 }
 
 // huntKeys are a hunt's keys, built once. The hunt id is a hash tag so that
@@ -230,7 +229,7 @@ func (e *Engine) buildKeys(hunt string) *huntKeys {
 	k.publish = []string{k.meta, k.hist}
 	k.end = []string{k.meta, k.hist, k.lb, k.nodes}
 	k.status = []string{k.meta, k.lb, k.nodes}
-	k.history = []string{k.meta, k.hist}
+	k.history = []string{k.meta, k.hist, k.lb}
 	return k
 }
 
@@ -483,36 +482,55 @@ func (e *Engine) End(ctx context.Context, hunt string) (state.Status, error) {
 	return parseStatus(hunt, v)
 }
 
-// history runs historyLua; since < 0 asks for the tail.
-func (e *Engine) history(ctx context.Context, hunt string, since int64) (held bool, epoch, seq uint64, now time.Time, ups []state.Update, err error) {
-	v, err := historyLua.Run(ctx, e.rdb, e.keysOf(hunt).history, since, tailMax).Result()
+// histReply is a decoded reply of historyLua.
+type histReply struct {
+	held       bool // all the updates after since are held
+	epoch, seq uint64
+	now        time.Time // Redis's clock
+	// board is the hunt's leaderboard as of seq, read in the same atomic
+	// step: what to hand the sink after a replay that holds claims, whose
+	// own leaderboard updates the history does not keep.
+	board state.Update
+	ups   []state.Update
+}
+
+// history runs historyLua; since < 0 asks for the updates of the last
+// window, by Redis's clock.
+func (e *Engine) history(ctx context.Context, hunt string, since int64, window time.Duration) (*histReply, error) {
+	v, err := historyLua.Run(ctx, e.rdb, e.keysOf(hunt).history, since, window.Milliseconds()).Result()
 	if err != nil {
-		return false, 0, 0, now, nil, wrap(err)
+		return nil, wrap(err)
 	}
 	if rc, ok := v.(int64); ok {
-		return false, 0, 0, now, nil, rcErr(rc)
+		return nil, rcErr(rc)
 	}
 	r, ok := v.([]any)
-	if !ok || len(r) < 4 {
-		return false, 0, 0, now, nil, fmt.Errorf("redisengine: bad history reply")
+	if !ok || len(r) < 5 {
+		return nil, fmt.Errorf("redisengine: bad history reply")
 	}
 	str := func(i int) string { s, _ := r[i].(string); return s }
 	flag, _ := r[0].(int64)
-	epoch, _ = strconv.ParseUint(str(1), 10, 64)
-	seq, _ = strconv.ParseUint(str(2), 10, 64)
+	h := &histReply{held: flag == 1}
+	h.epoch, _ = strconv.ParseUint(str(1), 10, 64)
+	h.seq, _ = strconv.ParseUint(str(2), 10, 64)
 	ms, _ := strconv.ParseInt(str(3), 10, 64)
-	now = time.UnixMilli(ms)
-	if len(r) > 4 {
-		ups = make([]state.Update, 0, len(r)-4)
+	h.now = time.UnixMilli(ms)
+	top, err := decodeTop(str(4))
+	if err != nil {
+		return nil, err
 	}
-	for i := 4; i < len(r); i++ {
+	h.board = state.Update{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, Kind: state.KindLeaderboard, Top: top, At: h.now}
+	if len(r) > 5 {
+		h.ups = make([]state.Update, 0, len(r)-5)
+	}
+	for i := 5; i < len(r); i++ {
 		u, err := decodeUpdate(hunt, str(i))
 		if err != nil {
-			return false, 0, 0, now, nil, err
+			return nil, err
 		}
-		ups = append(ups, u)
+		h.ups = append(h.ups, u)
 	}
-	return flag == 1, epoch, seq, now, ups, nil
+	return h, nil
 }
 
 // History implements state.Engine with the memory engine's semantics: the
@@ -522,20 +540,29 @@ func (e *Engine) History(ctx context.Context, hunt string, epoch, since uint64) 
 	if err := e.check(); err != nil {
 		return nil, false, err
 	}
-	if since > 1<<53 {
-		return nil, false, nil
+	h, ok, err := e.resume(ctx, hunt, epoch, since)
+	if err != nil || !ok {
+		return nil, false, err
 	}
-	held, ep, seq, now, ups, err := e.history(ctx, hunt, int64(since))
+	return h.ups, true, nil
+}
+
+// resume is History with the whole reply.
+func (e *Engine) resume(ctx context.Context, hunt string, epoch, since uint64) (*histReply, bool, error) {
+	// Lua numbers hold integers exactly only up to 2^53; a since beyond
+	// that is beyond any seq, and still asks the script so that an unknown
+	// hunt is ErrUnknownHunt, as in the memory engine.
+	h, err := e.history(ctx, hunt, int64(min(since, 1<<53)), 0)
 	if err != nil {
 		return nil, false, err
 	}
-	if ep != epoch || since > seq || !held {
+	if h.epoch != epoch || since > h.seq || !h.held {
 		return nil, false, nil
 	}
-	if len(ups) > 0 && ups[0].At.Before(now.Add(-e.hage)) {
+	if len(h.ups) > 0 && h.ups[0].At.Before(h.now.Add(-e.hage)) {
 		return nil, false, nil // the oldest needed has aged out, so it is not held
 	}
-	return ups, true, nil
+	return h, true, nil
 }
 
 // Hunts implements state.Engine.

@@ -191,8 +191,11 @@ func top(es []state.Entry) []state.Entry {
 
 func TestConcurrentDigsTwoNodes(t *testing.T) {
 	a := admin(t)
-	n1 := newEngine(t, Config{NodeID: "n1"})
-	n2 := newEngine(t, Config{NodeID: "n2", Prefix: n1.prefix})
+	// No watch replay: the subscriptions are live before the first dig, and
+	// a replay racing the digs would stand the latest leaderboard in for
+	// the per-claim ones this test checks.
+	n1 := newEngine(t, Config{NodeID: "n1", WatchReplay: -1})
+	n2 := newEngine(t, Config{NodeID: "n2", Prefix: n1.prefix, WatchReplay: -1})
 	c1, c2 := newCollector(), newCollector()
 	n1.Subscribe(c1.sink)
 	n2.Subscribe(c2.sink)

@@ -173,20 +173,30 @@ end
 return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 `)
 
-// historyLua: KEYS meta, history; ARGV since (-1: the last tailMax entries).
-// Reply: {1, epoch, seq, now_ms, entries...} with the entries of seq >
-// since, or {0, epoch, seq, now_ms} when some of them are no longer held,
-// or -1. The list holds contiguous seqs ending at the hunt's seq (every
-// reliable update is appended, trimming drops only the oldest), so the
-// index of a seq is arithmetic.
+// historyLua: KEYS meta, history, leaderboard; ARGV since (-1: the entries
+// stamped in the last ARGV[2] ms), window ms.
+// Reply: {1, epoch, seq, now_ms, top, entries...} with the entries of seq >
+// since, or {0, epoch, seq, now_ms, top} when some of them are no longer
+// held, or -1; top is the leaderboard as of seq. The list holds contiguous
+// seqs ending at the hunt's seq (every reliable update is appended,
+// trimming drops only the oldest), so the index of a seq is arithmetic;
+// its stamps come from one clock in append order, so the start of a window
+// is found by binary search.
 var historyLua = redis.NewScript(luaTop + `
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
 if not m[1] then return -1 end
 local seq = tonumber(m[2])
 local since = tonumber(ARGV[1])
-local r = {1, m[1], m[2], now()}
+local r = {1, m[1], m[2], now(), top(KEYS[3])}
 if since < 0 then
-  local t = redis.call('LRANGE', KEYS[2], -tonumber(ARGV[2]), -1)
+  local cut = tonumber(r[4]) - tonumber(ARGV[2])
+  local lo, hi = 0, redis.call('LLEN', KEYS[2])
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local e = redis.call('LINDEX', KEYS[2], mid)
+    if tonumber(string.match(e, '^[^|]*|[^|]*|[^|]*|(%d+)')) < cut then lo = mid + 1 else hi = mid end
+  end
+  local t = redis.call('LRANGE', KEYS[2], lo, -1)
   for i = 1, #t do r[#r + 1] = t[i] end
   return r
 end

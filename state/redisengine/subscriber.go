@@ -24,7 +24,7 @@ func (e *Engine) Watch(hunt string) {
 	w := e.watched[hunt]
 	if w == nil {
 		e.gen++
-		w = &watchState{gen: e.gen}
+		w = &watchState{gen: e.gen, at: time.Now()}
 		e.watched[hunt] = w
 		e.dirty[hunt] = struct{}{}
 	}
@@ -69,6 +69,17 @@ func (e *Engine) watchGen(hunt string) uint64 {
 		return w.gen
 	}
 	return 0
+}
+
+// watchOf returns the generation of hunt's watch (0 if it is not watched)
+// and when it began.
+func (e *Engine) watchOf(hunt string) (gen uint64, at time.Time) {
+	e.watchMu.Lock()
+	defer e.watchMu.Unlock()
+	if w := e.watched[hunt]; w != nil {
+		return w.gen, w.at
+	}
+	return 0, time.Time{}
 }
 
 // subscriber makes the pub/sub subscriptions follow the watched set. It
@@ -141,6 +152,10 @@ type track struct {
 	failed uint64
 	// fresh: nothing received yet and no baseline seq.
 	fresh bool
+	// pending: the replay of what was published since the watch began
+	// (at) has yet to succeed.
+	pending bool
+	at      time.Time
 }
 
 // reader is the only goroutine that calls the sink, so the sink sees each
@@ -193,23 +208,26 @@ func (e *Engine) deliver(u state.Update) {
 
 // onSubscribed runs when a SUBSCRIBE took effect: the first for this watch
 // of the hunt, or a resubscription after go-redis replaced a broken
-// connection. The first replays the last WatchReplay of history (what was
-// published since Watch, and harmlessly a little more: the gateway drops
-// what a session already has); a resubscription fills what was published
-// while the connection was down.
+// connection. The first replays the history from WatchReplay before Watch
+// on (what was published since Watch, and harmlessly a little more: the
+// gateway drops what a session already has); a resubscription fills what
+// was published while the connection was down.
 func (e *Engine) onSubscribed(tracks map[string]*track, hunt string) {
-	gen := e.watchGen(hunt)
+	gen, at := e.watchOf(hunt)
 	if hunt == "" || gen == 0 {
 		return
 	}
 	t := tracks[hunt]
 	if t != nil && t.gen == gen {
-		if !t.fresh {
-			e.fill(hunt, t)
+		switch {
+		case t.pending:
+			e.tryWatchReplay(hunt, t)
+		case !t.fresh:
+			_ = e.fill(hunt, t) // on an error, the next update retries
 		}
 		return
 	}
-	t = &track{gen: gen}
+	t = &track{gen: gen, at: at}
 	tracks[hunt] = t
 	if e.replay < 0 {
 		// No replay: the stream starts with the first update received,
@@ -217,50 +235,90 @@ func (e *Engine) onSubscribed(tracks map[string]*track, hunt string) {
 		t.fresh = true
 		return
 	}
+	t.pending = true
+	e.tryWatchReplay(hunt, t)
+}
+
+// tryWatchReplay is watchReplay where a failure is retried on the next
+// update or confirmation of the hunt.
+func (e *Engine) tryWatchReplay(hunt string, t *track) {
+	if err := e.watchReplay(hunt, t); err != nil && !errors.Is(err, state.ErrUnknownHunt) {
+		e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: watch replay")
+	}
+}
+
+// watchReplay hands the sink what was published since the watch t began
+// and sets t's baseline. The window reaches back to Watch, however long the
+// subscription or this reader took since: the caller's snapshot (Join) came
+// after Watch and the gateway takes the stream from it on, so anything
+// published since Watch that were left out would be lost for good (its
+// queued copy is dropped by seq). Elapsed time is measured on this node's
+// monotonic clock and applied to Redis's, which skew does not affect;
+// WatchReplay is the margin for the round trips.
+func (e *Engine) watchReplay(hunt string, t *track) error {
+	window := time.Since(t.at) + e.replay
 	ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
-	_, ep, seq, now, ups, err := e.history(ctx, hunt, -1)
+	h, err := e.history(ctx, hunt, -1, window)
 	cancel()
 	if err != nil {
-		if !errors.Is(err, state.ErrUnknownHunt) {
-			e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: watch replay")
-		}
-		return
+		return err
 	}
 	// The updates published after the subscription took effect and before
 	// the history was read are both in the history and queued on the
 	// connection: delivered now, their queued copies are dropped by seq.
-	t.epoch, t.seq = ep, seq
-	cut := now.Add(-e.replay)
+	t.pending = false
+	t.epoch, t.seq = h.epoch, h.seq
+	e.replayed(h, h.ups)
+	return nil
+}
+
+// replayed hands the sink ups, updates from the history, and then the
+// leaderboard as of h.seq if they hold a claim: the leaderboard updates
+// that went with those claims are not in the history, and the newest of
+// them must not be lost. After an ended one, the ended carries the top.
+func (e *Engine) replayed(h *histReply, ups []state.Update) {
+	claims := false
 	for _, u := range ups {
-		if !u.At.Before(cut) {
-			e.deliver(u)
-		}
+		e.deliver(u)
+		claims = claims || u.Kind == state.KindClaimed
+	}
+	if claims && ups[len(ups)-1].Kind != state.KindEnded {
+		e.deliver(h.board)
 	}
 }
 
 // fill hands the sink the reliable updates after t.seq that the pub/sub
 // connection missed. If the history no longer holds them the gap stays:
 // the next update shows it to clients, who resume or reset (PROTOCOL.md).
-func (e *Engine) fill(hunt string, t *track) {
+// If the history could not be read (Redis still loading after a restart, a
+// timeout), the updates may well be held: the error is returned and
+// nothing is marked, so that the next update that shows the gap tries
+// again; the caller counts the gap if it then passes over it.
+func (e *Engine) fill(hunt string, t *track) error {
 	if t.failed == t.seq && t.seq != 0 {
-		return // the same gap, already found unfillable
+		return nil // the same gap, already found unfillable
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
-	ups, ok, err := e.History(ctx, hunt, t.epoch, t.seq)
+	h, ok, err := e.resume(ctx, hunt, t.epoch, t.seq)
 	cancel()
-	if err != nil || !ok {
+	gone := errors.Is(err, state.ErrUnknownHunt) // Redis lost the hunt, history and all
+	if err != nil && !gone {
+		e.log.Warn().Err(err).Str("hunt", hunt).Uint64("seq", t.seq).Msg("redisengine: missed updates not read from history")
+		return err
+	}
+	if !ok {
 		t.failed = t.seq
 		e.gaps.Add(1)
 		e.log.Warn().Err(err).Str("hunt", hunt).Uint64("seq", t.seq).Msg("redisengine: missed updates not in history")
-		return
+		return nil
 	}
-	for _, u := range ups {
-		if u.Seq > t.seq {
-			e.deliver(u)
-			t.seq = u.Seq
-			e.filled.Add(1)
-		}
+	if len(h.ups) == 0 {
+		return nil
 	}
+	t.seq = h.ups[len(h.ups)-1].Seq
+	e.filled.Add(uint64(len(h.ups)))
+	e.replayed(h, h.ups)
+	return nil
 }
 
 func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
@@ -276,6 +334,14 @@ func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
 		return
 	}
 	t := tracks[hunt]
+	if t != nil && t.gen == gen && t.pending {
+		// The replay at the subscription failed: what was published
+		// since Watch may still be in the history.
+		if err := e.watchReplay(hunt, t); err != nil {
+			e.gaps.Add(1)
+			e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: watch replay")
+		}
+	}
 	if t == nil || t.fresh || t.gen != gen || t.epoch != u.Epoch {
 		// A new watch whose subscription confirmation was not seen, or the
 		// hunt was re-created: the stream starts here.
@@ -289,7 +355,9 @@ func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
 			return // already delivered from the history
 		}
 		if u.Seq > t.seq+1 {
-			e.fill(hunt, t)
+			if e.fill(hunt, t) != nil {
+				e.gaps.Add(1) // passed over below
+			}
 			if u.Seq <= t.seq {
 				return
 			}
@@ -302,7 +370,9 @@ func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
 		return // a newer leaderboard went out with the history fill
 	}
 	if u.Seq > t.seq {
-		e.fill(hunt, t)
+		if e.fill(hunt, t) != nil {
+			e.gaps.Add(1) // passed over below
+		}
 		t.seq = max(t.seq, u.Seq) // a gap that could not be filled stays behind
 	}
 	e.deliver(u)
