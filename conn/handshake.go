@@ -44,6 +44,12 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	if end == 0 {
+		if s.state == stHandshake && framing.BadRequestStart(data) {
+			// Answered now: a peer that is not speaking HTTP may never send
+			// the blank line, and would otherwise get no answer at all.
+			l.upgrade(idx, data, nil)
+			return
+		}
 		if s.hs == 0 {
 			s.hs = l.hss.alloc()
 		}

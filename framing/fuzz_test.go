@@ -173,8 +173,19 @@ func FuzzUpgradeRequest(f *testing.F) {
 	f.Add(AppendClientRequest(nil, "h:1", "/ws?token=a", NewClientKey(), true, [][2]string{{"Origin", "o"}}))
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte("\r\n\r\n"))
+	f.Add(request("GET / HTTP/1.1", "Host: h", "Upgrade: h2c, websocket", "Connection: close", "Connection: upgrade", "Sec-WebSocket-Key: "+rfcKey, "Sec-WebSocket-Version: 13"))
+	f.Add([]byte("POST / HTTP/1.1\r\nHost"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		n, err := RequestEnd(data, 4096)
+		if err == nil && n == 0 && BadRequestStart(data) {
+			// What conn answers before the head is complete.
+			resp, res, err := (&Upgrader{}).Upgrade(nil, data)
+			checkResponseShape(t, string(resp))
+			if err == nil || res.Status < 400 {
+				t.Fatalf("bad start %q answered %d, %v", data, res.Status, err)
+			}
+			return
+		}
 		if err != nil || n == 0 {
 			return
 		}

@@ -96,6 +96,7 @@ type upgradeState struct {
 	deflate bool   // Upgrader.Deflate of the current call
 	refused int    // status returned by check, 0 if none
 	scratch []byte // copies of the request fields, kept across calls
+	head    []byte // a head rewritten by rewriteHead, kept across calls
 	field   [numFields][2]int32
 }
 
@@ -201,11 +202,31 @@ func (s *upgradeState) Read(p []byte) (int, error)  { return s.in.Read(p) }
 // and Check accepts it, else an error status with a short text body (400 for
 // a malformed request, 405 for a method other than GET, 505 for a protocol
 // other than HTTP/1.1, 426 for an unsupported Sec-WebSocket-Version, or
-// Check's status). err is nil only for a 101; the response is to be sent in
+// Check's status). Beyond RFC 6455 section 4.2.1 it refuses with 400 what
+// RFC 7230 section 3.2.4 forbids (whitespace before a colon, obsolete line
+// folding, control bytes) and duplicate Host or Sec-WebSocket-Key fields,
+// and it takes Upgrade and Connection as lists that may be split over
+// several fields. err is nil only for a 101; the response is to be sent in
 // every case. Besides growing dst when it lacks capacity, it allocates once
 // per response inside gobwas/ws (the Sec-WebSocket-Accept value, or the
 // formatted status code of a refusal).
 func (u *Upgrader) Upgrade(dst, head []byte) (resp []byte, res UpgradeResult, err error) {
+	switch checkHead(head) {
+	case headBad:
+		resp = append(dst, badRequest...)
+		return resp, UpgradeResult{Status: http.StatusBadRequest}, ws.ErrMalformedRequest
+	case headRewrite:
+		// A second pooled state holds the copy; it goes back only after
+		// the parse below, which reads it.
+		r := upgradeStates.Get().(*upgradeState)
+		r.head = rewriteHead(r.head[:0], head)
+		head = r.head
+		defer func() {
+			if cap(r.head) <= 64<<10 {
+				upgradeStates.Put(r)
+			}
+		}()
+	}
 	s := upgradeStates.Get().(*upgradeState)
 	s.in.Reset(head)
 	s.out.b = dst
@@ -228,9 +249,9 @@ func (u *Upgrader) Upgrade(dst, head []byte) (resp []byte, res UpgradeResult, er
 	} else if s.refused != 0 {
 		err = ErrRefused
 	}
-	*s = upgradeState{wsu: s.wsu, ext: s.ext, scratch: s.scratch[:0]}
+	*s = upgradeState{wsu: s.wsu, ext: s.ext, scratch: s.scratch[:0], head: s.head[:0]}
 	s.ext.Reset()
-	if cap(s.scratch) <= 64<<10 {
+	if cap(s.scratch) <= 64<<10 && cap(s.head) <= 64<<10 {
 		upgradeStates.Put(s)
 	}
 	return resp, res, err

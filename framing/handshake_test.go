@@ -82,6 +82,14 @@ func TestUpgrade(t *testing.T) {
 		}
 		return request(l...)
 	}
+	swap := func(old, new string) []byte {
+		h := strings.TrimSuffix(string(with()), "\r\n\r\n")
+		if !strings.Contains(h, old) {
+			t.Fatalf("%q not in base request", old)
+		}
+		return request(strings.Replace(h, old, new, 1))
+	}
+	plain := &seen{Path: "/ws", Query: "token=t", Host: "h"}
 	cases := []struct {
 		name      string
 		u         Upgrader
@@ -118,6 +126,47 @@ func TestUpgrade(t *testing.T) {
 		{name: "HTTP/1.0", head: request(strings.Replace(string(with()), "HTTP/1.1", "HTTP/1.0", 1)), status: 505},
 		{name: "garbage", head: []byte("hello\r\n\r\n"), status: 400},
 		{name: "empty", head: nil, status: 400},
+		{name: "key not base64", head: swap(rfcKey, "????????????????????????"), status: 400},
+		{name: "key of 18 bytes", head: swap(rfcKey, "AAAAAAAAAAAAAAAAAAAAAAAA"), status: 400},
+		{name: "duplicate key", head: with("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="), status: 400},
+		{name: "duplicate key other case", head: with("sec-websocket-key: " + rfcKey), status: 400},
+		{name: "duplicate Host", head: with("Host: other"), status: 400},
+		{name: "space before colon", head: swap("Host: h", "Host : h"), status: 400},
+		{name: "obs-fold", head: with("X-A: a", " b"), status: 400},
+		{name: "obs-fold with colon", head: with("X-A: a", "\tX-B: c"), status: 400},
+		{name: "header without colon", head: with("NoColon"), status: 400},
+		{name: "empty header name", head: with(": v"), status: 400},
+		{name: "NUL in value", head: with("X-A: a\x00b"), status: 400},
+		{name: "DEL in value", head: with("X-A: a\x7fb"), status: 400},
+		{name: "bare LF", head: with("X-A: a\nHost: evil"), status: 400},
+		{name: "bare CR", head: with("X-A: a\rb"), status: 400},
+		{name: "request line double space", head: swap("GET /ws", "GET  /ws"), status: 400},
+		{name: "request line extra field", head: swap("HTTP/1.1", "HTTP/1.1 x"), status: 400},
+		{name: "request line NUL", head: swap("/ws?", "/w\x00s?"), status: 400},
+		{name: "lowercase method", head: swap("GET", "get"), status: 405},
+		{name: "HTTP/2.0", head: swap("HTTP/1.1", "HTTP/2.0"), status: 505},
+		{name: "header names in any case", head: request("GET /ws?token=t HTTP/1.1", "HOST: h", "upgrade: WEBSOCKET", "CONNECTION: UPGRADE",
+			"sec-websocket-key: "+rfcKey, "sec-websocket-version: 13"), status: 101, seen: plain,
+			contains: []string{"Sec-WebSocket-Accept: " + rfcAccept + "\r\n"}},
+		{name: "Upgrade as a list", head: swap("Upgrade: websocket", "Upgrade: h2c, WebSocket"), status: 101, seen: plain,
+			contains: []string{"Sec-WebSocket-Accept: " + rfcAccept + "\r\n"}},
+		{name: "Upgrade without websocket", head: swap("Upgrade: websocket", "Upgrade: h2c"), status: 400},
+		{name: "Connection list with spaces", head: swap("Connection: Upgrade", "Connection:  keep-alive ,\tUPGRADE "), status: 101, seen: plain},
+		{name: "Connection in two fields", head: swap("Connection: Upgrade", "Connection: keep-alive\r\nConnection: upgrade"), status: 101, seen: plain},
+		{name: "Connection without upgrade", head: swap("Connection: Upgrade", "Connection: keep-alive"), status: 400},
+		{name: "subprotocols not answered", head: with("Sec-WebSocket-Protocol: chat, superchat"), status: 101, seen: plain,
+			absent: []string{"Sec-WebSocket-Protocol"}},
+		{name: "Chrome request", u: Upgrader{Deflate: true}, head: request("GET /ws?token=t HTTP/1.1", "Host: h", "Connection: Upgrade", "Pragma: no-cache",
+			"Cache-Control: no-cache", "User-Agent: Mozilla/5.0", "Upgrade: websocket", "Origin: https://o", "Sec-WebSocket-Version: 13",
+			"Accept-Encoding: gzip, deflate, br", "Accept-Language: en", "Sec-WebSocket-Key: "+rfcKey,
+			"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"), status: 101, deflate: true,
+			seen: &seen{Path: "/ws", Query: "token=t", Host: "h", Origin: "https://o", Deflate: true}},
+		{name: "several extensions with parameters", u: Upgrader{Deflate: true},
+			head:   with(`Sec-WebSocket-Extensions: x-webkit-deflate-frame, foo; a="b,c"; d, permessage-deflate; client_max_window_bits=15; server_no_context_takeover`),
+			status: 101, deflate: true, contains: []string{"Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"}},
+		{name: "extensions in two fields", u: Upgrader{Deflate: true},
+			head:   with("Sec-WebSocket-Extensions: foo", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
+			status: 101, deflate: true},
 		{name: "deflate accepted", u: Upgrader{Deflate: true}, head: with(deflateOffer), status: 101, deflate: true,
 			seen:     &seen{Path: "/ws", Query: "token=t", Host: "h", Deflate: true},
 			contains: []string{"\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"}},
@@ -233,6 +282,30 @@ func TestUpgradeAllocs(t *testing.T) {
 		t.Logf("%s: %v allocs per upgrade", tc.name, allocs)
 		if allocs > tc.max {
 			t.Errorf("%s: %v allocs per upgrade, want <= %v", tc.name, allocs, tc.max)
+		}
+	}
+}
+
+func TestBadRequestStart(t *testing.T) {
+	for _, c := range []struct {
+		b   string
+		bad bool
+	}{
+		{"", false},
+		{"GE", false},
+		{"GET /ws HTTP/1.1\r", false},
+		{"GET /ws HTTP/1.1\r\nHost: x\r\n", false},
+		{"GET /ws HTTP/1.2\r\n", false},
+		{"\x16\x03\x01", true},
+		{"GET /\x00", true},
+		{"GET /ws\r\n", true},
+		{"GET /ws HTTP/1.1\n", true},
+		{"POST /ws HTTP/1.1\r\n", true},
+		{"GET /ws HTTP/1.0\r\n", true},
+		{"GET /ws HTTP/2.0\r\n", true},
+	} {
+		if got := BadRequestStart([]byte(c.b)); got != c.bad {
+			t.Errorf("BadRequestStart(%q) = %v, want %v", c.b, got, c.bad)
 		}
 	}
 }
