@@ -82,6 +82,7 @@ func TestHandshakeRawRequests(t *testing.T) {
 		{"subprotocols and extensions", rawWith("", "", "Sec-WebSocket-Protocol: chat, superchat",
 			`Sec-WebSocket-Extensions: x-webkit-deflate-frame, foo; a="b,c", permessage-deflate; client_max_window_bits`), 101},
 		{"key not base64", rawWith("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Key: ????????????????????????"), 400},
+		{"key too long", rawWith("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Key: "+strings.Repeat("A", 32)), 400},
 		{"duplicate key", rawWith("", "", "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="), 400},
 		{"duplicate Host", rawWith("", "", "Host: y"), 400},
 		{"missing Host", rawWith("Host: x", ""), 400},

@@ -26,7 +26,7 @@ func ParseCPUList(s string) ([]int, error) {
 		if err == nil && isRange {
 			b, err = strconv.Atoi(hi)
 		}
-		if err != nil || a < 0 || b < a || b >= 1024 {
+		if err != nil || a < 0 || b < a || b >= len(set)*64 {
 			return nil, fmt.Errorf("%w: %q", ErrCPUList, part)
 		}
 		for c := a; c <= b; c++ {

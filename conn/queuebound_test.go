@@ -259,7 +259,9 @@ func TestQueueBoundsPassAndPrepared(t *testing.T) {
 func TestFullIovBatchOnFullSocketWaits(t *testing.T) {
 	l := manualLoop(t, Config{MaxQueueBytes: 8 << 20, MaxQueueFrames: 1 << 16}, &nopHandler{})
 	fd, peer := socketpair(t)
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
 	// Fill the socket with whole frames before the loop owns it: the
 	// connection has no queue, yet its socket takes nothing more.
 	empty := framing.Prepare(framing.OpBinary, nil, false).Bytes(false)

@@ -145,32 +145,27 @@ func checkHead(head []byte) headVerdict {
 				return headBad
 			}
 		}
-		value = trimOWS(value)
+		value = bytes.Trim(value, " \t") // OWS
 		switch {
 		case bytes.EqualFold(name, nameHost):
 			hosts++
 		case bytes.EqualFold(name, nameKey):
 			keys++
+			// The length first: Decode panics on a value that decodes
+			// to more than nonce holds.
 			var nonce [18]byte
+			if len(value) != 24 {
+				return headBad
+			}
 			if n, err := base64.StdEncoding.Decode(nonce[:], value); err != nil || n != 16 {
 				return headBad
 			}
 		case bytes.EqualFold(name, nameUpgrade):
-			if asciiEqualFold(value, "websocket") {
-				upgradeOK = true
-			} else {
-				upgradeExact = false
-				upgradeOK = upgradeOK || hasToken(value, "websocket")
-			}
+			listField(value, "websocket", &upgradeOK, &upgradeExact)
 		case bytes.EqualFold(name, nameConnection):
 			// Any value but the bare token is normalised: the list
 			// scanner of gobwas/ws trips on some valid lists ("a ,\tb").
-			if asciiEqualFold(value, "upgrade") {
-				connOK = true
-			} else {
-				connEach = false
-				connOK = connOK || hasToken(value, "upgrade")
-			}
+			listField(value, "upgrade", &connOK, &connEach)
 		}
 	}
 	if hosts > 1 || keys > 1 {
@@ -209,12 +204,13 @@ func rewriteHead(dst, head []byte) []byte {
 	return dst
 }
 
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
+// listField folds one Upgrade or Connection field into named (some field
+// lists tok) and bare (every field is tok alone).
+func listField(value []byte, tok string, named, bare *bool) {
+	if asciiEqualFold(value, tok) {
+		*named = true
+		return
 	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
+	*bare = false
+	*named = *named || hasToken(value, tok)
 }

@@ -211,23 +211,16 @@ func (s *upgradeState) Read(p []byte) (int, error)  { return s.in.Read(p) }
 // per response inside gobwas/ws (the Sec-WebSocket-Accept value, or the
 // formatted status code of a refusal).
 func (u *Upgrader) Upgrade(dst, head []byte) (resp []byte, res UpgradeResult, err error) {
-	switch checkHead(head) {
-	case headBad:
+	verdict := checkHead(head)
+	if verdict == headBad {
 		resp = append(dst, badRequest...)
 		return resp, UpgradeResult{Status: http.StatusBadRequest}, ws.ErrMalformedRequest
-	case headRewrite:
-		// A second pooled state holds the copy; it goes back only after
-		// the parse below, which reads it.
-		r := upgradeStates.Get().(*upgradeState)
-		r.head = rewriteHead(r.head[:0], head)
-		head = r.head
-		defer func() {
-			if cap(r.head) <= 64<<10 {
-				upgradeStates.Put(r)
-			}
-		}()
 	}
 	s := upgradeStates.Get().(*upgradeState)
+	if verdict == headRewrite {
+		s.head = rewriteHead(s.head[:0], head)
+		head = s.head
+	}
 	s.in.Reset(head)
 	s.out.b = dst
 	s.check = u.Check

@@ -128,6 +128,8 @@ func TestUpgrade(t *testing.T) {
 		{name: "empty", head: nil, status: 400},
 		{name: "key not base64", head: swap(rfcKey, "????????????????????????"), status: 400},
 		{name: "key of 18 bytes", head: swap(rfcKey, "AAAAAAAAAAAAAAAAAAAAAAAA"), status: 400},
+		{name: "key too long", head: swap(rfcKey, strings.Repeat("A", 32)), status: 400},
+		{name: "key too short", head: swap(rfcKey, "AAAAAAAAAAAAAAAAAAAA"), status: 400},
 		{name: "duplicate key", head: with("Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="), status: 400},
 		{name: "duplicate key other case", head: with("sec-websocket-key: " + rfcKey), status: 400},
 		{name: "duplicate Host", head: with("Host: other"), status: 400},
