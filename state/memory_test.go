@@ -302,9 +302,10 @@ func TestMemoryConcurrentDigs(t *testing.T) {
 
 // TestMemoryConcurrentCreateEnd races creates of the same ids, joins and
 // leaves, digs, publishes and ends: exactly one create per id wins, every
-// hunt's seqs stay contiguous through an end raced by digs and publishes,
-// the player count comes back to exactly zero, and after the end nothing
-// else is emitted. Run with -race.
+// hunt's seqs stay contiguous through an end raced by digs and publishes
+// (worker 0 ends each hunt midway, if its last claim did not), the player
+// count comes back to exactly zero, and every hunt's last update is its
+// ended. Run with -race.
 func TestMemoryConcurrentCreateEnd(t *testing.T) {
 	ctx := context.Background()
 	m := NewMemory(MemoryConfig{HistoryMax: 64})
@@ -343,8 +344,10 @@ func TestMemoryConcurrentCreateEnd(t *testing.T) {
 				if _, err := m.Publish(ctx, id, []byte("1")); err != nil && !errors.Is(err, ErrEnded) {
 					t.Error(err)
 				}
-				if g == 0 && i == rounds/2 {
-					m.End(ctx, id)
+				if g == 0 && i >= rounds/2 && i < rounds/2+hunts {
+					if _, err := m.End(ctx, id); err != nil && !errors.Is(err, ErrEnded) {
+						t.Errorf("end %s: %v", id, err)
+					}
 				}
 				if err := m.Leave(ctx, id, "p"); err != nil {
 					t.Error(err)
@@ -370,5 +373,10 @@ func TestMemoryConcurrentCreateEnd(t *testing.T) {
 			t.Fatalf("%s: %s update after ended", u.Hunt, u.Kind)
 		}
 		ended[u.Hunt] = u.Kind == KindEnded
+	}
+	for i := 0; i < hunts; i++ {
+		if id := fmt.Sprint("h", i); !ended[id] {
+			t.Fatalf("%s: its last update is not ended", id)
+		}
 	}
 }

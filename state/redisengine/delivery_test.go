@@ -28,30 +28,40 @@ func redisNow(t *testing.T, a *redis.Client) time.Time {
 	return now
 }
 
-// TestWatchSlowSubscriptionNoGap follows the gateway's join (Watch, then
-// Join, then live updates) while the pub/sub connection is down, so the
-// subscription takes effect long after Watch: an update published after
-// Join, however long before the subscription, must still reach the sink,
-// since the gateway relies on the stream after Join being complete.
-func TestWatchSlowSubscriptionNoGap(t *testing.T) {
-	a := admin(t)
-	pub := newEngine(t, Config{})
-	gate := newDialGate()
-	const margin = 20 * time.Millisecond
-	sub := newEngine(t, Config{dialGate: gate.wait, Prefix: pub.prefix, WatchReplay: margin})
-	c := newCollector()
+// cutBeforeWatch sets up a publishing node and a subscribing node (cfg's
+// WatchReplay and Logger) with hunts "h" and "other", watches "other" to
+// put the subscriber's connection in pub/sub mode, then kills that
+// connection with the reconnect held at the gate until the caller opens it:
+// a Watch of "h" made now subscribes only once the gate opens.
+func cutBeforeWatch(t *testing.T, cfg Config) (a *redis.Client, pub, sub *Engine, gate *dialGate, c *collector) {
+	t.Helper()
+	a = admin(t)
+	pub = newEngine(t, Config{})
+	gate = newDialGate()
+	sub = newEngine(t, Config{dialGate: gate.wait, Prefix: pub.prefix, WatchReplay: cfg.WatchReplay, Logger: cfg.Logger})
+	c = newCollector()
 	sub.Subscribe(c.sink)
 	for _, id := range []string{"h", "other"} {
 		if _, err := pub.Create(ctx, state.Spec{ID: id, Width: 1, Height: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	watchAndWait(t, a, sub, "other", 1) // puts the connection in pub/sub mode
+	watchAndWait(t, a, sub, "other", 1)
 	gate.hold.Store(true)
 	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
+	return a, pub, sub, gate, c
+}
 
+// TestWatchSlowSubscriptionNoGap follows the gateway's join (Watch, then
+// Join, then live updates) while the pub/sub connection is down, so the
+// subscription takes effect long after Watch: an update published after
+// Join, however long before the subscription, must still reach the sink,
+// since the gateway relies on the stream after Join being complete.
+func TestWatchSlowSubscriptionNoGap(t *testing.T) {
+	const margin = 20 * time.Millisecond
+	a, pub, sub, gate, c := cutBeforeWatch(t, Config{WatchReplay: margin})
 	sub.Watch("h")
 	st, err := sub.Join(ctx, "h", "p")
 	if err != nil {
@@ -358,47 +368,41 @@ func (l *logSignal) await(t *testing.T, what string) {
 	}
 }
 
+// reopenHistoryBroken opens gate while the history of hunt "h" cannot be
+// read, waits for logs to report the failed read (what names it), mends
+// the history, publishes one more event (data) and waits until the sink has
+// it: it returns every update the sink got and that event's seq.
+func reopenHistoryBroken(t *testing.T, a *redis.Client, pub, sub *Engine, gate *dialGate, logs *logSignal, c *collector, what, data string) ([]state.Update, uint64) {
+	t.Helper()
+	restore := breakHistory(t, a, sub, "h")
+	close(gate.open)
+	logs.await(t, what+" was not tried")
+	restore()
+	last, err := pub.Publish(ctx, "h", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ups := c.waitFor(t, "the last event", func(ups []state.Update) bool {
+		r := reliable(ups, "h")
+		return len(r) > 0 && r[len(r)-1].Seq == last
+	})
+	return ups, last
+}
+
 // TestReconnectFillRetriedAfterError: when the history cannot be read at
 // the resubscription (Redis still loading after a restart, a timeout), the
 // missed updates are still held; the fill must be tried again when the
 // next update shows the gap, not be given up as if they were gone.
 func TestReconnectFillRetriedAfterError(t *testing.T) {
-	a := admin(t)
-	pub := newEngine(t, Config{})
-	gate := newDialGate()
 	logs := &logSignal{match: "missed updates", hit: make(chan struct{}, 1)}
-	sub := newEngine(t, Config{dialGate: gate.wait, Prefix: pub.prefix, WatchReplay: -1, Logger: zerolog.New(logs)})
-	c := newCollector()
-	sub.Subscribe(c.sink)
-	if _, err := pub.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
-		t.Fatal(err)
-	}
-	watchAndWait(t, a, sub, "h", 1)
-	if _, err := pub.Publish(ctx, "h", []byte(`0`)); err != nil {
-		t.Fatal(err)
-	}
-	c.waitFor(t, "first event", func(ups []state.Update) bool { return len(ups) == 1 })
-	gate.hold.Store(true)
-	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
+	a, pub, sub, gate, c := cutSubscriber(t, Config{Logger: zerolog.New(logs)})
 	for i := 1; i <= 3; i++ {
 		if _, err := pub.Publish(ctx, "h", []byte(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The history answers with an error while the connection comes back.
-	restore := breakHistory(t, a, sub, "h")
-	close(gate.open)
-	logs.await(t, "the fill at resubscription was not tried")
-	restore()
-	last, err := pub.Publish(ctx, "h", []byte(`4`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ups := c.waitFor(t, "the last event", func(ups []state.Update) bool {
-		return len(ups) > 0 && ups[len(ups)-1].Seq == last
-	})
+	ups, _ := reopenHistoryBroken(t, a, pub, sub, gate, logs, c, "the fill at resubscription", `4`)
 	for i, u := range ups {
 		if u.Seq != uint64(i+1) || string(u.Data) != fmt.Sprint(i) {
 			t.Fatalf("update %d: seq %d data %q (of %d)", i, u.Seq, u.Data, len(ups))
@@ -413,23 +417,8 @@ func TestReconnectFillRetriedAfterError(t *testing.T) {
 // subscription of a new watch takes effect, what was published between
 // Join and then is still replayed, before the next update.
 func TestWatchReplayRetriedAfterError(t *testing.T) {
-	a := admin(t)
-	pub := newEngine(t, Config{})
-	gate := newDialGate()
 	logs := &logSignal{match: "watch replay", hit: make(chan struct{}, 1)}
-	sub := newEngine(t, Config{dialGate: gate.wait, Prefix: pub.prefix, Logger: zerolog.New(logs)})
-	c := newCollector()
-	sub.Subscribe(c.sink)
-	for _, id := range []string{"h", "other"} {
-		if _, err := pub.Create(ctx, state.Spec{ID: id, Width: 1, Height: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	watchAndWait(t, a, sub, "other", 1)
-	gate.hold.Store(true)
-	if err := a.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
-		t.Fatal(err)
-	}
+	a, pub, sub, gate, c := cutBeforeWatch(t, Config{Logger: zerolog.New(logs)})
 	sub.Watch("h")
 	st, err := sub.Join(ctx, "h", "p")
 	if err != nil {
@@ -438,18 +427,7 @@ func TestWatchReplayRetriedAfterError(t *testing.T) {
 	if _, err := pub.Publish(ctx, "h", []byte(`1`)); err != nil {
 		t.Fatal(err)
 	}
-	restore := breakHistory(t, a, sub, "h")
-	close(gate.open)
-	logs.await(t, "the watch replay was not tried")
-	restore()
-	last, err := pub.Publish(ctx, "h", []byte(`2`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ups := c.waitFor(t, "the last event", func(ups []state.Update) bool {
-		r := reliable(ups, "h")
-		return len(r) > 0 && r[len(r)-1].Seq == last
-	})
+	ups, last := reopenHistoryBroken(t, a, pub, sub, gate, logs, c, "the watch replay", `2`)
 	var seqs []uint64
 	for _, u := range reliable(ups, "h") {
 		seqs = append(seqs, u.Seq)

@@ -604,16 +604,17 @@ func TestWatchReplay(t *testing.T) {
 	}
 }
 
-// cutSubscriber sets up a publishing node and a subscribing node (history
-// of historyMax updates; 0 means the default) on hunt "h", delivers one
-// event (seq 1, data "0") to the subscriber, then kills its pub/sub
-// connection with the reconnect held at the gate until the caller opens it.
-func cutSubscriber(t *testing.T, historyMax int) (a *redis.Client, pub, sub *Engine, gate *dialGate, c *collector) {
+// cutSubscriber sets up a publishing node and a subscribing node (cfg's
+// HistoryMax on both, the subscriber with cfg's Logger) on hunt "h",
+// delivers one event (seq 1, data "0") to the subscriber, then kills its
+// pub/sub connection with the reconnect held at the gate until the caller
+// opens it.
+func cutSubscriber(t *testing.T, cfg Config) (a *redis.Client, pub, sub *Engine, gate *dialGate, c *collector) {
 	t.Helper()
 	a = admin(t)
-	pub = newEngine(t, Config{HistoryMax: historyMax})
+	pub = newEngine(t, Config{HistoryMax: cfg.HistoryMax})
 	gate = newDialGate()
-	sub = newEngine(t, Config{dialGate: gate.wait, HistoryMax: historyMax, Prefix: pub.prefix, WatchReplay: -1})
+	sub = newEngine(t, Config{dialGate: gate.wait, HistoryMax: cfg.HistoryMax, Logger: cfg.Logger, Prefix: pub.prefix, WatchReplay: -1})
 	c = newCollector()
 	sub.Subscribe(c.sink)
 	if _, err := pub.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
@@ -634,7 +635,7 @@ func cutSubscriber(t *testing.T, historyMax int) (a *redis.Client, pub, sub *Eng
 // TestReconnectFill kills the pub/sub connection while another node
 // publishes: the updates missed meanwhile come from the history, in order.
 func TestReconnectFill(t *testing.T) {
-	_, pub, sub, gate, c := cutSubscriber(t, 0)
+	_, pub, sub, gate, c := cutSubscriber(t, Config{})
 	const n = 20
 	for i := 1; i <= n; i++ {
 		if _, err := pub.Publish(ctx, "h", []byte(fmt.Sprint(i))); err != nil {
@@ -723,7 +724,7 @@ func TestLargeScoresExact(t *testing.T) {
 // TestReconnectGap: when more updates were missed than the history holds,
 // the gap is counted and the stream goes on from the next update.
 func TestReconnectGap(t *testing.T) {
-	a, pub, sub, gate, c := cutSubscriber(t, 4)
+	a, pub, sub, gate, c := cutSubscriber(t, Config{HistoryMax: 4})
 	for i := 0; i < 10; i++ {
 		if _, err := pub.Publish(ctx, "h", []byte(`{}`)); err != nil {
 			t.Fatal(err)
@@ -765,17 +766,14 @@ func TestDecodePlayerWithBar(t *testing.T) {
 
 // TestNodesListsLiveNodes runs two engines with their own node ids on one
 // prefix: each lists both, sorted, with self set on its own id only, and
-// after one closes the other lists itself alone. The prefix holds a glob
-// character, so a pattern that did not escape it would also list the node
-// of another prefix.
+// after one closes the other lists itself alone. A node of another prefix
+// (one the first matches as a glob) is listed by neither.
 func TestNodesListsLiveNodes(t *testing.T) {
 	base := fmt.Sprintf("t:%s:%d:", t.Name(), prefixes.Add(1))
 	prefix := base + "*:"
 	a := newEngine(t, Config{Prefix: prefix, NodeID: "node-b"})
 	b := newEngine(t, Config{Prefix: prefix, NodeID: "node-a"})
-	if err := admin(t).Set(ctx, base+"other:node:ghost", "1", time.Minute).Err(); err != nil {
-		t.Fatal(err)
-	}
+	newEngine(t, Config{Prefix: base + "other:", NodeID: "ghost"})
 	for _, e := range []*Engine{a, b} {
 		got, err := e.Nodes(ctx)
 		if err != nil {
@@ -825,8 +823,16 @@ func TestNodesDropCrashedNode(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// The live node keeps its entry across its own renewals.
-	time.Sleep(2 * ttl) // not synchronisation: several heartbeats must pass
+	// The live node keeps its entry across its own renewals: past the
+	// expiry its entry had a moment ago, by Redis's clock.
+	adm := admin(t)
+	exp, err := adm.ZScore(ctx, a.nodesKey, "live").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Redis's clock to pass the live node's expiry", func() bool {
+		return redisNow(t, adm).UnixMilli() > int64(exp)
+	})
 	if got, err := a.Nodes(ctx); err != nil || !slices.Equal(got, []state.NodeInfo{{ID: "live", Self: true}}) {
 		t.Fatalf("after renewals: Nodes = %v, %v", got, err)
 	}

@@ -10,15 +10,25 @@ const (
 	rcExists  = -4
 )
 
-// luaTop asks for effects replication (needed on Redis before 7 to write
-// after TIME; a no-op since) and defines now(), record() and top(lb): the best state.TopSize players as "p:s,p:s,...".
+// luaNow asks for effects replication (needed on Redis before 7 to write
+// after TIME; a no-op since) and defines now(): Redis's clock in ms, as a
+// %d string.
+const luaNow = `
+if redis.replicate_commands then redis.replicate_commands() end
+local function now()
+  local t = redis.call('TIME')
+  return string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+end
+`
+
+// luaTop is luaNow and defines record() and top(lb): the best
+// state.TopSize players as "p:s,p:s,...".
 // Members are a 12-hex-digit tick followed by the player id and scores are
 // negated points, so ZRANGE (ascending score, then ascending member) is the
 // state package's order: higher score first, then who reached it first.
 // Scores are formatted with %d: a Lua number handed to redis.call or joined
 // with .. goes through %.14g and would lose digits above 10^14.
-const luaTop = `
-if redis.replicate_commands then redis.replicate_commands() end
+const luaTop = luaNow + `
 local function top(lb)
   local r = redis.call('ZRANGE', lb, 0, 9, 'WITHSCORES')
   local parts = {}
@@ -26,10 +36,6 @@ local function top(lb)
     parts[#parts + 1] = string.sub(r[i], 13) .. ':' .. string.format('%d', -tonumber(r[i + 1]))
   end
   return table.concat(parts, ',')
-end
-local function now()
-  local t = redis.call('TIME')
-  return string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 end
 local function record(hist, ch, max, u)
   redis.call('RPUSH', hist, u)
@@ -216,19 +222,16 @@ return r
 // node's heartbeat key and scores its registry entry with the expiry; both
 // by Redis's clock, so nodes with skewed clocks agree. Expired entries are
 // pruned here, so the registry stays as small as the set of live nodes.
-var beatLua = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var beatLua = redis.NewScript(luaNow + `
+local ms = tonumber(now())
 local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], '1', 'PX', ttl)
-redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], string.format('%d', ms + ttl), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', ms))
 return 1
 `)
 
 // nodesLua: KEYS registry. The ids whose heartbeat has not expired.
-var nodesLua = redis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+var nodesLua = redis.NewScript(luaNow + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now(), '+inf')
 `)

@@ -268,15 +268,16 @@ func (e *Engine) watchReplay(hunt string, t *track) error {
 	// connection: delivered now, their queued copies are dropped by seq.
 	t.pending = false
 	t.epoch, t.seq = h.epoch, h.seq
-	e.replayed(h, h.ups)
+	e.replayed(h)
 	return nil
 }
 
-// replayed hands the sink ups, updates from the history, and then the
+// replayed hands the sink h.ups, updates from the history, and then the
 // leaderboard as of h.seq if they hold a claim: the leaderboard updates
 // that went with those claims are not in the history, and the newest of
 // them must not be lost. After an ended one, the ended carries the top.
-func (e *Engine) replayed(h *histReply, ups []state.Update) {
+func (e *Engine) replayed(h *histReply) {
+	ups := h.ups
 	claims := false
 	for _, u := range ups {
 		e.deliver(u)
@@ -317,7 +318,7 @@ func (e *Engine) fill(hunt string, t *track) error {
 	}
 	t.seq = h.ups[len(h.ups)-1].Seq
 	e.filled.Add(uint64(len(h.ups)))
-	e.replayed(h, h.ups)
+	e.replayed(h)
 	return nil
 }
 

@@ -2,12 +2,10 @@ package load
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -16,8 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/huntgate/huntgate/bench/internal/measure"
+	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
+
+	"github.com/huntgate/huntgate/bench/internal/measure"
 )
 
 // Options says how Run executes a Config.
@@ -88,7 +88,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		// connections came and went: the first connections fault in the
 		// server's code and runtime pages for the connection path, a cost
 		// paid once per process (file-backed, shared), not per connection.
-		warmUp(cfg.URL, "/echo", warmUpConns, log)
+		warmUp(cfg.URL, holdScenario{}.path(nil, nil), warmUpConns, log)
 		s0 = smp.sample()
 	}
 
@@ -465,8 +465,7 @@ const warmUpConns = 64
 // after another, completes each handshake, and closes them all. Failures
 // are logged and ignored: the warm-up only moves the baseline.
 func warmUp(url, path string, n int, log zerolog.Logger) {
-	host := strings.TrimPrefix(url, "ws://")
-	var cs []net.Conn
+	var cs []*websocket.Conn
 	defer func() {
 		for _, c := range cs {
 			c.Close()
@@ -474,29 +473,13 @@ func warmUp(url, path string, n int, log zerolog.Logger) {
 		// Give the server a moment to see the closes before the baseline.
 		time.Sleep(500 * time.Millisecond)
 	}()
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	buf := make([]byte, 1024)
+	d := websocket.Dialer{HandshakeTimeout: 2 * time.Second}
 	for i := 0; i < n; i++ {
-		c, err := net.DialTimeout("tcp", host, 2*time.Second)
+		c, _, err := d.Dial(url+path, nil)
 		if err != nil {
-			log.Warn().Err(err).Msg("load: warm-up dial")
-			return
-		}
-		cs = append(cs, c)
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-		if _, err := c.Write([]byte(req)); err != nil {
 			log.Warn().Err(err).Msg("load: warm-up handshake")
 			return
 		}
-		got := 0
-		for !bytes.Contains(buf[:got], []byte("\r\n\r\n")) && got < len(buf) {
-			k, err := c.Read(buf[got:])
-			if err != nil {
-				log.Warn().Err(err).Msg("load: warm-up handshake")
-				return
-			}
-			got += k
-		}
+		cs = append(cs, c)
 	}
 }
