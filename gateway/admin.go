@@ -227,7 +227,7 @@ func (g *Gateway) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
-	st := g.Stats(r.Context())
+	st := g.snapshot(r.Context(), false)
 	var p promWriter
 	p.single("huntgate_connections", "gauge", "Open WebSocket connections.", float64(st.Connections.Total))
 	p.head("huntgate_loop_connections", "gauge", "Open connections per event loop.")

@@ -281,6 +281,7 @@ func TestTokenRules(t *testing.T) {
 		{"exp not a number", "/ws?token=" + hs(jwt.MapClaims{"sub": "alice", "exp": "soon"}), nil, 401},
 		{"bearer any case", "/ws", http.Header{"Authorization": {"bearer " + hs(jwt.MapClaims{"sub": "alice", "exp": exp})}}, 101},
 		{"bad bearer", "/ws", http.Header{"Authorization": {"Bearer x.y.z"}}, 401},
+		{"query checked before bearer", "/ws?token=x.y.z", http.Header{"Authorization": {"Bearer " + hs(jwt.MapClaims{"sub": "alice", "exp": exp})}}, 401},
 	} {
 		if got := tg.dialStatus(t, tc.path, tc.hdr); got != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)

@@ -375,7 +375,11 @@ type MessageStats struct {
 }
 
 // Stats returns a snapshot of the counters; safe from any goroutine.
-func (g *Gateway) Stats(ctx context.Context) Stats {
+func (g *Gateway) Stats(ctx context.Context) Stats { return g.snapshot(ctx, true) }
+
+// snapshot is Stats; with nodes false it does not list the cluster's nodes,
+// which /metrics does not export: a Redis round trip per scrape for nothing.
+func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 	ns := g.node.Stats()
 	st := Stats{
 		Connections: ConnStats{Loops: ns.Conns, Accepted: g.loopAccepted(), TCP: ns.Accepted, Closed: ns.Closed},
@@ -412,7 +416,7 @@ func (g *Gateway) Stats(ctx context.Context) Stats {
 			st.Hunts[name] = hs
 		}
 	}
-	if nl, ok := g.engine.(nodeLister); ok {
+	if nl, ok := g.engine.(nodeLister); ok && nodes {
 		st.Nodes = g.nodeStats(ctx, nl)
 	}
 	for i, name := range opNames {

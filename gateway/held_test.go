@@ -36,10 +36,7 @@ func (e *playerGatedEngine) Dig(ctx context.Context, hunt, player string, x, y i
 func TestHeldPushesKeepDeliveryClasses(t *testing.T) {
 	const claims = 30
 	eng := &playerGatedEngine{player: "alice", entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	tg := startGatewayWith(t, func(c *Config) { c.Rate = -1 }, func(m *state.Memory) state.Engine {
-		eng.blockingEngine = blockingEngine{m}
-		return eng
-	})
+	tg := startGated(t, func(c *Config) { c.Rate = -1 }, eng)
 	unblock := opener(t, eng.gate)
 	tg.createHunt(t, fixedHunt("h", claims))
 	alice, bob := tg.player(t, "alice"), tg.player(t, "bob")
@@ -101,10 +98,7 @@ func TestHeldPushesKeepDeliveryClasses(t *testing.T) {
 func TestHeldPushesBounded(t *testing.T) {
 	const bound, events = 64, 100
 	eng := &playerGatedEngine{player: "alice", entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	tg := startGatewayWith(t, func(c *Config) { c.Rate = -1; c.QueueFrames = bound }, func(m *state.Memory) state.Engine {
-		eng.blockingEngine = blockingEngine{m}
-		return eng
-	})
+	tg := startGated(t, func(c *Config) { c.Rate = -1; c.QueueFrames = bound }, eng)
 	opener(t, eng.gate)
 	tg.createHunt(t, fixedHunt("h", 1))
 	alice, bob := tg.player(t, "alice"), tg.player(t, "bob")

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/huntgate/huntgate/state"
 )
@@ -15,20 +14,13 @@ import (
 // their dug.
 func TestDigAcrossLeaveAndRejoin(t *testing.T) {
 	eng := &gatedEngine{entered: make(chan struct{}, 1), gate: make(chan struct{})}
-	tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine {
-		eng.blockingEngine = blockingEngine{m}
-		return eng
-	})
+	tg := startGated(t, nil, eng)
 	unblock := opener(t, eng.gate)
 	tg.createHunt(t, fixedHunt("h", 10))
 	alice := tg.player(t, "alice")
 	alice.join("h")
 	alice.sendRaw(`{"op":"dig","hunt":"h","x":5,"y":5,"ref":"d1"}`) // a miss: no push
-	select {
-	case <-eng.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the dig did not reach the engine")
-	}
+	await(t, eng.entered, "the dig did not reach the engine")
 	alice.sendRaw(`{"op":"leave","hunt":"h","ref":"l"}`)
 	if m := alice.expect("left"); m.str("ref") != "l" {
 		t.Fatalf("left %v", m)
@@ -80,33 +72,22 @@ func TestRejoinWhileJoining(t *testing.T) {
 			gate: make(chan struct{}), lateLeave: make(chan struct{}, 1)},
 		left: make(chan struct{}, 8),
 	}
-	tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine {
-		e.blockingEngine = blockingEngine{m}
-		return e
-	})
+	tg := startGated(t, nil, e)
 	unblock := opener(t, e.gate)
 	tg.createHunt(t, fixedHunt("h", 10))
 	bob := tg.player(t, "bob")
 	bob.join("h")
 	info := tg.hunts.getString("h")
-	awaitSignal := func(ch chan struct{}, what string) {
-		t.Helper()
-		select {
-		case <-ch:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no %s", what)
-		}
-	}
 	close(e.block)
 	alice := tg.player(t, "alice")
 	alice.sendRaw(`{"op":"join","hunt":"h","ref":"j1"}`)
-	awaitSignal(e.entered, "first join at the engine")
+	await(t, e.entered, "no first join at the engine")
 	alice.sendRaw(`{"op":"leave","hunt":"h","ref":"l1"}`)
 	if m := alice.expect("left"); m.str("ref") != "l1" {
 		t.Fatalf("left %v", m)
 	}
 	alice.sendRaw(`{"op":"join","hunt":"h","ref":"j2"}`)
-	awaitSignal(e.entered, "second join at the engine")
+	await(t, e.entered, "no second join at the engine")
 	unblock()
 
 	// The two joins may finish in either order.
@@ -121,7 +102,7 @@ func TestRejoinWhileJoining(t *testing.T) {
 	if m := got["j2"]; m.str("op") != "joined" {
 		t.Fatalf("second join answered %v, want joined", m)
 	}
-	awaitSignal(e.left, "engine leave for the overtaken join")
+	await(t, e.left, "no engine leave for the overtaken join")
 	if m := probe(t, tg, "alice", "h"); m != (membership{joined: true}) {
 		t.Fatalf("after both joins: %+v, want joined with no hold", m)
 	}
@@ -130,7 +111,7 @@ func TestRejoinWhileJoining(t *testing.T) {
 	if m := alice.expect("left"); m.str("ref") != "l2" {
 		t.Fatalf("left %v", m)
 	}
-	awaitSignal(e.left, "engine leave for the second membership")
+	await(t, e.left, "no engine leave for the second membership")
 	waitFor(t, "alice counted out of the node", func() bool { return info.players.Load() == 1 })
 	st, err := tg.engine.Status(context.Background(), "h")
 	if err != nil || st.Players != 1 {
@@ -173,20 +154,13 @@ func TestFirstJoinPipelined(t *testing.T) {
 	for _, how := range []string{"dig", "leave", "close"} {
 		t.Run(how, func(t *testing.T) {
 			e := &statusGatedEngine{block: make(chan struct{}), entered: make(chan struct{}, 8), gate: make(chan struct{})}
-			tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine {
-				e.blockingEngine = blockingEngine{m}
-				return e
-			})
+			tg := startGated(t, nil, e)
 			unblock := opener(t, e.gate)
 			tg.createHunt(t, fixedHunt("h", 10))
 			close(e.block)
 			alice := tg.player(t, "alice")
 			alice.sendRaw(`{"op":"join","hunt":"h","ref":"j"}`)
-			select {
-			case <-e.entered:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the join did not reach the engine")
-			}
+			await(t, e.entered, "the join did not reach the engine")
 			// The pong says that the loop has handled the request before the
 			// join goes on.
 			switch how {

@@ -131,7 +131,7 @@ func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt str
 	}
 	// Release the pushes held while this dig was in flight, after dug.
 	if s := ls.get(h); s != nil {
-		if i := s.findString(hunt); i >= 0 && s.joined[i].gen == gen {
+		if i := s.findGen(gen); i >= 0 { // gens are unique on the loop
 			ls.release(l, h, &s.joined[i])
 		}
 	}

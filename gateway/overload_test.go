@@ -106,10 +106,7 @@ func probe(t *testing.T, tg *testGateway, player, hunt string) membership {
 func TestOverloadedRefusesAndRecovers(t *testing.T) {
 	const queue = 4
 	eng := &gatedEngine{entered: make(chan struct{}, 4096), gate: make(chan struct{})}
-	tg := startGatewayWith(t, func(c *Config) { c.Rate = -1; c.WorkQueue = queue }, func(m *state.Memory) state.Engine {
-		eng.blockingEngine = blockingEngine{m}
-		return eng
-	})
+	tg := startGated(t, func(c *Config) { c.Rate = -1; c.WorkQueue = queue }, eng)
 	unblock := opener(t, eng.gate)
 	tg.createHunt(t, fixedHunt("h", 10))
 	tg.createHunt(t, fixedHunt("h2", 1))
@@ -125,11 +122,7 @@ func TestOverloadedRefusesAndRecovers(t *testing.T) {
 		alice.send(`{"op":"dig","hunt":"h","x":%d,"y":5,"ref":"w%d"}`, i%64, i)
 	}
 	for range workers {
-		select {
-		case <-eng.entered:
-		case <-time.After(10 * time.Second):
-			t.Fatal("workers did not all reach the engine")
-		}
+		await(t, eng.entered, "workers did not all reach the engine")
 	}
 	for i := range queue {
 		alice.send(`{"op":"dig","hunt":"h","x":%d,"y":6,"ref":"q%d"}`, i, i)
@@ -177,6 +170,9 @@ func TestOverloadedRefusesAndRecovers(t *testing.T) {
 	}
 	tg.createHunt(t, fixedHunt("h3", 1))
 	refuse(alice, `{"op":"join","hunt":"h3","ref":"j3"}`, "j3") // first join on the node
+	if m := probe(t, tg, "alice", "h3"); m.joined {
+		t.Fatalf("a refused first join left a membership behind: %+v", m)
+	}
 	refuse(alice, `{"op":"dig","hunt":"nope","x":0,"y":0,"ref":"n"}`, "n")
 	// A hunt known on the node needs no engine call to answer not_joined.
 	alice.sendRaw(`{"op":"dig","hunt":"h2","x":0,"y":0,"ref":"nj"}`)
@@ -358,10 +354,7 @@ func TestLeaveWhileJoining(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			e := &joinGatedEngine{block: make(chan struct{}), entered: make(chan struct{}, 1),
 				gate: make(chan struct{}), lateLeave: make(chan struct{}, 1)}
-			tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine {
-				e.blockingEngine = blockingEngine{m}
-				return e
-			})
+			tg := startGated(t, nil, e)
 			tg.createHunt(t, fixedHunt("h", 10))
 			bob := tg.player(t, "bob")
 			bob.join("h")
@@ -395,11 +388,8 @@ func TestLeaveWhileJoining(t *testing.T) {
 					t.Fatalf("join answered %v", m)
 				}
 			}
-			select {
-			case <-e.lateLeave: // finishJoin's leave: any other came before it
-			case <-time.After(10 * time.Second):
-				t.Fatal("no engine leave after the join returned")
-			}
+			// finishJoin's leave: any other came before it.
+			await(t, e.lateLeave, "no engine leave after the join returned")
 			e.mu.Lock()
 			leaves := e.leaves
 			e.mu.Unlock()

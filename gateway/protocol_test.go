@@ -429,6 +429,19 @@ type blockingEngine struct{ *state.Memory }
 
 func (blockingEngine) Inline() bool { return false }
 
+// wire points b at the gateway's memory engine.
+func (b *blockingEngine) wire(m *state.Memory) { b.Memory = m }
+
+// startGated starts a gateway on e, a test engine that embeds a
+// blockingEngine, with that blockingEngine wired to the gateway's memory
+// engine.
+func startGated(t testing.TB, mod func(*Config), e interface {
+	state.Engine
+	wire(*state.Memory)
+}) *testGateway {
+	return startGatewayWith(t, mod, func(m *state.Memory) state.Engine { e.wire(m); return e })
+}
+
 func TestOffLoopEngine(t *testing.T) {
 	tg := startGatewayWith(t, nil, func(m *state.Memory) state.Engine { return blockingEngine{m} })
 	tg.createHunt(t, fixedHunt("h", 10))

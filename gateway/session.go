@@ -32,9 +32,11 @@ type joinedHunt struct {
 	// replay) before the live stream, with nothing lost in between.
 	holds int32
 	// joining marks a membership whose engine join is still in flight (a
-	// blocking engine): a leave meanwhile is answered at once, and the
-	// engine leave is left to finishJoin, which finds the membership gone
-	// and answers the join with not_joined.
+	// blocking engine): a leave meanwhile is answered at once, and the join
+	// is answered not_joined when it comes back and finds the membership
+	// gone: by finishJoin, which makes the one engine leave, or, for a first
+	// join of the hunt on the node still at its Status check, by joinHeld,
+	// before any engine join (nothing to leave).
 	joining bool
 	held    []*push
 	// heldN and heldB are the frames and bytes of held; heldN is -1 once
