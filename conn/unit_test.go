@@ -9,8 +9,8 @@ import (
 )
 
 func TestSlotSize(t *testing.T) {
-	if sz := unsafe.Sizeof(slot{}); sz > 112 {
-		t.Fatalf("slot is %d bytes, want <= 112", sz)
+	if sz := unsafe.Sizeof(slot{}); sz > 104 {
+		t.Fatalf("slot is %d bytes, want <= 104", sz)
 	}
 	t.Logf("slot: %d bytes", unsafe.Sizeof(slot{}))
 }

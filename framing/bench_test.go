@@ -137,3 +137,26 @@ func BenchmarkInflate(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeMaskedTextChops decodes a 64 KiB masked text frame that
+// arrives in 4 KiB reads: each incomplete read validates only its new bytes.
+func BenchmarkDecodeMaskedTextChops(b *testing.B) {
+	const size, chop = 64 << 10, 4 << 10
+	wire := AppendMaskedFrame(nil, OpText, true, [4]byte{0xa1, 0xb2, 0xc3, 0xd4}, benchText(size))
+	buf := make([]byte, len(wire))
+	d := NewDecoder(DecoderConfig{MaxMessage: 1 << 20})
+	b.SetBytes(size)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, wire)
+		for end := chop; ; end += chop {
+			n, _, err := d.Next(buf[:min(end, len(buf))])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n > 0 {
+				break
+			}
+		}
+	}
+}

@@ -49,28 +49,42 @@ const (
 const rsv1 = 0b100
 
 // Decoder is a push decoder of WebSocket frames for one connection. It holds
-// no pointers and is 24 bytes, so it can live inside a connection slot that
+// no pointers and is 20 bytes, so it can live inside a connection slot that
 // the garbage collector does not scan. The zero value is not ready: use
 // NewDecoder.
 //
-// Frames are fed complete or not at all: the caller keeps unconsumed bytes
-// and calls Next again with more appended, as with bufio.SplitFunc. The only
-// state carried between frames is message-level: the opcode, cumulative
+// Frames are returned complete or not at all: the caller keeps unconsumed
+// bytes and calls Next again with more appended, as with bufio.SplitFunc.
+// The state carried between frames is message-level: the opcode, cumulative
 // length and compression flag of a fragmented message and a UTF-8 code point
-// cut at a fragment boundary.
+// cut at a fragment boundary. The one frame-level exception is the prefix of
+// an incomplete text frame, which is unmasked and validated as it arrives
+// (part counts its bytes), so that invalid UTF-8 fails the connection when
+// the bad byte is read rather than when the frame is whole.
 type Decoder struct {
-	max    int64     // maximum message length in bytes
-	msgLen int64     // bytes of the current data message so far
-	utf8   utf8State // incomplete code point at the end of the last text fragment
+	max    uint32    // maximum message length in bytes
+	msgLen uint32    // bytes of the current data message so far
+	part   uint32    // payload bytes of the incomplete text frame at the start of b already unmasked and validated
+	utf8   utf8State // incomplete code point at the end of what was validated
 	flags  uint8     // flag* bits
 	msgOp  OpCode    // opcode of the current data message
 }
 
-// NewDecoder returns a Decoder for cfg.
+// maxLimit is the largest message limit a Decoder takes: lengths are kept in
+// 32 bits.
+const maxLimit = 1<<32 - 1
+
+// NewDecoder returns a Decoder for cfg. A MaxMessage above 4 GiB - 1 is
+// taken as 4 GiB - 1.
 func NewDecoder(cfg DecoderConfig) Decoder {
-	d := Decoder{max: int64(cfg.MaxMessage)}
-	if d.max <= 0 {
+	var d Decoder
+	switch {
+	case cfg.MaxMessage <= 0:
 		d.max = DefaultMaxMessage
+	case uint64(cfg.MaxMessage) > maxLimit:
+		d.max = maxLimit
+	default:
+		d.max = uint32(cfg.MaxMessage)
 	}
 	if cfg.Role == RoleClient {
 		d.flags |= flagClient
@@ -88,11 +102,18 @@ func (d *Decoder) InMessage() bool { return d.flags&flagInMessage != 0 }
 // Next decodes one frame from the start of b.
 //
 // advance == 0 && err == nil means b does not yet hold a whole frame (header
-// and payload): call again with more bytes appended. Next changes no state in
-// that case, so it may be called any number of times with a growing b.
-// Errors that the header decides (RSV bits, opcode, masking, control frame
-// rules, continuation rules and message size) are returned as soon as the
-// header is in b, before the payload arrives.
+// and payload): call again with the same bytes and more appended (it may be
+// called any number of times with a growing b). Errors that the header
+// decides (RSV bits, opcode, masking, control frame rules, continuation rules
+// and message size) are returned as soon as the header is in b, before the
+// payload arrives. For an uncompressed text frame, the part of the payload
+// already in b is unmasked in place and validated, once per byte: invalid
+// UTF-8 is ErrInvalidUTF8 as soon as the byte that makes it certain is in b
+// (RFC 6455 section 8.1 fails the connection "when an endpoint is to
+// interpret a byte stream as UTF-8 but finds that the byte stream is not").
+// So the caller must hand back the bytes of an incomplete frame as Next left
+// them, never a fresh copy of the masked original. Only then does Next change
+// the Decoder without returning a frame.
 //
 // Otherwise advance is the frame's length in b and f describes it. The
 // payload is unmasked in place in b, and f.Payload aliases b: it stays valid
@@ -112,11 +133,16 @@ func (d *Decoder) Next(b []byte) (advance int, f Frame, err error) {
 	}
 	end := n + int(h.Length)
 	if len(b) < end {
+		if h.Op == OpText && h.Rsv == 0 || h.Op == OpContinuation && d.msgOp == OpText && d.flags&flagCompressed == 0 {
+			return 0, f, d.partial(&h, b[n:])
+		}
 		return 0, f, nil
 	}
 	p := b[n:end:end]
+	done := int(d.part) // a prefix unmasked and validated while incomplete
+	d.part = 0
 	if h.Masked {
-		ws.Cipher(p, h.Mask, 0)
+		ws.Cipher(p[done:], h.Mask, done)
 	}
 	f.Header = h
 	f.Payload = p
@@ -133,18 +159,20 @@ func (d *Decoder) Next(b []byte) (advance int, f Frame, err error) {
 	if h.Op != OpContinuation {
 		d.msgOp = h.Op
 		d.msgLen = 0
-		d.utf8 = utf8State{}
+		if done == 0 {
+			d.utf8 = utf8State{} // else partial reset it
+		}
 		d.flags &^= flagCompressed
 		if h.Rsv&rsv1 != 0 {
 			d.flags |= flagCompressed
 		}
 		f.First = true
 	}
-	d.msgLen += h.Length
+	d.msgLen += uint32(h.Length)
 	f.MsgOp = d.msgOp
 	f.Final = h.Fin
 	f.Compressed = d.flags&flagCompressed != 0
-	if d.msgOp == OpText && !f.Compressed && !d.utf8.feed(p, h.Fin) {
+	if d.msgOp == OpText && !f.Compressed && !d.utf8.feed(p[done:], h.Fin) {
 		return 0, Frame{}, ErrInvalidUTF8
 	}
 	if h.Fin {
@@ -153,6 +181,27 @@ func (d *Decoder) Next(b []byte) (advance int, f Frame, err error) {
 		d.flags |= flagInMessage
 	}
 	return end, f, nil
+}
+
+// partial unmasks and validates the bytes of an incomplete uncompressed text
+// frame's payload p that arrived since the last call. Complete frames never
+// come here, so the common case pays nothing for it.
+func (d *Decoder) partial(h *Header, p []byte) error {
+	done := int(d.part)
+	if len(p) <= done {
+		return nil
+	}
+	if done == 0 && h.Op != OpContinuation {
+		d.utf8 = utf8State{} // a new message starts with this frame
+	}
+	if h.Masked {
+		ws.Cipher(p[done:], h.Mask, done)
+	}
+	if !d.utf8.feed(p[done:], false) {
+		return ErrInvalidUTF8
+	}
+	d.part = uint32(len(p))
+	return nil
 }
 
 // check applies the rules a frame header alone decides, without changing d.
@@ -172,7 +221,7 @@ func (d *Decoder) check(h *Header) error {
 		if h.Rsv != 0 {
 			return ErrReservedBits
 		}
-		if h.Length > d.max-d.msgLen {
+		if h.Length > int64(d.max-d.msgLen) {
 			return ErrMessageTooBig
 		}
 	case OpText, OpBinary:
@@ -182,7 +231,7 @@ func (d *Decoder) check(h *Header) error {
 		if h.Rsv != 0 && (h.Rsv != rsv1 || d.flags&flagDeflate == 0) {
 			return ErrReservedBits
 		}
-		if h.Length > d.max {
+		if h.Length > int64(d.max) {
 			return ErrMessageTooBig
 		}
 	case OpClose, OpPing, OpPong:

@@ -12,11 +12,12 @@
 // whole payload are present; the payload is unmasked in place and aliases the
 // caller's buffer, so it is valid until that buffer is reused.
 //
-// A Decoder is 24 bytes with no pointers, so it can sit in a connection slot
-// that the garbage collector never scans. It carries only message-level state
+// A Decoder is 20 bytes with no pointers, so it can sit in a connection slot
+// that the garbage collector never scans. It carries message-level state
 // between frames: the opcode, cumulative length and compression bit of the
 // current fragmented message, and up to 3 bytes of a UTF-8 code point cut by
-// a fragment boundary.
+// a fragment boundary; and, for an incomplete text frame, how much of its
+// payload was already unmasked and validated in the caller's buffer.
 //
 // Where RFC 6455 decides, the Decoder follows it:
 //
@@ -46,8 +47,11 @@
 //     control frame"); an invalid reason is 1007.
 //   - Section 8.1: text must be valid UTF-8 or the endpoint "MUST _Fail the
 //     WebSocket Connection_" (1007). Validation is incremental: each
-//     fragment is checked as it arrives, and the error is reported in the
-//     first fragment where it is certain, not at the end of the message.
+//     fragment is checked as it arrives, and so is the received part of a
+//     text frame that is still incomplete, so the error is reported as soon
+//     as the byte that makes it certain has been read, not at the end of the
+//     frame or message (Autobahn's strict 6.4.x). Each byte is unmasked and
+//     validated once, and a frame that arrives whole does no extra work.
 //     Compressed text is checked by the caller after inflating.
 //   - Section 10.4 allows limits on frame and message size; exceeding
 //     DecoderConfig.MaxMessage (default DefaultMaxMessage) is 1009. The

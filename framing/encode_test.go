@@ -146,7 +146,14 @@ func TestHotPathAllocs(t *testing.T) {
 			}
 		}},
 		{"need more", func() {
-			if n, _, err := d.Next(wire[:100]); n != 0 || err != nil {
+			// A fresh decoder and a fresh copy each time, so the text
+			// prefix is unmasked and validated every time.
+			copy(buf, wire)
+			d2 := NewDecoder(DecoderConfig{})
+			if n, _, err := d2.Next(buf[:100]); n != 0 || err != nil {
+				t.Fatal(n, err)
+			}
+			if n, _, err := d2.Next(buf); n != len(wire) || err != nil {
 				t.Fatal(n, err)
 			}
 		}},
