@@ -53,6 +53,7 @@ type Config struct {
 	Leave     float64       `json:"leave"`       // game: chance per dig that the player leaves and comes back
 	HuntID    string        `json:"hunt_prefix"` // prefix of hunt ids
 	Drain     time.Duration `json:"drain"`       // wait after the measured phase for in-flight replies; 0 = 2s
+	JoinTries int           `json:"join_tries"`  // attempts of a join refused with overloaded (jittered backoff between); 0 = 10
 }
 
 // PIDs is every server process to sample: PID and ExtraPIDs.
@@ -105,6 +106,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Treasures <= 0 {
 		c.Treasures = c.Grid * c.Grid / 20
+	}
+	if c.JoinTries <= 0 {
+		c.JoinTries = 10
 	}
 	if c.DigEvery <= 0 {
 		c.DigEvery = 3 * time.Second

@@ -114,7 +114,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 
 	// Connect phase: wait until every worker is ready.
 	ready := 0
-	var connected, failed int64
+	var connected, failed, joinsAtStart int64
 	readyBy := time.After(cfg.Ramp + 90*time.Second)
 	for ready < len(procs) {
 		select {
@@ -127,6 +127,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 				ready++
 				connected += m.Connected
 				failed += m.Failed
+				joinsAtStart += m.Joined
 			case "tick":
 				agg.tick(m)
 			case "error":
@@ -215,6 +216,9 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	f := &rep.Facts
 	f.Failed = failed
 	f.ConnectS = connectWall.Seconds()
+	if f.ConnectS > 0 {
+		f.Joins.PerS = float64(joinsAtStart) / f.ConnectS
+	}
 	f.OwnCPUS = own
 	measured := selfEnd - selfStart
 	if opt.Exec != "" {

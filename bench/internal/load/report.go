@@ -60,6 +60,19 @@ type Facts struct {
 	Unanswered           int64            `json:"unanswered"`               // dig: digs sent without a dug or error reply by the end of the drain
 	PublishIntended      int64            `json:"publish_intended"`         // event: events due by the requested rates
 	PublishBehind        bool             `json:"publish_behind"`           // event: the publisher did not keep up (failed publishes or start lag p99 over budget)
+	Joins                JoinFacts        `json:"joins"`                    // dig, event, game: how joins were answered
+}
+
+// JoinFacts account for every join a run sent. Each refusal is also an error
+// of the join op in the table.
+type JoinFacts struct {
+	Admitted   int64            `json:"admitted"`        // joins answered joined (rejoins included)
+	Refused    map[string]int64 `json:"refused"`         // error answers by code (each attempt)
+	Retries    int64            `json:"retries"`         // overloaded joins sent again after a backoff
+	GaveUp     int64            `json:"gave_up"`         // joins refused for good (not overloaded, or out of tries)
+	Unanswered int64            `json:"unanswered"`      // connections that closed with their join pending
+	PerS       float64          `json:"admitted_per_s"`  // admitted before the measured phase / connect phase
+	PeakPerS   float64          `json:"peak_admitted_s"` // most admitted in one second of the timeline
 }
 
 // StepReport is one rate step of fanout or event.
@@ -81,6 +94,7 @@ type Point struct {
 	T         float64 `json:"t"` // seconds since the run started
 	Connected int64   `json:"connected"`
 	MsgsPerS  float64 `json:"msgs_per_s"`
+	JoinsPerS float64 `json:"joins_per_s,omitempty"` // joins admitted in this second
 	Count     int64   `json:"count"` // main-op samples in this second
 	P50       float64 `json:"p50_ms"`
 	P90       float64 `json:"p90_ms"`
@@ -203,7 +217,7 @@ func (a *aggregator) timelineLocked() []Point {
 	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
 	carry := map[int]map[string]int64{}
 	carryConn := map[int]int64{}
-	var prevIn int64 = -1
+	var prevIn, prevJoins int64 = -1, 0
 	var out []Point
 	for _, s := range secs {
 		b := a.secs[s]
@@ -213,9 +227,10 @@ func (a *aggregator) timelineLocked() []Point {
 		for w, c := range b.connected {
 			carryConn[w] = c
 		}
-		var in, conn int64
+		var in, conn, joins int64
 		for _, c := range carry {
 			in += c[cMsgsIn]
+			joins += c[cJoined]
 		}
 		for _, c := range carryConn {
 			conn += c
@@ -225,7 +240,8 @@ func (a *aggregator) timelineLocked() []Point {
 		if prevIn >= 0 {
 			p.MsgsPerS = float64(in - prevIn)
 		}
-		prevIn = in
+		p.JoinsPerS = float64(joins - prevJoins)
+		prevIn, prevJoins = in, joins
 		out = append(out, p)
 	}
 	return out
@@ -298,10 +314,15 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	}
 	f.Counters = counters
 	f.CloseCodes = prefixed(counters, "close_")
+	f.Joins = JoinFacts{Admitted: counters[cJoined], Refused: prefixed(counters, cJoinErr), Retries: counters[cJoinRetries],
+		GaveUp: counters[cJoinGaveUp], Unanswered: counters[cJoinLost]}
 	dur := cfg.Duration.Seconds()
 	agg.mu.Lock()
 	rep.Timeline = agg.timelineLocked()
 	agg.mu.Unlock()
+	for _, p := range rep.Timeline {
+		f.Joins.PeakPerS = max(f.Joins.PeakPerS, p.JoinsPerS)
+	}
 	// The whole-run counters also hold the connect phase (joins, a game's
 	// first pushes) and the drain, which are not part of the measured rate.
 	f.MsgsInPerS = float64(window[cMsgsIn]) / dur
@@ -371,6 +392,14 @@ func (r *Report) WriteTable(w io.Writer) {
 	f := r.Facts
 	fmt.Fprintf(w, "connections %d (failed %d, connect %.1fs)  in %.0f msg/s  out %.0f msg/s\n",
 		f.Connections, f.Failed, f.ConnectS, f.MsgsInPerS, f.MsgsOutPerS)
+	if j := f.Joins; r.Scenario == Dig || r.Scenario == Event || r.Scenario == Game {
+		var refused int64
+		for _, n := range j.Refused {
+			refused += n
+		}
+		fmt.Fprintf(w, "joins: %d admitted (%.0f/s over the connect phase, peak %.0f/s), %d refused %v, %d retried, %d refused for good, %d unanswered at a close\n",
+			j.Admitted, j.PerS, j.PeakPerS, refused, j.Refused, j.Retries, j.GaveUp, j.Unanswered)
+	}
 	if r.Scenario == Echo {
 		fmt.Fprintf(w, "echo throughput %.0f msg/s  lost %d\n", f.ThroughputPerS, f.Lost)
 	}

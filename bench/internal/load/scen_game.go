@@ -1,6 +1,7 @@
 package load
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,16 @@ type gameScenario struct {
 func (g *gameScenario) path(w *worker, p *player) string { return "/ws?" + w.token(p.id) }
 
 func (g *gameScenario) onOpen(w *worker, ls *loopState, l wsc.Loop, p *player) {
+	if p.seq.Known && len(p.epochRaw) > 0 {
+		ls.shard.Add(cRejoins, 1)
+	}
+	p.joinAt = time.Now()
+	p.tries = 0
+	g.sendJoin(w, ls, l, p)
+}
+
+// sendJoin writes p's join, with since/epoch when p saw the hunt before.
+func (g *gameScenario) sendJoin(w *worker, ls *loopState, l wsc.Loop, p *player) {
 	b := append(ls.buf[:0], `{"op":"join","hunt":"`...)
 	b = append(b, p.hunt...)
 	b = append(b, '"')
@@ -29,15 +40,58 @@ func (g *gameScenario) onOpen(w *worker, ls *loopState, l wsc.Loop, p *player) {
 		b = strconv.AppendInt(b, p.seq.Seq, 10)
 		b = append(b, `,"epoch":`...)
 		b = append(b, p.epochRaw...)
-		ls.shard.Add(cRejoins, 1)
 	}
 	b = append(b, '}')
 	ls.buf = b
-	p.joinAt = time.Now()
-	w.write(ls, l, p, framing.OpText, b)
+	p.tries++
+	p.joining = true
+	if !w.write(ls, l, p, framing.OpText, b) {
+		p.joining = false
+		ls.join.Error()
+		w.settle(p)
+	}
+}
+
+// joinBackoff is the wait before retry number tries (1, 2, ...) of a join
+// refused with overloaded, as docs/protocol.md asks of clients: 100-500 ms
+// with randomness, doubling with each refusal in a row, at most 8 s, so that
+// a refused crowd does not come back in lockstep.
+func joinBackoff(rng *rand.Rand, tries int) time.Duration {
+	d := 100*time.Millisecond + time.Duration(rng.Int64N(int64(400*time.Millisecond)))
+	d <<= min(max(tries-1, 0), 5)
+	return min(d, 8*time.Second)
+}
+
+// joinRefused handles an error answer to p's pending join: it counts as a
+// join error; overloaded is retried after joinBackoff while tries remain.
+func (g *gameScenario) joinRefused(w *worker, ls *loopState, l wsc.Loop, p *player, code []byte) {
+	p.joining = false
+	ls.join.Error()
+	ls.shard.Add(cJoinErr+string(code), 1)
+	if string(code) != "overloaded" || p.tries >= w.cfg.JoinTries || w.closing.Load() {
+		ls.shard.Add(cJoinGaveUp, 1)
+		w.settle(p)
+		return
+	}
+	ls.shard.Add(cJoinRetries, 1)
+	h := p.h
+	l.After(joinBackoff(ls.rng, p.tries), func(l wsc.Loop) {
+		if !p.open || p.h != h || p.joined || p.joining || w.closing.Load() {
+			return
+		}
+		g.sendJoin(w, w.loops[l.ID()], l, p)
+	})
 }
 
 func (g *gameScenario) onClose(w *worker, ls *loopState, l wsc.Loop, p *player) {
+	if p.joining {
+		// The connection ended with the join unanswered: a failed join.
+		p.joining = false
+		if !w.closing.Load() {
+			ls.join.Error()
+			ls.shard.Add(cJoinLost, 1)
+		}
+	}
 	if g.mode != Game || !p.leaving || w.closing.Load() {
 		return
 	}
@@ -61,7 +115,9 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 	now := time.Now()
 	switch string(m.op) {
 	case "joined":
+		p.joining = false
 		ls.join.Record(now.Sub(p.joinAt))
+		ls.shard.Add(cJoined, 1)
 		ls.shard.Gaps(func(gs *measure.GapStats) { p.seq.Joined(m.epoch, m.seq, m.reset, m.replayed, gs) })
 		p.keepEpoch(m.epochRaw)
 		if !p.joined {
@@ -104,6 +160,11 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 			ls.shard.Add("update_"+string(m.kind), 1)
 		}
 	case "error":
+		if p.joining && !p.joined {
+			// Nothing else is sent before the join is answered.
+			g.joinRefused(w, ls, l, p, m.code)
+			return
+		}
 		ls.shard.Add("err_"+string(m.code), 1)
 		if ls.dug != nil {
 			ls.dug.Error()

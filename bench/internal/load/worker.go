@@ -19,6 +19,7 @@ type Msg struct {
 	Worker    int     `json:"worker"`
 	Connected int64   `json:"connected,omitempty"`
 	Failed    int64   `json:"failed,omitempty"`
+	Joined    int64   `json:"joined,omitempty"` // ready: joins admitted so far
 	Tick      *Tick   `json:"tick,omitempty"`
 	Result    *Result `json:"result,omitempty"`
 	Err       string  `json:"err,omitempty"`
@@ -55,6 +56,16 @@ const (
 	cRejoins  = "rejoins"
 	cDialFail = "dial_failed"
 	cDigsSent = "digs_sent"
+	// Joins: every answer to a join is either an admission (cJoined) or a
+	// refusal counted as join_err_<code>; a refused overloaded join is
+	// retried (cJoinRetries) until it is admitted or the tries run out
+	// (cJoinGaveUp); a connection that closed with its join unanswered
+	// counts as cJoinLost.
+	cJoined      = "joins_admitted"
+	cJoinErr     = "join_err_"
+	cJoinRetries = "join_retries"
+	cJoinGaveUp  = "join_gave_up"
+	cJoinLost    = "join_unanswered_close"
 )
 
 // player is one simulated connection. It is touched only by its loop
@@ -66,9 +77,11 @@ type player struct {
 	loop     int
 	h        wsc.Handle
 	dialAt   time.Time
-	joinAt   time.Time
+	joinAt   time.Time // first attempt of the current join (retries included in its RTT)
 	open     bool
 	joined   bool
+	joining  bool // a join was sent and not answered yet
+	tries    int  // attempts of the current join
 	settled  bool
 	first    bool // the first dial, which holds an in-flight slot
 	leaving  bool // closed on purpose, to come back with since
@@ -266,7 +279,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	case <-time.After(wait):
 		log.Warn().Int64("pending", w.pending.Load()).Msg("load: not every player settled before the deadline")
 	}
-	emit(Msg{Type: "ready", Worker: cfg.Worker, Connected: w.connected.Load(), Failed: w.failed.Load()})
+	emit(Msg{Type: "ready", Worker: cfg.Worker, Connected: w.connected.Load(), Failed: w.failed.Load(), Joined: w.rec.Counters()[cJoined]})
 
 	t0, ok := <-start
 	if !ok {
