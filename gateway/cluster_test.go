@@ -5,18 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/huntgate/huntgate/internal/redistest"
 	"github.com/huntgate/huntgate/state"
 	"github.com/huntgate/huntgate/state/redisengine"
 )
@@ -25,31 +21,7 @@ import (
 // and returns its URL.
 func startRedis(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("cluster tests need redis-server: run scripts/test.sh or apt-get install -y redis-server")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer c.Close()
-	waitFor(t, "redis-server to answer PING", func() bool {
-		return c.Ping(context.Background()).Err() == nil
-	})
-	return fmt.Sprintf("redis://127.0.0.1:%d/0", port)
+	return redistest.Standalone(t, redistest.Options{}).URL()
 }
 
 // startClusterNode starts a gateway on the Redis engine at url.

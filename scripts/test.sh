@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl) # scripts/cluster.sh
+command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
 	sudo=()
 	[ "$(id -u)" = 0 ] || sudo=(sudo -n)

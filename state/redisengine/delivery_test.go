@@ -3,18 +3,15 @@ package redisengine
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/huntgate/huntgate/internal/redistest"
 	"github.com/huntgate/huntgate/state"
 )
 
@@ -437,49 +434,14 @@ func TestWatchReplayRetriedAfterError(t *testing.T) {
 	}
 }
 
-// ownRedis starts a redis-server of the test's own on port (0: a free one),
-// without persistence, and returns its URL and a function that kills it.
-func ownRedis(t *testing.T, port int) (url string, port2 int, kill func()) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	kill = func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		})
-	}
-	t.Cleanup(kill)
-	url = fmt.Sprintf("redis://127.0.0.1:%d/0", port)
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer c.Close()
-	eventually(t, "redis-server to answer", func() bool { return c.Ping(ctx).Err() == nil })
-	return url, port, kill
-}
-
 // TestRedisRestart: Redis restarts and loses its data. Calls fail with an
 // engine error meanwhile (never a panic), the pub/sub subscription comes
 // back by itself, the lost hunt answers ErrUnknownHunt, and a hunt created
 // again reaches the watching node under a new epoch, so clients reset
 // rather than resume against history that is gone.
 func TestRedisRestart(t *testing.T) {
-	url, port, kill := ownRedis(t, 0)
+	srv := redistest.Standalone(t, redistest.Options{})
+	url := srv.URL()
 	mk := func() *Engine {
 		e, err := New(ctx, Config{URL: url, HeartbeatTTL: 300 * time.Millisecond})
 		if err != nil {
@@ -505,11 +467,13 @@ func TestRedisRestart(t *testing.T) {
 	}
 	c.waitFor(t, "first event", func(ups []state.Update) bool { return len(ups) == 1 })
 
-	kill()
+	srv.Kill()
 	if _, err := pub.Status(ctx, "h"); err == nil || errors.Is(err, state.ErrUnknownHunt) {
 		t.Fatalf("status with Redis down: %v", err)
 	}
-	ownRedis(t, port)
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := pub.Status(ctx, "h"); !errors.Is(err, state.ErrUnknownHunt) {
 		t.Fatalf("status of the lost hunt: %v", err)
 	}
