@@ -23,6 +23,9 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/hunts/{id}", g.getHunt)
 	mux.HandleFunc("POST /v1/hunts/{id}/events", g.keyed(g.publishEvent))
 	mux.HandleFunc("DELETE /v1/hunts/{id}", g.keyed(g.endHunt))
+	mux.HandleFunc("GET /v1/hunts/{id}/leaderboard", g.getLeaderboard)
+	mux.HandleFunc("GET /v1/hunts/{id}/players/{player}", g.getPlayerRank)
+	mux.HandleFunc("GET /v1/hunts/{id}/claims", g.getClaims)
 	mux.HandleFunc("GET /v1/stats", g.stats)
 	mux.HandleFunc("GET /metrics", g.metricsText)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -125,6 +128,8 @@ func writeEngineError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "exists", "a hunt with this id exists")
 	case errors.Is(err, state.ErrEnded):
 		writeError(w, http.StatusConflict, "ended", "the hunt has ended")
+	case errors.Is(err, state.ErrNotRanked):
+		writeError(w, http.StatusNotFound, "not_ranked", "the player has no points in this hunt")
 	case errors.Is(err, state.ErrBadSpec):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	default:

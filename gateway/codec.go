@@ -3,6 +3,8 @@ package gateway
 import (
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/huntgate/huntgate/state"
 )
 
 // opCode is a decoded request op. Unknown ops keep the decoding going so that
@@ -17,6 +19,7 @@ const (
 	opDig
 	opStatus
 	opPing
+	opRank
 )
 
 // maxRef is the longest ref (raw JSON token, quotes excluded) echoed back.
@@ -29,15 +32,16 @@ const maxHuntID = 128
 // decoder's scratch buffer: they stay valid until the next decode on the same
 // loop.
 type request struct {
-	op    opCode
-	ref   []byte // raw JSON of ref (with quotes for a string); nil if absent
-	hunt  []byte // decoded hunt id; nil if absent
-	ts    []byte // raw JSON number of ts; nil if absent
-	x, y  int64
-	since uint64
-	epoch uint64
+	op     opCode
+	ref    []byte // raw JSON of ref (with quotes for a string); nil if absent
+	hunt   []byte // decoded hunt id; nil if absent
+	ts     []byte // raw JSON number of ts; nil if absent
+	x, y   int64
+	since  uint64
+	epoch  uint64
+	around uint64
 
-	hasX, hasY, hasSince, hasEpoch bool
+	hasX, hasY, hasSince, hasEpoch, hasAround bool
 }
 
 // protoError is a request error with its stable wire code. Values are
@@ -63,6 +67,8 @@ var (
 	errNoCoord      = &protoError{"bad_request", "missing x or y"}
 	errSinceType    = &protoError{"bad_request", "since and epoch must be non-negative integers"}
 	errTsType       = &protoError{"bad_request", "ts must be a number"}
+	errAroundType   = &protoError{"bad_request", "around must be an integer from 0 to 100"}
+	errNotRanked    = &protoError{"not_ranked", "the player has no points in this hunt"}
 	errDupField     = &protoError{"bad_request", "a field is given more than once"}
 	errUnknownOp    = &protoError{"unknown_op", "unknown op"}
 	errUnknownHunt  = &protoError{"unknown_hunt", "no such hunt"}
@@ -197,6 +203,13 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 			if r.epoch, r.hasEpoch = parseUint(val); !r.hasEpoch {
 				fail(errSinceType)
 			}
+		case fAround:
+			if val[0] == 'n' {
+				break
+			}
+			if r.around, r.hasAround = parseUint(val); !r.hasAround || r.around > state.MaxAround {
+				fail(errAroundType)
+			}
 		case fTs:
 			if val[0] == '-' || (val[0] >= '0' && val[0] <= '9') {
 				r.ts = val
@@ -224,7 +237,7 @@ func decodeRequest(msg []byte, r *request, scratch []byte) ([]byte, *protoError)
 		return scratch, errNoOp
 	case opUnknown:
 		return scratch, errUnknownOp
-	case opJoin, opLeave, opStatus:
+	case opJoin, opLeave, opStatus, opRank:
 		if r.hunt == nil {
 			return scratch, errNoHunt
 		}
@@ -253,7 +266,7 @@ func unescapeInto(scratch *[]byte, s []byte, esc bool) (out []byte, ok bool) {
 
 // field is a request field the protocol defines, as a bit of a set; 0 is any
 // other field, which is ignored.
-type field uint8
+type field uint16
 
 const (
 	fOp field = 1 << iota
@@ -264,6 +277,7 @@ const (
 	fSince
 	fEpoch
 	fTs
+	fAround
 )
 
 func fieldOf(key []byte) field {
@@ -284,6 +298,8 @@ func fieldOf(key []byte) field {
 		return fEpoch
 	case "ts":
 		return fTs
+	case "around":
+		return fAround
 	}
 	return 0
 }
@@ -300,6 +316,8 @@ func lookupOp(s []byte) opCode {
 		return opLeave
 	case "status":
 		return opStatus
+	case "rank":
+		return opRank
 	}
 	return opUnknown
 }

@@ -22,6 +22,7 @@ type Gateway struct {
 	cfg    Config
 	log    zerolog.Logger
 	engine state.Engine
+	recs   state.Records // the engine's, or nil
 	inline bool
 	auth   *Authenticator
 	node   *conn.Node
@@ -62,6 +63,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		hunts:  newHuntTable(),
 		done:   make(chan struct{}),
 	}
+	g.recs, _ = engine.(state.Records)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	node, err := conn.NewNode(conn.Config{
 		Addr:             c.Addr,

@@ -160,5 +160,7 @@ func (ls *loopState) request(l *conn.Loop, s *session, op framing.OpCode, payloa
 		ls.leave(l, s, r)
 	case opStatus:
 		ls.status(l, s, r)
+	case opRank:
+		ls.rank(l, s, r)
 	}
 }

@@ -9,11 +9,11 @@ import (
 // errorCodes are the wire error codes, in the order of metrics.errors.
 var errorCodes = [...]string{
 	"bad_request", "unknown_op", "unknown_hunt", "forbidden", "rate_limited", "too_large",
-	"not_joined", "too_many_hunts", "ended", "out_of_grid", "internal", "overloaded",
+	"not_joined", "too_many_hunts", "ended", "out_of_grid", "internal", "overloaded", "not_ranked",
 }
 
 var opNames = [...]string{
-	opNone: "", opUnknown: "", opJoin: "join", opLeave: "leave", opDig: "dig", opStatus: "status", opPing: "ping",
+	opNone: "", opUnknown: "", opJoin: "join", opLeave: "leave", opDig: "dig", opStatus: "status", opPing: "ping", opRank: "rank",
 }
 
 // metrics are the gateway's own counters (conn counts bytes and frames).

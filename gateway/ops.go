@@ -23,6 +23,8 @@ func engineError(err error) *protoError {
 		return errEnded
 	case errors.Is(err, state.ErrOutOfGrid):
 		return errOutOfGrid
+	case errors.Is(err, state.ErrNotRanked):
+		return errNotRanked
 	}
 	return errInternal
 }
@@ -493,6 +495,15 @@ func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {
 
 func (ls *loopState) status(l *conn.Loop, s *session, r *request) {
 	g := ls.g
+	readOp(ls, l, s, r, func(name string) (state.Status, error) { return g.engine.Status(g.ctx, name) }, appendStatusReply)
+}
+
+// readOp answers a request that only reads a hunt (status, rank): the token
+// must allow the hunt, no join is needed. call runs on the loop with an
+// inline engine, else on a worker and the reply is posted back; enc encodes
+// a successful result.
+func readOp[T any](ls *loopState, l *conn.Loop, s *session, r *request, call func(hunt string) (T, error), enc func(dst, ref []byte, v *T) []byte) {
+	g := ls.g
 	if !s.allows(r.hunt) {
 		ls.fail(l, s.h, r.ref, errForbidden)
 		return
@@ -503,25 +514,24 @@ func (ls *loopState) status(l *conn.Loop, s *session, r *request) {
 	} else {
 		name = string(r.hunt)
 	}
+	finish := func(ls *loopState, l *conn.Loop, h conn.Handle, ref []byte, v *T, err error) {
+		if err != nil {
+			ls.fail(l, h, ref, engineError(err))
+			return
+		}
+		ls.buf = enc(ls.buf[:0], ref, v)
+		ls.reply(l, h)
+	}
 	if g.inline {
-		st, err := g.engine.Status(g.ctx, name)
-		ls.finishStatus(l, s.h, r.ref, &st, err)
+		v, err := call(name)
+		finish(ls, l, s.h, r.ref, &v, err)
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
 	if !g.offload(func() {
-		st, err := g.engine.Status(g.ctx, name)
-		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishStatus(l, h, ref, &st, err) })
+		v, err := call(name)
+		g.node.Post(id, func(l *conn.Loop) { finish(g.loops[id], l, h, ref, &v, err) })
 	}) {
 		ls.fail(l, h, ref, errOverloaded)
 	}
-}
-
-func (ls *loopState) finishStatus(l *conn.Loop, h conn.Handle, ref []byte, st *state.Status, err error) {
-	if err != nil {
-		ls.fail(l, h, ref, engineError(err))
-		return
-	}
-	ls.buf = appendStatusReply(ls.buf[:0], ref, st)
-	ls.reply(l, h)
 }

@@ -226,3 +226,57 @@ func BenchmarkMemoryDig(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkLeaderboardPage100 reads a page of 100 from a random rank of a
+// 10^6-player board.
+func BenchmarkLeaderboardPage100(b *testing.B) {
+	lb, _ := bigLeaderboard()
+	b.ReportAllocs()
+	dst := make([]Entry, 0, 100)
+	x := uint64(3)
+	for i := 0; i < b.N; i++ {
+		dst = lb.Page(dst[:0], int(next(&x)%(benchPlayers-100)), 100)
+	}
+	if len(dst) != 100 {
+		b.Fatal(len(dst))
+	}
+}
+
+var (
+	bigHuntOnce sync.Once
+	bigHunt     *Memory
+)
+
+// BenchmarkMemoryBoardPage100 is the admin API's leaderboard page of 100
+// (GET /v1/hunts/{id}/leaderboard) through the memory engine, at a random
+// offset of a hunt whose 10^6 treasures were claimed by 10^6 players.
+func BenchmarkMemoryBoardPage100(b *testing.B) {
+	bigHuntOnce.Do(func() {
+		bigHunt = NewMemory(MemoryConfig{})
+		ctx := context.Background()
+		names := playerNames(benchPlayers)
+		if _, err := bigHunt.Create(ctx, Spec{ID: "big", Width: 1000, Height: 1001,
+			Random: &RandomSpec{Count: benchPlayers, Seed: 1, MaxPoints: 10000}}); err != nil {
+			b.Fatal(err)
+		}
+		mh, _ := bigHunt.hunt("big")
+		for i, t := range mh.h.Treasures() {
+			if _, err := bigHunt.Dig(ctx, "big", names[i], t.X, t.Y); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	x := uint64(4)
+	var p BoardPage
+	for i := 0; i < b.N; i++ {
+		var err error
+		if p, err = bigHunt.Board(ctx, "big", int(next(&x)%(benchPlayers-100)), 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if len(p.Entries) != 100 || p.Total != benchPlayers {
+		b.Fatal(len(p.Entries), p.Total)
+	}
+}

@@ -349,3 +349,30 @@ func (lb *Leaderboard) Top(dst []Entry, k int) []Entry {
 	}
 	return dst
 }
+
+// Page appends to dst the players ranked offset+1 to offset+limit, best
+// first, and returns it. It descends the tree by the counts of the inner
+// nodes to the leaf holding rank offset+1 (O(log n)) and walks the leaves
+// from there, so a page deep in a board of millions costs what the first
+// page costs; with a dst of capacity limit it does not allocate.
+func (lb *Leaderboard) Page(dst []Entry, offset, limit int) []Entry {
+	if offset < 0 || limit <= 0 || offset >= len(lb.players) {
+		return dst
+	}
+	nd, i := lb.root, offset
+	for nd.kids != nil {
+		c := 0
+		for c < nd.n-1 && i >= int(nd.val[c]) {
+			i -= int(nd.val[c])
+			c++
+		}
+		nd = nd.kids[c]
+	}
+	for ; nd != nil && limit > 0; nd, i = nd.next, 0 {
+		for ; i < nd.n && limit > 0; i, limit = i+1, limit-1 {
+			p := &lb.players[nd.val[i]]
+			dst = append(dst, Entry{Player: p.name, Score: p.key.score})
+		}
+	}
+	return dst
+}

@@ -56,9 +56,15 @@ type memHunt struct {
 	h    *Hunt
 	hist *History
 	out  []Update // scratch for Apply; cap 3 is the most one command emits
+	// claims is the hunt's claims record: every claim since creation,
+	// never trimmed (bounded by the treasures), for Records.Claims.
+	claims []Claim
 }
 
-var _ Engine = (*Memory)(nil)
+var (
+	_ Engine  = (*Memory)(nil)
+	_ Records = (*Memory)(nil)
+)
 
 // NewMemory returns an empty memory engine.
 func NewMemory(cfg MemoryConfig) *Memory {
@@ -118,6 +124,10 @@ func (m *Memory) apply(id string, cmd Command) (Result, Status, error) {
 			out[i].At = now
 			if out[i].Kind.Reliable() {
 				mh.hist.Append(out[i])
+			}
+			if out[i].Kind == KindClaimed {
+				u := &out[i]
+				mh.claims = append(mh.claims, Claim{Seq: u.Seq, Treasure: u.Treasure, Player: u.Player, Points: u.Points, X: cmd.X, Y: cmd.Y, At: now})
 			}
 		}
 		if sink := m.sink.Load(); sink != nil {
@@ -276,4 +286,59 @@ func (m *Memory) Close() error {
 	m.closed.Store(true)
 	m.sink.Store(nil)
 	return nil
+}
+
+// Board implements Records.
+func (m *Memory) Board(_ context.Context, hunt string, offset, limit int) (BoardPage, error) {
+	mh, err := m.hunt(hunt)
+	if err != nil {
+		return BoardPage{}, err
+	}
+	offset, limit = max(offset, 0), min(max(limit, 0), MaxPageLimit)
+	es := make([]Entry, 0, limit)
+	mh.mu.Lock()
+	lb := mh.h.Leaderboard()
+	es = lb.Page(es, offset, limit)
+	p := BoardPage{Hunt: hunt, Seq: mh.h.Seq(), Total: lb.Len()}
+	mh.mu.Unlock()
+	p.Entries = rankedFrom(make([]Ranked, 0, len(es)), es, offset+1)
+	return p, nil
+}
+
+// PlayerRank implements Records.
+func (m *Memory) PlayerRank(_ context.Context, hunt, player string, around int) (PlayerRank, error) {
+	mh, err := m.hunt(hunt)
+	if err != nil {
+		return PlayerRank{}, err
+	}
+	around = min(max(around, 0), MaxAround)
+	mh.mu.Lock()
+	lb := mh.h.Leaderboard()
+	rank, score, ok := lb.Rank(player)
+	if !ok {
+		mh.mu.Unlock()
+		return PlayerRank{}, ErrNotRanked
+	}
+	first := max(rank-around, 1)
+	es := lb.Page(make([]Entry, 0, rank-first+1+around), first-1, rank-first+1+around)
+	seq := mh.h.Seq()
+	mh.mu.Unlock()
+	return PlayerRank{Hunt: hunt, Player: player, Score: score, Rank: rank, Seq: seq,
+		Around: rankedFrom(make([]Ranked, 0, len(es)), es, first)}, nil
+}
+
+// Claims implements Records. The record is copied under the hunt's lock, so
+// the caller may hold it while claims go on.
+func (m *Memory) Claims(_ context.Context, hunt string) (uint64, []Claim, error) {
+	mh, err := m.hunt(hunt)
+	if err != nil {
+		return 0, nil, err
+	}
+	mh.mu.Lock()
+	cs := slices.Clone(mh.claims)
+	mh.mu.Unlock()
+	if cs == nil {
+		cs = []Claim{}
+	}
+	return m.epoch, cs, nil
 }

@@ -13,6 +13,7 @@
 //	P{h}:lb   zset  member "%012x tick" + player, score -points
 //	P{h}:pm   hash  player -> current leaderboard member
 //	P{h}:h    list  the last HistoryMax reliable updates, encoded
+//	P{h}:c    list  every claim, "seq|at_ms|x|y|treasure|player|points", never trimmed
 //	P{h}:n    hash  node id -> players connected through that node
 //	P{h}:u    channel of the hunt's updates
 //	Phunts    set   hunt ids
@@ -34,13 +35,17 @@
 //     into place and writes the meta with a random epoch below 2^53, seq 0.
 //   - dig: checks open and grid, takes the cell's treasure out of P{h}:t
 //     (so it is claimed once), bumps seq, moves the player in the
-//     leaderboard, computes score and rank, appends claimed to the history,
+//     leaderboard, computes score and rank, appends claimed to the history
+//     and to the claims record,
 //     publishes claimed and leaderboard (same seq) and, for the last
 //     treasure, ends the hunt and records and publishes ended (seq+1), as the
 //     memory engine does.
 //   - publish, end: check open, bump seq, record and publish.
 //   - join/leave: the node's counter of the hunt; status: sums the counters
 //     of the nodes whose heartbeat key exists.
+//   - board, player rank: seq, ZCARD and a ZRANGE of the page (or the
+//     player's member from P{h}:pm, its ZRANK and the ZRANGE around it):
+//     one round trip, one consistent read. claims: epoch and P{h}:c.
 //   - history: seq, epoch, Redis's time and the entries after since (or
 //     those of a recent window, for the replay of a new watch).
 //

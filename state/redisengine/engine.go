@@ -114,6 +114,7 @@ type watchState struct {
 // all of a hunt's keys map to one Redis Cluster slot.
 type huntKeys struct {
 	meta, treasures, lb, members, hist, nodes, ch string
+	claims                                        string
 
 	chArg any // ch, boxed once rather than on every call
 
@@ -222,10 +223,10 @@ func (e *Engine) buildKeys(hunt string) *huntKeys {
 	b := e.prefix + "{" + hunt + "}:"
 	k := &huntKeys{
 		meta: b + "m", treasures: b + "t", lb: b + "lb", members: b + "pm",
-		hist: b + "h", nodes: b + "n", ch: b + "u",
+		hist: b + "h", nodes: b + "n", ch: b + "u", claims: b + "c",
 	}
 	k.chArg = k.ch
-	k.dig = []string{k.meta, k.treasures, k.lb, k.members, k.hist}
+	k.dig = []string{k.meta, k.treasures, k.lb, k.members, k.hist, k.claims}
 	k.publish = []string{k.meta, k.hist}
 	k.end = []string{k.meta, k.hist, k.lb, k.nodes}
 	k.status = []string{k.meta, k.lb, k.nodes}

@@ -44,10 +44,24 @@ local function record(hist, ch, max, u)
 end
 `
 
-// luaStatus defines status(meta, lb, nodes, nodePrefix): epoch, seq, state,
-// treasures left, players summed over the nodes whose heartbeat key lives,
-// then the top as player, score pairs.
-const luaStatus = `
+// luaRanked defines ranked(r, lb, from, to): appends to r the leaderboard
+// entries of 0-based ranks from..to as player, score pairs (the tick prefix
+// cut off, the score un-negated and formatted with %d).
+const luaRanked = `
+local function ranked(r, lb, from, to)
+  local t = redis.call('ZRANGE', lb, from, to, 'WITHSCORES')
+  for i = 1, #t, 2 do
+    r[#r + 1] = string.sub(t[i], 13)
+    r[#r + 1] = string.format('%d', -tonumber(t[i + 1]))
+  end
+  return r
+end
+`
+
+// luaStatus is luaRanked and defines status(meta, lb, nodes, nodePrefix):
+// epoch, seq, state, treasures left, players summed over the nodes whose
+// heartbeat key lives, then the top as player, score pairs.
+const luaStatus = luaRanked + `
 local function status(meta, lb, nodes, nodePrefix)
   local m = redis.call('HMGET', meta, 'epoch', 'seq', 'state', 'left')
   local players = 0
@@ -57,13 +71,7 @@ local function status(meta, lb, nodes, nodePrefix)
       players = players + tonumber(nc[i + 1])
     end
   end
-  local r = {m[1], m[2], m[3], m[4], players}
-  local t = redis.call('ZRANGE', lb, 0, 9, 'WITHSCORES')
-  for i = 1, #t, 2 do
-    r[#r + 1] = string.sub(t[i], 13)
-    r[#r + 1] = string.format('%d', -tonumber(t[i + 1]))
-  end
-  return r
+  return ranked({m[1], m[2], m[3], m[4], players}, lb, 0, 9)
 end
 `
 
@@ -86,8 +94,8 @@ redis.call('SADD', KEYS[4], ARGV[1])
 return 1
 `)
 
-// digLua: KEYS meta, treasures, leaderboard, player->member, history;
-// ARGV player, x, y, history max, channel.
+// digLua: KEYS meta, treasures, leaderboard, player->member, history,
+// claims; ARGV player, x, y, history max, channel.
 // Reply: 0 for a miss, a negative rc, or {treasure, points, score, rank, seq}.
 var digLua = redis.NewScript(luaTop + `
 local m = redis.call('HMGET', KEYS[1], 'state', 'w', 'h', 'epoch')
@@ -125,6 +133,7 @@ local tp = top(KEYS[3])
 local seqs = string.format('%d', seq)
 local head = '|' .. seqs .. '|' .. m[4] .. '|' .. at .. '|'
 record(KEYS[5], ARGV[5], max, 'c' .. head .. tid .. '|' .. player .. '|' .. string.format('%d', pts))
+redis.call('RPUSH', KEYS[6], seqs .. '|' .. at .. '|' .. ARGV[2] .. '|' .. ARGV[3] .. '|' .. tid .. '|' .. player .. '|' .. string.format('%d', pts))
 redis.call('PUBLISH', ARGV[5], 'l' .. head .. tp)
 if left == 0 then
   redis.call('HSET', KEYS[1], 'state', 'ended')
