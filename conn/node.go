@@ -59,7 +59,10 @@ type Config struct {
 	// makes no progress this long; 0 = 10s.
 	WriteTimeout time.Duration
 	// MaxQueueBytes bounds queued output per connection; over it the
-	// connection is closed with 1008 "slow". 0 = 256 KiB.
+	// connection is closed with 1008 "slow". A lone frame larger than it
+	// may wait for the socket while nothing else is queued (an echo of a
+	// message as large as the connection's MaxMessage); whatever is queued
+	// behind such a frame is held to the bound. 0 = 256 KiB.
 	MaxQueueBytes int
 	// MaxQueueFrames bounds queued frames per connection; 0 = 1024.
 	MaxQueueFrames int

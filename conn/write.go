@@ -61,6 +61,18 @@ func resetQueue(q *outQueue) {
 
 func (q *outQueue) frames() int { return len(q.items) - q.head - q.holes }
 
+// over reports whether the queue would break the bounds with add more bytes
+// in one more frames. A lone frame is never over the byte bound: a message
+// larger than MaxQueueBytes (a 16 MiB echo on a connection whose message
+// limit allows it) goes out when nothing else is queued. Memory stays bound
+// by the larger of MaxQueueBytes and the largest frame the Handler writes;
+// anything queued behind such a frame is held to MaxQueueBytes, so a peer
+// that stops reading is closed as slow on its next message.
+func (q *outQueue) over(add, one int, c *Config) bool {
+	n := q.frames() + one
+	return n > c.MaxQueueFrames || q.bytes+add > c.MaxQueueBytes && n > 1
+}
+
 // Send queues a shared immutable server frame (reliable delivery: if the
 // queue overflows the connection is closed with 1008 "slow" and
 // ErrQueueFull is returned).
@@ -249,7 +261,7 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 		if placed {
 			add, one = 0, 0
 		}
-		if q.bytes+add > l.cfg.MaxQueueBytes || q.frames()+one > l.cfg.MaxQueueFrames {
+		if q.over(add, one, l.cfg) {
 			if s.flags&fArmedOut == 0 {
 				l.flushConn(idx)
 				s = l.slots.at(idx)
@@ -259,7 +271,7 @@ func (l *Loop) enqueue(idx uint32, b []byte, key uint32, pass bool) error {
 			}
 			if s.outq != 0 {
 				q = l.queues.at(s.outq)
-				if q.bytes+add > l.cfg.MaxQueueBytes || q.frames()+one > l.cfg.MaxQueueFrames {
+				if q.over(add, one, l.cfg) {
 					l.slow(idx)
 					return ErrQueueFull
 				}
@@ -470,7 +482,7 @@ func (l *Loop) writeFailed(idx uint32) {
 func (l *Loop) waitOut(idx uint32, wrote bool) {
 	s := l.slots.at(idx)
 	q := l.queues.at(s.outq)
-	if s.state == stOpen && (q.bytes > l.cfg.MaxQueueBytes || q.frames() > l.cfg.MaxQueueFrames) {
+	if s.state == stOpen && q.over(0, 0, l.cfg) {
 		l.slow(idx)
 		s = l.slots.at(idx)
 	}
@@ -587,12 +599,17 @@ func (l *Loop) settle(idx uint32) {
 
 // compact rewrites the queue's own storage with only the frames still
 // queued, so that a connection that never fully drains does not grow it.
+// Storage that is still mostly live is left alone: a lone frame larger
+// than the bound (see over) would otherwise be copied on every settle.
 func (q *outQueue) compact() {
 	live := 0
 	for i := q.head; i < len(q.items); i++ {
 		if q.items[i].own {
 			live += len(q.items[i].b)
 		}
+	}
+	if 2*live > len(q.own) {
+		return
 	}
 	nb := make([]byte, 0, live)
 	for i := q.head; i < len(q.items); i++ {
