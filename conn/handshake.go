@@ -44,7 +44,7 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	if end == 0 {
-		if s.state == stHandshake && framing.BadRequestStart(data) {
+		if s.state == stHandshake && framing.BadRequestStart(data) && !(l.cfg.Static != nil && framing.PlainRequestStart(data)) {
 			// Answered now: a peer that is not speaking HTTP may never send
 			// the blank line, and would otherwise get no answer at all.
 			l.upgrade(idx, data, nil)
@@ -58,10 +58,41 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	if s.state == stHandshake {
+		if l.cfg.Static != nil && l.serveStatic(idx, data[:end]) {
+			return
+		}
 		l.upgrade(idx, data[:end], data[end:])
 		return
 	}
 	l.clientOpen(idx, data[:end], data[end:], l.hss.at(s.hs).key)
+}
+
+// serveStatic answers a plain request (Config.Static) and reports whether it
+// did. The response is queued like a frame (referenced, never copied), then
+// the connection closes as a failed one does: the write side is shut once
+// the response is out and input is discarded until the peer hangs up or
+// CloseTimeout passes, so that closing with unread input (a pipelined
+// request) cannot reset the connection before the response is read.
+func (l *Loop) serveStatic(idx uint32, head []byte) bool {
+	path, isHead, ok := framing.PlainRequest(head)
+	if !ok {
+		return false
+	}
+	resp := l.cfg.Static(path, isHead)
+	if resp == nil {
+		return false
+	}
+	s := l.slots.at(idx)
+	if s.hs != 0 {
+		l.hss.release(s.hs)
+		s.hs = 0
+	}
+	s.state = stClosing
+	s.flags |= fDrain
+	s.stamp = l.now
+	l.armTimer(idx, l.now+int64(l.cfg.CloseTimeout))
+	l.push(idx, qitem{b: resp[:len(resp):len(resp)]}, true)
+	return true
 }
 
 // check is the Upgrader's Check: it asks the Handler about the connection

@@ -89,6 +89,15 @@ type Config struct {
 	// Deflate allows permessage-deflate when a client asks (and the Handler's
 	// Accept allows it).
 	Deflate bool
+	// Static answers plain HTTP requests on the listener: a GET or HEAD over
+	// HTTP/1.1 without an Upgrade field (framing.PlainRequest), such as a
+	// browser opening the player address. It gets the path (without the
+	// query) and whether the method is HEAD, runs on the loop, and returns
+	// the complete HTTP response, which is written as is and must not be
+	// changed afterwards; nil hands the request to the upgrade path, which
+	// refuses it as before. The connection is closed after the response
+	// (the response should say "Connection: close"). nil serves nothing.
+	Static func(path []byte, head bool) []byte
 	// Logger receives the node's logs; the zero Logger discards them.
 	Logger zerolog.Logger
 }

@@ -116,10 +116,29 @@ func checkHead(head []byte) headVerdict {
 		// gobwas/ws answers 405 or 505 from the request line alone.
 		return headOK
 	}
-	var hosts, keys int
-	upgradeOK, upgradeExact := false, true
-	connOK, connEach := false, true
-	for rest := head[min(i+2, len(head)):]; len(rest) > 0; {
+	f := scanFields(head[min(i+2, len(head)):])
+	if f.bad || f.hosts > 1 || f.keys > 1 {
+		return headBad
+	}
+	if f.upgradeOK && !f.upgradeExact || f.connOK && !f.connEach {
+		return headRewrite
+	}
+	return headOK
+}
+
+// fieldScan is what scanFields found in the fields of a head.
+type fieldScan struct {
+	bad                     bool // a field RFC 7230 section 3.2.4 forbids, or a bad Sec-WebSocket-Key
+	hosts, keys, upgrades   int
+	upgradeOK, upgradeExact bool
+	connOK, connEach        bool
+}
+
+// scanFields checks the header fields of a head (everything after the
+// request line) and counts those the upgrade depends on.
+func scanFields(rest []byte) fieldScan {
+	f := fieldScan{upgradeExact: true, connEach: true}
+	for len(rest) > 0 {
 		j := bytes.Index(rest, crlf)
 		if j < 0 {
 			j = len(rest)
@@ -131,50 +150,50 @@ func checkHead(head []byte) headVerdict {
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 {
-			return headBad // no field name, or obsolete line folding
+			f.bad = true // no field name, or obsolete line folding
+			return f
 		}
 		name := line[:colon]
 		for _, c := range name {
 			if !isTchar(c) {
-				return headBad // whitespace before the colon, or junk
+				f.bad = true // whitespace before the colon, or junk
+				return f
 			}
 		}
 		value := line[colon+1:]
 		for _, c := range value {
 			if c < ' ' && c != '\t' || c == 0x7f {
-				return headBad
+				f.bad = true
+				return f
 			}
 		}
 		value = bytes.Trim(value, " \t") // OWS
 		switch {
 		case bytes.EqualFold(name, nameHost):
-			hosts++
+			f.hosts++
 		case bytes.EqualFold(name, nameKey):
-			keys++
+			f.keys++
 			// The length first: Decode panics on a value that decodes
 			// to more than nonce holds.
 			var nonce [18]byte
 			if len(value) != 24 {
-				return headBad
+				f.bad = true
+				return f
 			}
 			if n, err := base64.StdEncoding.Decode(nonce[:], value); err != nil || n != 16 {
-				return headBad
+				f.bad = true
+				return f
 			}
 		case bytes.EqualFold(name, nameUpgrade):
-			listField(value, "websocket", &upgradeOK, &upgradeExact)
+			f.upgrades++
+			listField(value, "websocket", &f.upgradeOK, &f.upgradeExact)
 		case bytes.EqualFold(name, nameConnection):
 			// Any value but the bare token is normalised: the list
 			// scanner of gobwas/ws trips on some valid lists ("a ,\tb").
-			listField(value, "upgrade", &connOK, &connEach)
+			listField(value, "upgrade", &f.connOK, &f.connEach)
 		}
 	}
-	if hosts > 1 || keys > 1 {
-		return headBad
-	}
-	if upgradeOK && !upgradeExact || connOK && !connEach {
-		return headRewrite
-	}
-	return headOK
+	return f
 }
 
 // rewriteHead appends to dst a copy of a head checkHead found headRewrite,

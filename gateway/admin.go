@@ -28,6 +28,7 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/hunts/{id}/claims", g.getClaims)
 	mux.HandleFunc("GET /v1/stats", g.stats)
 	mux.HandleFunc("GET /metrics", g.metricsText)
+	dashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeRaw(w, http.StatusOK, []byte(`{"ok":true}`))
 	})

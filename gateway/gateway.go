@@ -79,6 +79,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		FlushBudget:      c.FlushBudget,
 		BusyPoll:         c.BusyPoll,
 		Deflate:          c.TestEndpoints,
+		Static:           newStaticSite(c.DevMode).serve,
 		Logger:           c.Logger,
 	}, handler{g})
 	if err != nil {
@@ -311,15 +312,17 @@ type Stats struct {
 	Messages    MessageStats         `json:"messages"`
 	SlowCloses  int64                `json:"slow_closes"`
 	RateCloses  int64                `json:"rate_limit_closes"`
-	AuthRefused int64                `json:"auth_refused"`
-	Updates     int64                `json:"updates"`
-	Deliveries  int64                `json:"deliveries"`
-	Replayed    int64                `json:"replayed"`
-	Draining    bool                 `json:"draining"`
-	UptimeSec   float64              `json:"uptime_s"`
-	Ops         map[string]int64     `json:"ops"`
-	Errors      map[string]int64     `json:"errors"`
-	Loops       []LoopStats          `json:"loops"`
+	// JoinsRefused counts join requests answered with an error (any code).
+	JoinsRefused int64            `json:"joins_refused"`
+	AuthRefused  int64            `json:"auth_refused"`
+	Updates      int64            `json:"updates"`
+	Deliveries   int64            `json:"deliveries"`
+	Replayed     int64            `json:"replayed"`
+	Draining     bool             `json:"draining"`
+	UptimeSec    float64          `json:"uptime_s"`
+	Ops          map[string]int64 `json:"ops"`
+	Errors       map[string]int64 `json:"errors"`
+	Loops        []LoopStats      `json:"loops"`
 	// Nodes are the live nodes of the cluster, sorted by id; absent with an
 	// engine of one node (memory) or when they could not be read.
 	Nodes []NodeStats `json:"nodes,omitempty"`
@@ -384,20 +387,21 @@ func (g *Gateway) Stats(ctx context.Context) Stats { return g.snapshot(ctx, true
 func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 	ns := g.node.Stats()
 	st := Stats{
-		Connections: ConnStats{Loops: ns.Conns, Accepted: g.loopAccepted(), TCP: ns.Accepted, Closed: ns.Closed},
-		Hunts:       map[string]HuntStats{},
-		Messages:    MessageStats{In: ns.MsgsIn, Out: ns.MsgsOut, BytesIn: ns.BytesIn, BytesOut: ns.BytesOut},
-		SlowCloses:  ns.SlowCloses,
-		RateCloses:  g.m.rateCloses.Load(),
-		AuthRefused: g.m.authFailures.Load(),
-		Updates:     g.m.updates.Load(),
-		Deliveries:  g.m.deliveries.Load(),
-		Replayed:    g.m.replayed.Load(),
-		Draining:    g.draining.Load(),
-		UptimeSec:   time.Since(g.started).Seconds(),
-		Ops:         map[string]int64{},
-		Errors:      map[string]int64{},
-		Loops:       make([]LoopStats, len(ns.Loops)),
+		Connections:  ConnStats{Loops: ns.Conns, Accepted: g.loopAccepted(), TCP: ns.Accepted, Closed: ns.Closed},
+		Hunts:        map[string]HuntStats{},
+		Messages:     MessageStats{In: ns.MsgsIn, Out: ns.MsgsOut, BytesIn: ns.BytesIn, BytesOut: ns.BytesOut},
+		SlowCloses:   ns.SlowCloses,
+		RateCloses:   g.m.rateCloses.Load(),
+		JoinsRefused: g.m.joinsRefused.Load(),
+		AuthRefused:  g.m.authFailures.Load(),
+		Updates:      g.m.updates.Load(),
+		Deliveries:   g.m.deliveries.Load(),
+		Replayed:     g.m.replayed.Load(),
+		Draining:     g.draining.Load(),
+		UptimeSec:    time.Since(g.started).Seconds(),
+		Ops:          map[string]int64{},
+		Errors:       map[string]int64{},
+		Loops:        make([]LoopStats, len(ns.Loops)),
 	}
 	for i, l := range ns.Loops {
 		st.Loops[i] = LoopStats{Passes: l.Passes, BusySec: l.Busy.Seconds(), PassMaxSec: l.MaxPass.Seconds(), Connections: ns.Conns[i]}

@@ -26,6 +26,7 @@ type metrics struct {
 	deliveries   atomic.Int64 // frames queued by fan-out walks
 	replayed     atomic.Int64 // updates replayed on resume
 	joins        atomic.Int64 // successful joins
+	joinsRefused atomic.Int64 // join requests answered with an error
 	found        atomic.Int64 // digs that found a treasure
 	ops          [len(opNames)]atomic.Int64
 	errors       [len(errorCodes)]atomic.Int64

@@ -209,11 +209,11 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	again := s.findName(r.hunt) >= 0
 	if !again {
 		if !s.allows(r.hunt) {
-			ls.fail(l, s.h, r.ref, errForbidden)
+			ls.refuseJoin(l, s.h, r.ref, errForbidden)
 			return
 		}
 		if len(s.joined) >= g.cfg.MaxHunts {
-			ls.fail(l, s.h, r.ref, errTooManyHunts)
+			ls.refuseJoin(l, s.h, r.ref, errTooManyHunts)
 			return
 		}
 	}
@@ -255,6 +255,12 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	}
 }
 
+// refuseJoin answers a join with an error and counts it as refused.
+func (ls *loopState) refuseJoin(l *conn.Loop, h conn.Handle, ref []byte, e *protoError) {
+	ls.g.m.joinsRefused.Add(1)
+	ls.fail(l, h, ref, e)
+}
+
 // failPending answers a first join of a hunt on the node that did not get
 // to the engine's Join, dropping its membership (gen pending) if it is still
 // there. The engine never counted it, so there is nothing to leave.
@@ -264,7 +270,7 @@ func (ls *loopState) failPending(l *conn.Loop, h conn.Handle, ref []byte, pendin
 			ls.removeMember(s, i)
 		}
 	}
-	ls.fail(l, h, ref, e)
+	ls.refuseJoin(l, h, ref, e)
 }
 
 // joinHeld is the join on a blocking engine. A new membership is added to the
@@ -285,7 +291,7 @@ func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player st
 		if i < 0 {
 			// Left while the hunt was being checked: the leave was answered
 			// at once, and the engine never counted this membership.
-			ls.fail(l, h, ref, errLeftJoining)
+			ls.refuseJoin(l, h, ref, errLeftJoining)
 			return
 		}
 		j = &s.joined[i]
@@ -295,7 +301,7 @@ func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player st
 		if s.findString(info.name) >= 0 {
 			again = true
 		} else if len(s.joined) >= g.cfg.MaxHunts {
-			ls.fail(l, h, ref, errTooManyHunts)
+			ls.refuseJoin(l, h, ref, errTooManyHunts)
 			return
 		}
 		if !again {
@@ -320,7 +326,7 @@ func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player st
 			// membership got its id), and the engine never counted it.
 			ls.removeMember(s, s.findGen(gen))
 		}
-		ls.fail(l, h, ref, errOverloaded)
+		ls.refuseJoin(l, h, ref, errOverloaded)
 	}
 }
 
@@ -345,7 +351,7 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 		if res.held && j != nil {
 			ls.removeMember(s, i)
 		}
-		ls.fail(l, h, ref, engineError(res.err))
+		ls.refuseJoin(l, h, ref, engineError(res.err))
 		return
 	}
 	if s == nil || (res.held && j == nil) {
@@ -355,13 +361,13 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 		}
 		if s != nil {
 			// Left: the join still gets its answer, after the left.
-			ls.fail(l, h, ref, errLeftJoining)
+			ls.refuseJoin(l, h, ref, errLeftJoining)
 		}
 		return
 	}
 	switch {
 	case j == nil && res.again:
-		ls.fail(l, h, ref, errNotJoined)
+		ls.refuseJoin(l, h, ref, errNotJoined)
 		return
 	case j == nil:
 		j = ls.addMember(s, res.info)

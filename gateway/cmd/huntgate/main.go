@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -74,9 +75,7 @@ func run(args []string) int {
 		ev = ev.Str("admin_addr", a.String())
 	}
 	ev.Msg("huntgate: serving")
-	if cfg.DevMode {
-		log.Info().Msgf("huntgate: demo hunt %q ready: connect to ws://%s/ws?player=alice and send {\"op\":\"join\",\"hunt\":\"demo\"} then {\"op\":\"dig\",\"hunt\":\"demo\",\"x\":3,\"y\":4}", "demo", g.Addr())
-	}
+	logURLs(log, g, cfg.DevMode)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
@@ -109,6 +108,37 @@ func newLogger(level string) zerolog.Logger {
 		l = zerolog.New(os.Stderr)
 	}
 	return l.Level(lvl).With().Timestamp().Logger()
+}
+
+// logURLs logs where to point a browser, a client and a scraper.
+func logURLs(log zerolog.Logger, g *gateway.Gateway, dev bool) {
+	player := hostPort(g.Addr())
+	ev := log.Info().Str("sdk", "http://"+player+"/sdk/huntgate.js").Str("websocket", "ws://"+player+"/ws")
+	if dev {
+		ev = ev.Str("play", "http://"+player+"/")
+	}
+	if a := g.AdminAddr(); a != nil {
+		admin := "http://" + hostPort(a)
+		ev = ev.Str("dashboard", admin+"/dashboard").Str("metrics", admin+"/metrics").Str("admin_api", admin+"/v1/")
+	}
+	if dev {
+		ev.Str("hunt", "demo").Msg("huntgate: demo hunt ready: open the play page in a browser")
+		return
+	}
+	ev.Msg("huntgate: endpoints")
+}
+
+// hostPort is a listener's address as a browser can reach it: a wildcard
+// host becomes localhost.
+func hostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // newEngine returns the embedded memory engine, or with --redis the Redis
