@@ -26,6 +26,7 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/hunts/{id}/leaderboard", g.getLeaderboard)
 	mux.HandleFunc("GET /v1/hunts/{id}/players/{player}", g.getPlayerRank)
 	mux.HandleFunc("GET /v1/hunts/{id}/claims", g.getClaims)
+	mux.HandleFunc("GET /v1/hunts/{id}/updates", g.getUpdates)
 	mux.HandleFunc("GET /v1/stats", g.stats)
 	mux.HandleFunc("GET /metrics", g.metricsText)
 	dashboard(mux)
@@ -285,6 +286,8 @@ func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
 	for _, h := range sortedKeys(st.Hunts) {
 		p.sample("huntgate_hunt_seq", float64(st.Hunts[h].Seq), "hunt", h)
 	}
+	p.single("huntgate_feed_long_polls", "gauge", "Long polls of the updates feed waiting now.", float64(g.feed.waiting.Load()))
+	p.single("huntgate_feed_refused_total", "counter", "Long polls refused over --max-long-polls.", float64(g.m.feedRefused.Load()))
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	_, _ = w.Write(p.b)
 }

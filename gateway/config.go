@@ -87,6 +87,10 @@ type Config struct {
 	// the engine blocks (Redis); 0 means 4096. A request that finds the
 	// queue full is refused with error overloaded and has no effect.
 	WorkQueue int
+	// MaxLongPolls bounds the long polls of the updates feed waiting at once
+	// on this gateway; 0 means 1024. One more is refused with 503
+	// too_many_polls.
+	MaxLongPolls int
 	// StatsInterval is how often per-loop connection counts are logged at
 	// debug level; 0 means 30 s, negative disables.
 	StatsInterval time.Duration
@@ -131,6 +135,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.WorkQueue <= 0 {
 		d.WorkQueue = 4096
+	}
+	if d.MaxLongPolls <= 0 {
+		d.MaxLongPolls = defaultMaxLongPolls
 	}
 	if d.StatsInterval == 0 {
 		d.StatsInterval = 30 * time.Second
@@ -187,6 +194,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
 	fs.IntVar(&c.WorkQueue, "work-queue", 4096, "engine calls queued for workers in cluster mode (full: requests refused with overloaded)")
+	fs.IntVar(&c.MaxLongPolls, "max-long-polls", defaultMaxLongPolls, "long polls of the updates feed waiting at once (over: 503 too_many_polls)")
 	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -233,6 +241,8 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --queue-bytes must be >= 0")
 	case c.WorkQueue < 0:
 		return errors.New("gateway: --work-queue must be >= 0")
+	case c.MaxLongPolls < 0:
+		return errors.New("gateway: --max-long-polls must be >= 0")
 	}
 	if c.LogLevel != "" {
 		if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {

@@ -28,6 +28,7 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // It may run on any goroutine, possibly with engine locks held: it only
 // encodes and posts.
 func (g *Gateway) sink(u state.Update) {
+	g.feed.notify(&u)
 	info := g.hunts.getString(u.Hunt)
 	if info == nil {
 		return

@@ -29,6 +29,7 @@ type Gateway struct {
 	loops  []*loopState
 	hunts  *huntTable
 	m      metrics
+	feed   feed // long polls of the updates feed
 
 	ctx    context.Context // engine calls; cancelled when the gateway stops
 	cancel context.CancelFunc
@@ -43,6 +44,7 @@ type Gateway struct {
 
 	started  time.Time
 	draining atomic.Bool
+	stopping chan struct{} // closed when Shutdown starts: long polls answer at once
 	stopOnce sync.Once
 	done     chan struct{}
 	wg       sync.WaitGroup
@@ -62,6 +64,8 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		auth:   NewAuthenticator(c.JWTSecret, c.DevMode),
 		hunts:  newHuntTable(),
 		done:   make(chan struct{}),
+
+		stopping: make(chan struct{}),
 	}
 	g.recs, _ = engine.(state.Records)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
@@ -237,6 +241,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 func (g *Gateway) shutdown(ctx context.Context) error {
 	g.draining.Store(true)
+	close(g.stopping)
 	g.node.PauseAccept(true)
 	window := g.cfg.DrainWindow
 	if dl, ok := ctx.Deadline(); ok {
