@@ -34,8 +34,9 @@ func (g *Gateway) adminHandler() http.Handler {
 		writeRaw(w, http.StatusOK, []byte(`{"ok":true}`))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if g.draining.Load() {
-			writeRaw(w, http.StatusServiceUnavailable, []byte(`{"ready":false}`))
+		if why := g.notReady(); why != "" {
+			b := append([]byte(`{"ready":false,"reason":`), appendJSONString(nil, why)...)
+			writeRaw(w, http.StatusServiceUnavailable, append(b, '}'))
 			return
 		}
 		writeRaw(w, http.StatusOK, []byte(`{"ready":true}`))
@@ -270,6 +271,11 @@ func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
 		draining = 1
 	}
 	p.single("huntgate_draining", "gauge", "1 while the gateway drains.", draining)
+	engineUp := 1.0
+	if st.Engine.Error != "" {
+		engineUp = 0
+	}
+	p.single("huntgate_engine_ready", "gauge", "1 while the engine can serve (Redis answers its probe); the reason is in /v1/stats engine.error and /readyz.", engineUp)
 	p.head("huntgate_requests_total", "counter", "Protocol requests by op.")
 	for _, op := range sortedKeys(st.Ops) {
 		p.sample("huntgate_requests_total", float64(st.Ops[op]), "op", op)

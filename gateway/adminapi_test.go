@@ -273,7 +273,7 @@ func TestReadyzFalseBeforeReconnect(t *testing.T) {
 	if later == 0 {
 		t.Fatal("no reconnect was staggered")
 	}
-	if code, body := tg.adminDo(t, "GET", "/readyz", "", ""); code != 503 || string(body) != "{\"ready\":false}\n" {
+	if code, body := tg.adminDo(t, "GET", "/readyz", "", ""); code != 503 || string(body) != "{\"ready\":false,\"reason\":\"draining\"}\n" {
 		t.Fatalf("readyz during the drain: %d %s", code, body)
 	}
 	if code, _ := tg.adminDo(t, "GET", "/healthz", "", ""); code != 200 {

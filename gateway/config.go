@@ -84,8 +84,10 @@ type Config struct {
 	// MaxEventBytes bounds the body of an admin event; 0 means 64 KiB.
 	MaxEventBytes int
 	// WorkQueue bounds the engine calls waiting for a worker goroutine when
-	// the engine blocks (Redis); 0 means 4096. A request that finds the
-	// queue full is refused with error overloaded and has no effect.
+	// the engine blocks (Redis); 0 means 65536. A request that finds the
+	// queue full, or calls waiting in it for more than a second, is refused
+	// with error overloaded and has no effect. Joins answered from the
+	// node's copy of a hunt and leaves do not go through it.
 	WorkQueue int
 	// MaxLongPolls bounds the long polls of the updates feed waiting at once
 	// on this gateway; 0 means 1024. One more is refused with 503
@@ -134,7 +136,7 @@ func (c *Config) withDefaults() Config {
 		d.MaxEventBytes = 64 << 10
 	}
 	if d.WorkQueue <= 0 {
-		d.WorkQueue = 4096
+		d.WorkQueue = 65536
 	}
 	if d.MaxLongPolls <= 0 {
 		d.MaxLongPolls = defaultMaxLongPolls
@@ -193,7 +195,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.BusyPoll, "busy-poll", 0, "keep event loops polling this long after work before sleeping (0: off)")
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
-	fs.IntVar(&c.WorkQueue, "work-queue", 4096, "engine calls queued for workers in cluster mode (full: requests refused with overloaded)")
+	fs.IntVar(&c.WorkQueue, "work-queue", 65536, "engine calls queued for workers in cluster mode (full, or calls waiting over 1 s: requests refused with overloaded)")
 	fs.IntVar(&c.MaxLongPolls, "max-long-polls", defaultMaxLongPolls, "long polls of the updates feed waiting at once (over: 503 too_many_polls)")
 	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")
 	if err := fs.Parse(args); err != nil {

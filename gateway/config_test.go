@@ -42,7 +42,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	if EnvName("admin-addr") != "HUNTGATE_ADMIN_ADDR" {
 		t.Fatal(EnvName("admin-addr"))
 	}
-	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 4096 {
+	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 65536 {
 		t.Fatalf("--work-queue default: %d %v", c.WorkQueue, err)
 	}
 	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}, {"--cpus", "2-1"}, {"--cpus", ""}} {
@@ -63,7 +63,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	}
 	var zero Config
 	d := zero.withDefaults()
-	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 || d.WorkQueue != 4096 {
+	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 || d.WorkQueue != 65536 {
 		t.Fatalf("zero-value defaults: %+v", d)
 	}
 }

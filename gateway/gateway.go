@@ -24,6 +24,7 @@ type Gateway struct {
 	engine state.Engine
 	recs   state.Records // the engine's, or nil
 	inline bool
+	local  state.LocalJoiner // engine's local joins; nil with an inline engine
 	auth   *Authenticator
 	node   *conn.Node
 	loops  []*loopState
@@ -33,7 +34,11 @@ type Gateway struct {
 
 	ctx    context.Context // engine calls; cancelled when the gateway stops
 	cancel context.CancelFunc
-	work   chan func() // off-loop engine calls (blocking engines only)
+	work   chan workItem // off-loop engine calls (blocking engines only)
+	// queueLag is how long (ns) the last call taken from work had waited
+	// in it, 0 if that emptied the queue; epoch is the clock's origin.
+	queueLag atomic.Int64
+	epoch    time.Time
 
 	leaveMu   sync.Mutex
 	leaves    []pendingLeave // leaves of closed memberships that found work full
@@ -64,8 +69,12 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		auth:   NewAuthenticator(c.JWTSecret, c.DevMode),
 		hunts:  newHuntTable(),
 		done:   make(chan struct{}),
+		epoch:  time.Now(),
 
 		stopping: make(chan struct{}),
+	}
+	if lj, ok := engine.(state.LocalJoiner); ok && !g.inline {
+		g.local = lj
 	}
 	g.recs, _ = engine.(state.Records)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
@@ -144,23 +153,13 @@ func (g *Gateway) AdminAddr() net.Addr {
 // Start subscribes to the engine and starts serving.
 func (g *Gateway) Start() error {
 	if !g.inline {
-		g.work = make(chan func(), g.cfg.WorkQueue)
+		g.work = make(chan workItem, g.cfg.WorkQueue)
 		g.leaveWake = make(chan struct{}, 1)
 		g.wg.Add(1)
 		go g.drainLeaves()
 		for range g.workerCount() {
 			g.wg.Add(1)
-			go func() {
-				defer g.wg.Done()
-				for {
-					select {
-					case fn := <-g.work:
-						fn()
-					case <-g.done:
-						return
-					}
-				}
-			}()
+			go g.runWork()
 		}
 	}
 	g.engine.Subscribe(g.sink)
@@ -324,6 +323,7 @@ type Stats struct {
 	Deliveries   int64            `json:"deliveries"`
 	Replayed     int64            `json:"replayed"`
 	Draining     bool             `json:"draining"`
+	Engine       EngineStats      `json:"engine"`
 	UptimeSec    float64          `json:"uptime_s"`
 	Ops          map[string]int64 `json:"ops"`
 	Errors       map[string]int64 `json:"errors"`
@@ -331,6 +331,35 @@ type Stats struct {
 	// Nodes are the live nodes of the cluster, sorted by id; absent with an
 	// engine of one node (memory) or when they could not be read.
 	Nodes []NodeStats `json:"nodes,omitempty"`
+}
+
+// EngineStats says whether the engine can serve; Error is why not.
+type EngineStats struct {
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
+}
+
+// engineNotReady returns why the engine cannot serve, "" when it can.
+func (g *Gateway) engineNotReady() string {
+	if r, ok := g.engine.(state.Readier); ok {
+		if err := r.Ready(); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
+
+// notReady returns why /readyz answers 503, "" when the node is ready: it
+// drains, or its engine cannot serve a join (Redis unreachable), so that a
+// load balancer sends players elsewhere.
+func (g *Gateway) notReady() string {
+	if g.draining.Load() {
+		return "draining"
+	}
+	if why := g.engineNotReady(); why != "" {
+		return "engine: " + why
+	}
+	return ""
 }
 
 // NodeStats describes one live node of the cluster.
@@ -403,6 +432,7 @@ func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 		Deliveries:   g.m.deliveries.Load(),
 		Replayed:     g.m.replayed.Load(),
 		Draining:     g.draining.Load(),
+		Engine:       EngineStats{Ready: true},
 		UptimeSec:    time.Since(g.started).Seconds(),
 		Ops:          map[string]int64{},
 		Errors:       map[string]int64{},
@@ -413,6 +443,9 @@ func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 	}
 	for _, c := range ns.Conns {
 		st.Connections.Total += c
+	}
+	if why := g.engineNotReady(); why != "" {
+		st.Engine = EngineStats{Error: why}
 	}
 	local := map[string]int64{}
 	for _, h := range g.hunts.all() {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"time"
 
 	"github.com/huntgate/huntgate/conn"
 	"github.com/huntgate/huntgate/state"
@@ -37,17 +38,53 @@ func cloneBytes(b []byte) []byte {
 }
 
 // offload queues fn for a worker goroutine (blocking engines only) and
-// reports whether it was queued. A full queue means the engine is behind;
-// the caller then undoes what it prepared and answers errOverloaded. Starting
-// a goroutine per request instead would let a flood against a slow engine
-// grow goroutines and memory without bound, and only add to the engine's
-// backlog; a prompt refusal lets the client back off.
+// reports whether it was queued. A burst is queued as long as the engine
+// keeps up: the request is refused only when the queue is full or the
+// calls taken from it lately waited longer than maxQueueWait, that is when
+// the engine is truly behind; the caller then undoes what it prepared and
+// answers errOverloaded. Starting a goroutine per request instead would let
+// a flood against a slow engine grow goroutines and memory without bound,
+// and only add to the engine's backlog; a prompt refusal lets the client
+// back off.
 func (g *Gateway) offload(fn func()) bool {
+	if g.queueLag.Load() > int64(maxQueueWait) && len(g.work) > 0 {
+		return false
+	}
 	select {
-	case g.work <- fn:
+	case g.work <- workItem{fn: fn, at: int64(time.Since(g.epoch))}:
 		return true
 	default:
 		return false
+	}
+}
+
+// maxQueueWait is how long engine calls may wait in the work queue before
+// new ones are refused with overloaded: a burst the engine can absorb within
+// it is queued.
+const maxQueueWait = time.Second
+
+// workItem is one engine call in the work queue; at is when it was queued,
+// on the gateway's monotonic clock.
+type workItem struct {
+	fn func()
+	at int64
+}
+
+// runWork is a worker goroutine of a blocking engine.
+func (g *Gateway) runWork() {
+	defer g.wg.Done()
+	for {
+		select {
+		case it := <-g.work:
+			wait := int64(time.Since(g.epoch)) - it.at
+			if len(g.work) == 0 {
+				wait = 0 // caught up: whatever waited before, the queue is empty now
+			}
+			g.queueLag.Store(wait)
+			it.fn()
+		case <-g.done:
+			return
+		}
 	}
 }
 
@@ -186,6 +223,15 @@ func (g *Gateway) joinCall(info *huntInfo, name, player string, again bool, r *r
 		res.st, err = g.engine.Status(g.ctx, info.name)
 	} else {
 		g.hunts.watch(info, g.engine.Watch)
+		if g.local != nil && g.local.AwaitLocal(g.ctx, info.name) {
+			// The first joins of the hunt on this node waited together for
+			// the one read that put the node's copy in step.
+			st, ups, replay, ok := g.local.JoinLocal(info.name, player, r.hasSince && r.hasEpoch, r.epoch, r.since)
+			if ok {
+				res.st, res.ups, res.replay = st, ups, replay
+				return res
+			}
+		}
 		res.st, err = g.engine.Join(g.ctx, info.name, player)
 		if err != nil {
 			g.hunts.unwatch(info, g.engine.Unwatch)
@@ -229,6 +275,9 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 		ls.finishJoin(l, s.h, r.ref, player, g.joinCall(info, name, player, again, r))
 		return
 	}
+	if info != nil && !again && g.local != nil && ls.joinLocal(l, s, r, info) {
+		return
+	}
 	h, ref, id, rc := s.h, cloneBytes(r.ref), ls.id, *r
 	rc.ref, rc.hunt, rc.ts = nil, nil, nil
 	if info != nil {
@@ -244,11 +293,16 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 		pending = ls.addPending(s, name).gen
 	}
 	if !g.offload(func() {
-		if _, err := g.engine.Status(g.ctx, name); err != nil {
-			g.node.Post(id, func(l *conn.Loop) { g.loops[id].failPending(l, h, ref, pending, engineError(err)) })
-			return
+		// Joins queued behind the first that registered the hunt need not
+		// ask again: a crowd's first joins make one check, not one each.
+		info := g.hunts.getString(name)
+		if info == nil {
+			if _, err := g.engine.Status(g.ctx, name); err != nil {
+				g.node.Post(id, func(l *conn.Loop) { g.loops[id].failPending(l, h, ref, pending, engineError(err)) })
+				return
+			}
+			info = g.hunts.register(name)
 		}
-		info := g.hunts.register(name)
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].joinHeld(l, h, ref, player, info, again, pending, &rc) })
 	}) {
 		ls.failPending(l, h, ref, pending, errOverloaded)
@@ -259,6 +313,30 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 func (ls *loopState) refuseJoin(l *conn.Loop, h conn.Handle, ref []byte, e *protoError) {
 	ls.g.m.joinsRefused.Add(1)
 	ls.fail(l, h, ref, e)
+}
+
+// joinLocal is the common join on an engine that keeps a copy of the hunts
+// its node watches (state.LocalJoiner): answered on the loop from that copy,
+// with no engine round trip and no work queue, so a crowd is admitted as
+// fast as it connects. It reports false, having changed nothing, when only
+// the engine can answer; the join then takes the blocking path.
+//
+// Nothing falls between the snapshot and the live stream: the hunt is
+// watched before the copy is read, every update after the copy's seq
+// reaches the sink after this call, and the sink's pushes reach this loop
+// after the membership added here; older copies are skipped by seq.
+func (ls *loopState) joinLocal(l *conn.Loop, s *session, r *request, info *huntInfo) bool {
+	g := ls.g
+	g.hunts.watch(info, g.engine.Watch)
+	st, ups, replay, ok := g.local.JoinLocal(info.name, s.player, r.hasSince && r.hasEpoch, r.epoch, r.since)
+	if !ok {
+		g.hunts.unwatch(info, g.engine.Unwatch)
+		return false
+	}
+	ls.addMember(s, info)
+	res := joinResult{info: info, st: st, ups: ups, replay: replay, since: r.since}
+	ls.finishJoin(l, s.h, r.ref, s.player, &res)
+	return true
 }
 
 // failPending answers a first join of a hunt on the node that did not get
@@ -410,7 +488,7 @@ func (ls *loopState) finishJoin(l *conn.Loop, h conn.Handle, ref []byte, player 
 // cannot be refused: a leave that finds the work queue full goes to the leave
 // backlog instead.
 func (g *Gateway) leaveEngine(hunt, player string) {
-	if g.inline {
+	if g.inline || g.local != nil {
 		g.leaveNow(hunt, player)
 		return
 	}
@@ -487,7 +565,8 @@ func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {
 		// one engine leave when it finds the membership gone. Leaving here
 		// as well would count the player out twice and could unwatch a
 		// hunt other players of this node are still in.
-	case g.inline:
+	case g.inline || g.local != nil:
+		// Counted by the engine without waiting (state.LocalJoiner).
 		g.leaveNow(name, player)
 	case !g.offload(func() { g.leaveNow(name, player) }):
 		// The session stays joined: an overloaded reply means nothing was done.

@@ -73,6 +73,36 @@ type Engine interface {
 	Close() error
 }
 
+// LocalJoiner is an optional interface of a blocking engine (Inline false)
+// that keeps, on its node, a copy of each hunt the node watches (status and
+// recent reliable updates, kept current by the update stream), so that the
+// common join costs no round trip to the shared store. The gateway finds it
+// by type assertion. Such an engine also makes Leave of a hunt joined on
+// this node without waiting on the store (the counts are sent in batches),
+// so the gateway calls Leave on its event loops.
+type LocalJoiner interface {
+	// JoinLocal is Join (and, with resume, History(epoch, since)) answered
+	// from the node's copy, without blocking, for a hunt the caller has
+	// already Watched. The status is the copy's, which may trail the store
+	// by the updates still on their way to this node's sink: every update
+	// with a seq above st.Seq reaches the sink after the call. replay says
+	// that ups are all the reliable updates after since (resume only). ok is
+	// false, and nothing is counted, when only the store can answer: no copy
+	// in step, the store unreachable, or a since the copy cannot vouch for.
+	JoinLocal(hunt, player string, resume bool, epoch, since uint64) (st Status, ups []Update, replay, ok bool)
+	// AwaitLocal waits (bounded) until the copy of a watched hunt is in
+	// step and reports whether it is, so that the first joins of a hunt on
+	// a node share one store read instead of each making their own.
+	AwaitLocal(ctx context.Context, hunt string) bool
+}
+
+// Readier is an optional interface of an engine that depends on something
+// that can become unreachable (Redis): Ready returns nil when the engine
+// can serve, else why not. The gateway's /readyz follows it.
+type Readier interface {
+	Ready() error
+}
+
 // NodeInfo describes one live node of a cluster engine. An Engine that
 // spans nodes may list them with an optional method
 // Nodes(ctx) ([]NodeInfo, error), which callers find by type assertion; the

@@ -41,8 +41,9 @@
 //     treasure, ends the hunt and records and publishes ended (seq+1), as the
 //     memory engine does.
 //   - publish, end: check open, bump seq, record and publish.
-//   - join/leave: the node's counter of the hunt; status: sums the counters
-//     of the nodes whose heartbeat key exists.
+//   - count: sets the node's player count of the hunt (absolute, so a
+//     repeated or lost write does not skew it) and returns the status;
+//     status: sums the counts of the nodes whose heartbeat key exists.
 //   - board, player rank: seq, ZCARD and a ZRANGE of the page (or the
 //     player's member from P{h}:pm, its ZRANK and the ZRANGE around it):
 //     one round trip, one consistent read. claims: epoch and P{h}:c.
@@ -92,6 +93,36 @@
 // leaderboard updates. A history read that fails (Redis loading after a
 // restart, a timeout) is tried again on the next update of the hunt, as
 // the updates may still be held.
+//
+// # Join and leave storms
+//
+// A crowd joining one hunt must not cost Redis a round trip per player. A
+// node keeps, for each hunt it watches, a copy of the hunt (local.go):
+// epoch, seq, state, treasures left, top and the last HistoryMax reliable
+// updates. The reader sets its baseline from the history read that the
+// watch replay makes anyway (one read per hunt per node, however many
+// players join it; the first joins wait for it together, AwaitLocal) and
+// brings it up to each update it hands the sink. An update that does not
+// follow the copy's seq (a gap that could not be filled, a new epoch) drops
+// the copy and the reader reads a new baseline. JoinLocal answers a join,
+// and a resume whose since the copy holds, from the copy; the status may
+// trail Redis by the updates still on their way, which the sink delivers
+// after the call, so the stream after it has no hole.
+//
+// Player counts are this node's alone to write: Join (and JoinLocal)
+// and Leave change a local count, and the flusher writes the counts that
+// changed, one script per hunt at most every 100 ms, reading back the
+// cluster-wide sum; watched hunts are read again every second. Status of
+// a hunt with players here writes first, so it is exact for this node.
+// Leave therefore never waits on Redis for a hunt joined here. A JoinLocal
+// is refused while the last probe of Redis failed, so a node cut from
+// Redis does not admit players from a stale copy.
+//
+// # Readiness
+//
+// A goroutine pings Redis every 250 ms, on a connection of its own, with a
+// 750 ms timeout; Ready reports the last failure, which the gateway's
+// /readyz follows.
 //
 // # Failure modes
 //

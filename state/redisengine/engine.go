@@ -71,6 +71,7 @@ type Config struct {
 // that uses the same Redis and Prefix. See the package doc.
 type Engine struct {
 	rdb      *redis.Client
+	probe    *redis.Client // one connection, for the readiness probe (health.go)
 	log      zerolog.Logger
 	node     string
 	prefix   string
@@ -82,7 +83,9 @@ type Engine struct {
 	hbTTL    time.Duration
 	replay   time.Duration
 
-	keys sync.Map // hunt -> *huntKeys, for hunts created or watched here
+	keys   sync.Map              // hunt -> *huntKeys, for hunts created or watched here
+	locals sync.Map              // hunt -> *localHunt: this node's counts and copies (local.go)
+	health atomic.Pointer[error] // nil: Redis answered the last probe
 
 	sink   atomic.Pointer[func(state.Update)]
 	closed atomic.Bool
@@ -176,16 +179,23 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.nodeKey = e.prefix + "node:" + e.node
 	e.nodesKey = e.prefix + "nodes"
 	e.rdb = redis.NewClient(opt)
+	popt := *opt
+	popt.PoolSize, popt.MinIdleConns, popt.MaxRetries = 1, 0, -1
+	popt.DialTimeout, popt.ReadTimeout, popt.WriteTimeout = probeTimeout, probeTimeout, probeTimeout
+	e.probe = redis.NewClient(&popt)
 	if err := e.beat(ctx); err != nil {
 		_ = e.rdb.Close()
+		_ = e.probe.Close()
 		return nil, fmt.Errorf("redisengine: connect: %w", err)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.ps = e.rdb.Subscribe(e.ctx)
-	e.wg.Add(3)
+	e.wg.Add(5)
 	go e.heartbeat()
 	go e.subscriber()
 	go e.reader()
+	go e.flusher()
+	go e.prober()
 	return e, nil
 }
 
@@ -383,31 +393,45 @@ func parseStatus(hunt string, v any) (state.Status, error) {
 }
 
 // Join implements state.Engine: it counts the player on this node's
-// counter of the hunt.
+// counter of the hunt, writes the counter and reads the status in one call,
+// so the answer reflects every write made before it. JoinLocal is the
+// join without that round trip.
 func (e *Engine) Join(ctx context.Context, hunt, player string) (state.Status, error) {
 	if err := e.check(); err != nil {
 		return state.Status{}, err
 	}
-	k := e.keysOf(hunt)
-	v, err := joinLua.Run(ctx, e.rdb, k.status, e.prefix+"node:", e.node, "1").Result()
+	l := e.addCount(hunt, 1)
+	l.mu.Unlock()
+	st, err := e.writeCount(ctx, hunt, l)
 	if err != nil {
-		return state.Status{}, wrap(err)
+		e.addCount(hunt, -1).mu.Unlock()
+		return state.Status{}, err
 	}
-	return parseStatus(hunt, v)
+	return st, nil
 }
 
-// Leave implements state.Engine.
+// Leave implements state.Engine. It never waits on Redis for a hunt joined
+// through this node: the count reaches Redis with the next batch.
 func (e *Engine) Leave(ctx context.Context, hunt, player string) error {
 	if err := e.check(); err != nil {
 		return err
 	}
-	k := e.keysOf(hunt)
-	rc, err := joinLua.Run(ctx, e.rdb, k.status, e.prefix+"node:", e.node, "-1").Int64()
+	if l := e.localOf(hunt); l != nil {
+		l.mu.Lock()
+		if !l.dead && l.count > 0 {
+			l.count--
+			l.mu.Unlock()
+			return nil
+		}
+		l.mu.Unlock()
+	}
+	// Nobody joined it here: nothing to count, only the answer to give.
+	n, err := e.rdb.Exists(ctx, e.keysOf(hunt).meta).Result()
 	if err != nil {
 		return wrap(err)
 	}
-	if rc < 0 {
-		return rcErr(rc)
+	if n == 0 {
+		return state.ErrUnknownHunt
 	}
 	return nil
 }
@@ -441,10 +465,14 @@ func (e *Engine) Dig(ctx context.Context, hunt, player string, x, y int) (state.
 	return state.DigResult{}, fmt.Errorf("redisengine: bad dig reply")
 }
 
-// Status implements state.Engine.
+// Status implements state.Engine. For a hunt with players on this node it
+// writes this node's count first, so that Players is exact as of the call.
 func (e *Engine) Status(ctx context.Context, hunt string) (state.Status, error) {
 	if err := e.check(); err != nil {
 		return state.Status{}, err
+	}
+	if l := e.localOf(hunt); l != nil {
+		return e.writeCount(ctx, hunt, l)
 	}
 	v, err := statusLua.Run(ctx, e.rdb, e.keysOf(hunt).status, e.prefix+"node:").Result()
 	if err != nil {
@@ -492,6 +520,8 @@ type histReply struct {
 	// step: what to hand the sink after a replay that holds claims, whose
 	// own leaderboard updates the history does not keep.
 	board state.Update
+	state string // the hunt's state and treasures left as of seq
+	left  int
 	ups   []state.Update
 }
 
@@ -506,12 +536,13 @@ func (e *Engine) history(ctx context.Context, hunt string, since int64, window t
 		return nil, rcErr(rc)
 	}
 	r, ok := v.([]any)
-	if !ok || len(r) < 5 {
+	if !ok || len(r) < 7 {
 		return nil, fmt.Errorf("redisengine: bad history reply")
 	}
 	str := func(i int) string { s, _ := r[i].(string); return s }
 	flag, _ := r[0].(int64)
-	h := &histReply{held: flag == 1}
+	h := &histReply{held: flag == 1, state: str(5)}
+	h.left, _ = strconv.Atoi(str(6))
 	h.epoch, _ = strconv.ParseUint(str(1), 10, 64)
 	h.seq, _ = strconv.ParseUint(str(2), 10, 64)
 	ms, _ := strconv.ParseInt(str(3), 10, 64)
@@ -521,10 +552,10 @@ func (e *Engine) history(ctx context.Context, hunt string, since int64, window t
 		return nil, err
 	}
 	h.board = state.Update{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, Kind: state.KindLeaderboard, Top: top, At: h.now}
-	if len(r) > 5 {
-		h.ups = make([]state.Update, 0, len(r)-5)
+	if len(r) > 7 {
+		h.ups = make([]state.Update, 0, len(r)-7)
 	}
-	for i := 5; i < len(r); i++ {
+	for i := 7; i < len(r); i++ {
 		u, err := decodeUpdate(hunt, str(i))
 		if err != nil {
 			return nil, err
@@ -634,6 +665,7 @@ func (e *Engine) Close() error {
 	if cerr := e.rdb.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
+	_ = e.probe.Close()
 	if err != nil {
 		return fmt.Errorf("redisengine: close: %w", err)
 	}

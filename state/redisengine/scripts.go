@@ -174,35 +174,36 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 `)
 
-// joinLua: KEYS meta, leaderboard, nodes; ARGV node key prefix, node id,
-// delta (1 or -1). A node's count never goes below zero. Reply: status.
-var joinLua = redis.NewScript(luaStatus + `
+// countLua: KEYS meta, leaderboard, nodes; ARGV node key prefix, node id,
+// count. Sets this node's player count of the hunt (removed at 0): the
+// absolute count, so a write lost or repeated does not skew it, and a Redis
+// that lost its data gets it back on the next write. Reply: status.
+var countLua = redis.NewScript(luaStatus + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ARGV[3] == '1' then
-  redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+if ARGV[3] == '0' then
+  redis.call('HDEL', KEYS[3], ARGV[2])
 else
-  local n = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-  if n > 0 then redis.call('HINCRBY', KEYS[3], ARGV[2], -1) end
-  return 1
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 end
 return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
 `)
 
 // historyLua: KEYS meta, history, leaderboard; ARGV since (-1: the entries
 // stamped in the last ARGV[2] ms), window ms.
-// Reply: {1, epoch, seq, now_ms, top, entries...} with the entries of seq >
-// since, or {0, epoch, seq, now_ms, top} when some of them are no longer
-// held, or -1; top is the leaderboard as of seq. The list holds contiguous
+// Reply: {1, epoch, seq, now_ms, top, state, left, entries...} with the
+// entries of seq > since, or {0, epoch, seq, now_ms, top, state, left} when
+// some of them are no longer held, or -1; top is the leaderboard as of seq,
+// state and left the hunt's state and treasures left. The list holds contiguous
 // seqs ending at the hunt's seq (every reliable update is appended,
 // trimming drops only the oldest), so the index of a seq is arithmetic;
 // its stamps come from one clock in append order, so the start of a window
 // is found by binary search.
 var historyLua = redis.NewScript(luaTop + `
-local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'state', 'left')
 if not m[1] then return -1 end
 local seq = tonumber(m[2])
 local since = tonumber(ARGV[1])
-local r = {1, m[1], m[2], now(), top(KEYS[3])}
+local r = {1, m[1], m[2], now(), top(KEYS[3]), m[3], m[4]}
 if since < 0 then
   local cut = tonumber(r[4]) - tonumber(ARGV[2])
   local lo, hi = 0, redis.call('LLEN', KEYS[2])

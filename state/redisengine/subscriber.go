@@ -27,6 +27,7 @@ func (e *Engine) Watch(hunt string) {
 		w = &watchState{gen: e.gen, at: time.Now()}
 		e.watched[hunt] = w
 		e.dirty[hunt] = struct{}{}
+		e.watchedLocal(hunt, w.gen)
 	}
 	w.n++
 	e.watchMu.Unlock()
@@ -41,6 +42,7 @@ func (e *Engine) Unwatch(hunt string) {
 		if w.n <= 0 {
 			delete(e.watched, hunt)
 			e.dirty[hunt] = struct{}{}
+			e.watchedLocal(hunt, 0)
 		}
 	}
 	e.watchMu.Unlock()
@@ -201,6 +203,9 @@ func (e *Engine) reader() {
 }
 
 func (e *Engine) deliver(u state.Update) {
+	if e.apply(&u) {
+		e.rebase(u.Hunt)
+	}
 	if sink := e.sink.Load(); sink != nil {
 		(*sink)(u)
 	}
@@ -231,8 +236,10 @@ func (e *Engine) onSubscribed(tracks map[string]*track, hunt string) {
 	tracks[hunt] = t
 	if e.replay < 0 {
 		// No replay: the stream starts with the first update received,
-		// whose seq is unknown until then.
+		// whose seq is unknown until then; the node's copy of the hunt
+		// starts from a baseline read now.
 		t.fresh = true
+		e.rebase(hunt)
 		return
 	}
 	t.pending = true
@@ -269,6 +276,7 @@ func (e *Engine) watchReplay(hunt string, t *track) error {
 	t.pending = false
 	t.epoch, t.seq = h.epoch, h.seq
 	e.replayed(h)
+	e.setBaseline(hunt, t.gen, h)
 	return nil
 }
 

@@ -1,0 +1,74 @@
+package redisengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Probing of Redis, for the node's readiness.
+const (
+	// probeEvery is how often Redis is pinged.
+	probeEvery = 250 * time.Millisecond
+	// probeTimeout bounds one ping: an unreachable Redis (refused, or a
+	// link that drops packets) is seen within probeEvery + probeTimeout.
+	probeTimeout = 750 * time.Millisecond
+)
+
+var errNotProbed = errors.New("redisengine: not probed yet")
+
+// Ready reports nil while Redis answered the last probe, else why not: the
+// gateway's /readyz follows it, so a load balancer stops sending players to
+// a node whose engine cannot serve a join, within about a second, and sends
+// them again as soon as a probe succeeds.
+func (e *Engine) Ready() error {
+	if e.closed.Load() {
+		return errClosedReady
+	}
+	if p := e.health.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+var errClosedReady = errors.New("redisengine: closed")
+
+// prober pings Redis every probeEvery and records the outcome. It has a
+// client of its own: the pings of a Redis that is down would otherwise fill
+// the main pool's count of failed dials, after which go-redis refuses every
+// call until its background dial succeeds, up to a second after Redis is
+// back.
+func (e *Engine) prober() {
+	defer e.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(e.ctx, probeTimeout)
+		err := e.probe.Ping(ctx).Err()
+		cancel()
+		if e.ctx.Err() != nil {
+			return
+		}
+		e.setHealth(err)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// setHealth records a probe's outcome, logging the changes.
+func (e *Engine) setHealth(err error) {
+	if err == nil {
+		if old := e.health.Swap(nil); old != nil {
+			e.log.Info().Msg("redisengine: redis reachable again")
+		}
+		return
+	}
+	err = fmt.Errorf("redis unreachable: %w", err)
+	if old := e.health.Swap(&err); old == nil {
+		e.log.Warn().Err(err).Msg("redisengine: redis unreachable")
+	}
+}
