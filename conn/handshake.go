@@ -30,6 +30,9 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	if n <= 0 || err != nil {
+		if s.state == stHandshake {
+			l.handshakeDone(idx, 0)
+		}
 		l.closeSlot(idx, framing.StatusAbnormal, ErrAbnormal)
 		return
 	}
@@ -39,6 +42,7 @@ func (l *Loop) readHandshake(idx uint32) {
 	if err != nil {
 		if s.state == stHandshake {
 			_, _ = rawWrite(int(s.fd), []byte(tooLarge))
+			l.handshakeDone(idx, 431)
 		}
 		l.closeSlot(idx, framing.StatusAbnormal, err)
 		return
@@ -117,6 +121,7 @@ func (l *Loop) upgrade(idx uint32, head, rest []byte) {
 	// for other connections into the pass buffer.
 	resp, res, err := l.upg.Upgrade(l.hsOut[:0], head)
 	l.hsOut = resp[:0]
+	l.handshakeDone(idx, res.Status)
 	s = l.slots.at(idx)
 	if err != nil {
 		// Refused or malformed: the response is the HTTP status. It is

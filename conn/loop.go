@@ -172,7 +172,9 @@ type Loop struct {
 	hsOut      []byte // upgrade response scratch
 	cur        Handle // connection being upgraded (for Upgrader.Check)
 	curAcc     Accept
-	rng        uint64 // client masks
+	rng        uint64            // client masks
+	hsObs      HandshakeObserver // the Handler, if it observes handshakes
+	flushWait  []FlushWaiter     // AfterFlush callbacks
 
 	base time.Time
 	now  int64 // loop clock of this pass, ns since base
@@ -204,6 +206,7 @@ func newLoop(n *Node, id int) (*Loop, error) {
 	l.queues.reset = resetQueue
 	l.hss.keep, l.bufs.keep, l.queues.keep = 64, 256, 512
 	l.upg.Check = l.check
+	l.hsObs, _ = n.h.(HandshakeObserver)
 	l.wheel.init(0)
 	return l, nil
 }
@@ -392,6 +395,7 @@ func (l *Loop) endPass() {
 	if l.budget && !l.budgetT {
 		l.checkAccept()
 	}
+	l.runFlushWaiters()
 	l.publishStats()
 }
 
@@ -487,6 +491,9 @@ func (l *Loop) connTimer(idx uint32) {
 	switch s.state {
 	case stHandshake, stDialing, stClientHS:
 		if now-s.stamp >= int64(c.HandshakeTimeout) {
+			if s.state == stHandshake {
+				l.handshakeDone(idx, 0)
+			}
 			l.closeSlot(idx, framing.StatusAbnormal, ErrHandshakeTimeout)
 			return
 		}

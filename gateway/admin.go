@@ -4,9 +4,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/pprof"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"strconv"
 	"unicode/utf8"
 
@@ -28,7 +31,7 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.HandleFunc("GET /v1/hunts/{id}/claims", g.getClaims)
 	mux.HandleFunc("GET /v1/hunts/{id}/updates", g.getUpdates)
 	mux.HandleFunc("GET /v1/stats", g.stats)
-	mux.HandleFunc("GET /metrics", g.metricsText)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.m.reg, promhttp.HandlerOpts{ErrorLog: promLogger{g}}))
 	dashboard(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeRaw(w, http.StatusOK, []byte(`{"ok":true}`))
@@ -234,66 +237,8 @@ func (g *Gateway) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, g.Stats(r.Context()))
 }
 
-func (g *Gateway) metricsText(w http.ResponseWriter, r *http.Request) {
-	st := g.snapshot(r.Context(), false)
-	var p promWriter
-	p.single("huntgate_connections", "gauge", "Open WebSocket connections.", float64(st.Connections.Total))
-	p.head("huntgate_loop_connections", "gauge", "Open connections per event loop.")
-	for i, c := range st.Connections.Loops {
-		p.sample("huntgate_loop_connections", float64(c), "loop", strconv.Itoa(i))
-	}
-	p.head("huntgate_loop_passes_total", "counter", "Event loop passes (one epoll_wait each).")
-	for i, l := range st.Loops {
-		p.sample("huntgate_loop_passes_total", float64(l.Passes), "loop", strconv.Itoa(i))
-	}
-	p.head("huntgate_loop_busy_seconds_total", "counter", "Time event loops spent working, outside epoll_wait.")
-	for i, l := range st.Loops {
-		p.sample("huntgate_loop_busy_seconds_total", l.BusySec, "loop", strconv.Itoa(i))
-	}
-	p.head("huntgate_loop_pass_max_seconds", "gauge", "Longest event loop pass in the last 10-20 seconds.")
-	for i, l := range st.Loops {
-		p.sample("huntgate_loop_pass_max_seconds", l.PassMaxSec, "loop", strconv.Itoa(i))
-	}
-	p.single("huntgate_tcp_accepted_total", "counter", "TCP connections accepted.", float64(st.Connections.TCP))
-	p.single("huntgate_closed_total", "counter", "Connections closed.", float64(st.Connections.Closed))
-	p.single("huntgate_messages_in_total", "counter", "Data messages received.", float64(st.Messages.In))
-	p.single("huntgate_messages_out_total", "counter", "Data frames queued for sending.", float64(st.Messages.Out))
-	p.single("huntgate_bytes_in_total", "counter", "Payload bytes received.", float64(st.Messages.BytesIn))
-	p.single("huntgate_bytes_out_total", "counter", "Bytes written to sockets.", float64(st.Messages.BytesOut))
-	p.single("huntgate_slow_closes_total", "counter", "Connections closed with 1008 slow.", float64(st.SlowCloses))
-	p.single("huntgate_rate_limit_closes_total", "counter", "Connections closed for sustained rate excess.", float64(st.RateCloses))
-	p.single("huntgate_auth_refused_total", "counter", "Upgrades refused with 401.", float64(st.AuthRefused))
-	p.single("huntgate_updates_total", "counter", "Hunt updates received from the engine.", float64(st.Updates))
-	p.single("huntgate_deliveries_total", "counter", "Update frames queued by fan-out.", float64(st.Deliveries))
-	p.single("huntgate_replayed_total", "counter", "Updates replayed on resume.", float64(st.Replayed))
-	draining := 0.0
-	if st.Draining {
-		draining = 1
-	}
-	p.single("huntgate_draining", "gauge", "1 while the gateway drains.", draining)
-	engineUp := 1.0
-	if st.Engine.Error != "" {
-		engineUp = 0
-	}
-	p.single("huntgate_engine_ready", "gauge", "1 while the engine can serve (Redis answers its probe); the reason is in /v1/stats engine.error and /readyz.", engineUp)
-	p.head("huntgate_requests_total", "counter", "Protocol requests by op.")
-	for _, op := range sortedKeys(st.Ops) {
-		p.sample("huntgate_requests_total", float64(st.Ops[op]), "op", op)
-	}
-	p.head("huntgate_errors_total", "counter", "Protocol error replies by code.")
-	for _, code := range sortedKeys(st.Errors) {
-		p.sample("huntgate_errors_total", float64(st.Errors[code]), "code", code)
-	}
-	p.head("huntgate_hunt_players", "gauge", "Connected players per hunt (cluster-wide).")
-	for _, h := range sortedKeys(st.Hunts) {
-		p.sample("huntgate_hunt_players", float64(st.Hunts[h].Players), "hunt", h)
-	}
-	p.head("huntgate_hunt_seq", "gauge", "Last reliable seq per hunt.")
-	for _, h := range sortedKeys(st.Hunts) {
-		p.sample("huntgate_hunt_seq", float64(st.Hunts[h].Seq), "hunt", h)
-	}
-	p.single("huntgate_feed_long_polls", "gauge", "Long polls of the updates feed waiting now.", float64(g.feed.waiting.Load()))
-	p.single("huntgate_feed_refused_total", "counter", "Long polls refused over --max-long-polls.", float64(g.m.feedRefused.Load()))
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = w.Write(p.b)
-}
+// promLogger passes promhttp's errors (a collector that failed) to the
+// gateway's log.
+type promLogger struct{ g *Gateway }
+
+func (p promLogger) Println(v ...any) { p.g.log.Warn().Msg("gateway: metrics: " + fmt.Sprint(v...)) }

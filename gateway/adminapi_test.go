@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +16,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/huntgate/huntgate/state"
 )
@@ -176,9 +182,10 @@ func TestShutdownCutsAdminRequests(t *testing.T) {
 	}
 }
 
-// /metrics is well-formed text exposition (one HELP and TYPE per family,
-// before its samples; no series twice; float values) and agrees with
-// /v1/stats on the connections, in total and per loop.
+// /metrics is well-formed text exposition (parsed by the exposition
+// library, which refuses a family twice, a sample before its TYPE or a bad
+// value), keeps the series names it had before the move to client_golang,
+// and agrees with /v1/stats on the connections, in total and per loop.
 func TestMetricsFormatAndStats(t *testing.T) {
 	tg := startGateway(t, nil)
 	tg.createHunt(t, fixedHunt("h", 1))
@@ -200,38 +207,31 @@ func TestMetricsFormatAndStats(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Fatalf("metrics: %d %q", resp.StatusCode, ct)
 	}
-	help, typ, series := map[string]bool{}, map[string]string{}, map[string]float64{}
-	for _, line := range strings.Split(strings.TrimSuffix(string(text), "\n"), "\n") {
-		f := strings.SplitN(line, " ", 4)
-		switch {
-		case strings.HasPrefix(line, "# HELP "):
-			if help[f[2]] || len(f) < 4 {
-				t.Fatalf("HELP twice or empty: %q", line)
-			}
-			help[f[2]] = true
-		case strings.HasPrefix(line, "# TYPE "):
-			if _, ok := typ[f[2]]; ok || !help[f[2]] || (f[3] != "counter" && f[3] != "gauge") {
-				t.Fatalf("bad TYPE line %q", line)
-			}
-			typ[f[2]] = f[3]
-		default:
-			i := strings.LastIndexByte(line, ' ')
-			name, v := line[:i], line[i+1:]
-			family, _, _ := strings.Cut(name, "{")
-			if _, ok := typ[family]; !ok {
-				t.Fatalf("sample before its TYPE: %q", line)
-			}
-			if strings.HasSuffix(family, "_total") != (typ[family] == "counter") {
-				t.Fatalf("%s is a %s", family, typ[family])
-			}
-			if _, ok := series[name]; ok {
-				t.Fatalf("series twice: %q", line)
-			}
-			x, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("value of %q: %v", line, err)
-			}
-			series[name] = x
+	fams := parseMetrics(t, text)
+	// Every family /metrics had before client_golang, with its type.
+	old := map[string]dto.MetricType{
+		"huntgate_connections": dto.MetricType_GAUGE, "huntgate_loop_connections": dto.MetricType_GAUGE,
+		"huntgate_loop_passes_total": dto.MetricType_COUNTER, "huntgate_loop_busy_seconds_total": dto.MetricType_COUNTER,
+		"huntgate_loop_pass_max_seconds": dto.MetricType_GAUGE, "huntgate_tcp_accepted_total": dto.MetricType_COUNTER,
+		"huntgate_closed_total": dto.MetricType_COUNTER, "huntgate_messages_in_total": dto.MetricType_COUNTER,
+		"huntgate_messages_out_total": dto.MetricType_COUNTER, "huntgate_bytes_in_total": dto.MetricType_COUNTER,
+		"huntgate_bytes_out_total": dto.MetricType_COUNTER, "huntgate_slow_closes_total": dto.MetricType_COUNTER,
+		"huntgate_rate_limit_closes_total": dto.MetricType_COUNTER, "huntgate_auth_refused_total": dto.MetricType_COUNTER,
+		"huntgate_updates_total": dto.MetricType_COUNTER, "huntgate_deliveries_total": dto.MetricType_COUNTER,
+		"huntgate_replayed_total": dto.MetricType_COUNTER, "huntgate_draining": dto.MetricType_GAUGE,
+		"huntgate_requests_total": dto.MetricType_COUNTER, "huntgate_errors_total": dto.MetricType_COUNTER,
+		"huntgate_hunt_players": dto.MetricType_GAUGE, "huntgate_hunt_seq": dto.MetricType_GAUGE,
+	}
+	for name, typ := range old {
+		f, ok := fams[name]
+		if !ok || f.GetType() != typ || f.GetHelp() == "" {
+			t.Errorf("family %s: present %v, type %v, want %v with a HELP text", name, ok, f.GetType(), typ)
+		}
+	}
+	series := flatSeries(fams)
+	for name, f := range fams {
+		if strings.HasPrefix(name, "huntgate_") && strings.HasSuffix(name, "_total") != (f.GetType() == dto.MetricType_COUNTER) {
+			t.Errorf("%s is a %v", name, f.GetType())
 		}
 	}
 	var sum int64
@@ -242,9 +242,55 @@ func TestMetricsFormatAndStats(t *testing.T) {
 		}
 	}
 	if st.Connections.Total != 3 || sum != 3 || series["huntgate_connections"] != 3 ||
-		series[`huntgate_hunt_players{hunt="h"}`] != 3 || st.Hunts["h"].Players != 3 {
+		series[`huntgate_hunt_players{hunt="h"}`] != 3 || st.Hunts["h"].Players != 3 ||
+		series[`huntgate_requests_total{op="join"}`] != 3 {
 		t.Fatalf("stats %+v, metrics %v", st.Connections, series)
 	}
+}
+
+// parseMetrics parses a text exposition with the exposition library.
+func parseMetrics(t testing.TB, text []byte) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v\n%s", err, text)
+	}
+	return fams
+}
+
+// flatSeries maps every sample to its value, keyed as name{l1="v1",...}
+// with labels in the order the exposition has them; a histogram gives its
+// _count and _sum.
+func flatSeries(fams map[string]*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	for name, f := range fams {
+		for _, m := range f.Metric {
+			key := name
+			if len(m.Label) > 0 {
+				var b strings.Builder
+				for i, l := range m.Label {
+					if i > 0 {
+						b.WriteByte(',')
+					}
+					fmt.Fprintf(&b, "%s=%q", l.GetName(), l.GetValue())
+				}
+				key += "{" + b.String() + "}"
+			}
+			switch {
+			case m.Counter != nil:
+				out[key] = m.Counter.GetValue()
+			case m.Gauge != nil:
+				out[key] = m.Gauge.GetValue()
+			case m.Untyped != nil:
+				out[key] = m.Untyped.GetValue()
+			case m.Histogram != nil:
+				out[strings.Replace(key, name, name+"_count", 1)] = float64(m.Histogram.GetSampleCount())
+				out[strings.Replace(key, name, name+"_sum", 1)] = m.Histogram.GetSampleSum()
+			}
+		}
+	}
+	return out
 }
 
 // Readiness turns false before any player is told to reconnect, so that a

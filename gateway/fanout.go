@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/huntgate/huntgate/conn"
 	"github.com/huntgate/huntgate/framing"
@@ -17,10 +19,23 @@ type push struct {
 	epoch    uint64
 	seq      uint64
 	reliable bool
+	arrived  time.Time    // at the sink
+	loopsOut atomic.Int32 // loops that have not flushed it yet
 }
 
 // run is posted once per loop (PostAll) and walks that loop's members of the hunt.
-func (m *push) run(l *conn.Loop) { m.g.loops[l.ID()].deliver(l, m) }
+func (m *push) run(l *conn.Loop) {
+	m.g.loops[l.ID()].deliver(l, m)
+	l.AfterFlush(m)
+}
+
+// Flushed is told by each loop when its frames of m have gone out; the
+// last loop observes the fan-out time.
+func (m *push) Flushed(*conn.Loop) {
+	if m.loopsOut.Add(-1) == 0 {
+		observeSince(m.g.m.fanout, m.arrived)
+	}
+}
 
 var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
@@ -28,6 +43,7 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 // It may run on any goroutine, possibly with engine locks held: it only
 // encodes and posts.
 func (g *Gateway) sink(u state.Update) {
+	arrived := time.Now()
 	g.feed.notify(&u)
 	info := g.hunts.getString(u.Hunt)
 	if info == nil {
@@ -43,7 +59,9 @@ func (g *Gateway) sink(u state.Update) {
 		epoch:    u.Epoch,
 		seq:      u.Seq,
 		reliable: u.Kind.Reliable(),
+		arrived:  arrived,
 	}
+	m.loopsOut.Store(int32(len(g.loops)))
 	encodeBufs.Put(bp)
 	g.node.PostAll(m.run)
 }

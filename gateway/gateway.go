@@ -78,6 +78,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 	}
 	g.recs, _ = engine.(state.Records)
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	newMetrics(&g.m, statsCollector{g})
 	node, err := conn.NewNode(conn.Config{
 		Addr:             c.Addr,
 		Loops:            c.Loops,
@@ -180,6 +181,11 @@ func (g *Gateway) Start() error {
 		g.wg.Add(1)
 		go g.logStats()
 	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		g.m.recent.run(g.done)
+	}()
 	if !g.cfg.DevMode && g.cfg.JWTSecret == "" {
 		g.log.Warn().Msg("gateway: neither --dev nor --jwt-secret is set: every player is refused")
 	}
@@ -331,6 +337,20 @@ type Stats struct {
 	// Nodes are the live nodes of the cluster, sorted by id; absent with an
 	// engine of one node (memory) or when they could not be read.
 	Nodes []NodeStats `json:"nodes,omitempty"`
+	// LatencyMs are p99 latencies over the last 10 s.
+	LatencyMs LatencyStats `json:"latency_ms"`
+}
+
+// LatencyStats are p99 latencies in milliseconds over the last 10 seconds
+// (since start when the gateway is younger), read from the histograms of
+// /metrics (huntgate_dig_seconds, huntgate_fanout_seconds,
+// huntgate_handshake_seconds) and interpolated inside their buckets as
+// Prometheus's histogram_quantile does; 0 when nothing was observed in the
+// window.
+type LatencyStats struct {
+	DigP99       float64 `json:"dig_p99"`
+	FanoutP99    float64 `json:"fanout_p99"`
+	HandshakeP99 float64 `json:"handshake_p99"`
 }
 
 // EngineStats says whether the engine can serve; Error is why not.
@@ -378,12 +398,18 @@ type nodeLister interface {
 // are served without nodes rather than waiting on a slow Redis.
 const nodesTimeout = time.Second
 
+// queueTimeout bounds the wait for the loops' queued byte counts in Stats.
+const queueTimeout = time.Second
+
 // LoopStats are one event loop's pass metrics.
 type LoopStats struct {
 	Passes      int64   `json:"passes"`
 	BusySec     float64 `json:"busy_s"`     // cumulative time spent working, outside epoll_wait
 	PassMaxSec  float64 `json:"pass_max_s"` // longest pass in the last 10-20 s
 	Connections int64   `json:"connections"`
+	// QueueBytes is the output queued on the loop's connections and not
+	// written yet (-1 if the loop did not answer in time).
+	QueueBytes int64 `json:"queue_bytes"`
 }
 
 // ConnStats counts connections.
@@ -438,8 +464,11 @@ func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 		Errors:       map[string]int64{},
 		Loops:        make([]LoopStats, len(ns.Loops)),
 	}
+	qctx, cancel := context.WithTimeout(ctx, queueTimeout)
+	queued := g.node.QueuedBytes(qctx)
+	cancel()
 	for i, l := range ns.Loops {
-		st.Loops[i] = LoopStats{Passes: l.Passes, BusySec: l.Busy.Seconds(), PassMaxSec: l.MaxPass.Seconds(), Connections: ns.Conns[i]}
+		st.Loops[i] = LoopStats{Passes: l.Passes, BusySec: l.Busy.Seconds(), PassMaxSec: l.MaxPass.Seconds(), Connections: ns.Conns[i], QueueBytes: queued[i]}
 	}
 	for _, c := range ns.Conns {
 		st.Connections.Total += c
@@ -470,6 +499,10 @@ func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 	}
 	for i, code := range errorCodes {
 		st.Errors[code] = g.m.errors[i].Load()
+	}
+	if nodes { // not for /metrics, which has the histograms themselves
+		p := g.m.recent.p99ms()
+		st.LatencyMs = LatencyStats{DigP99: roundMs(p[0]), FanoutP99: roundMs(p[1]), HandshakeP99: roundMs(p[2])}
 	}
 	return st
 }

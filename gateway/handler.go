@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"time"
+
 	"github.com/huntgate/huntgate/conn"
 	"github.com/huntgate/huntgate/framing"
 )
@@ -12,7 +14,10 @@ const testMaxMessage = 16 << 20
 // handler adapts a Gateway to conn.Handler without exporting the callbacks.
 type handler struct{ g *Gateway }
 
-var _ conn.Handler = handler{}
+var (
+	_ conn.Handler           = handler{}
+	_ conn.HandshakeObserver = handler{}
+)
 
 func route(path []byte) endpoint {
 	switch string(path) {
@@ -82,8 +87,14 @@ func (hd handler) OnOpen(l *conn.Loop, h conn.Handle) {
 	}
 }
 
+// OnHandshake counts the outcome and time of every upgrade request.
+func (hd handler) OnHandshake(_ *conn.Loop, status int, d time.Duration) {
+	hd.g.m.countHandshake(status, d)
+}
+
 // OnClose releases the session (after the current walk, if one is running).
 func (hd handler) OnClose(l *conn.Loop, h conn.Handle, code framing.StatusCode, err error) {
+	hd.g.m.countClose(code)
 	ls := hd.g.loops[l.ID()]
 	s := ls.get(h)
 	if s == nil {

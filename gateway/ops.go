@@ -123,6 +123,7 @@ func (ls *loopState) notJoined(l *conn.Loop, s *session, r *request) {
 
 func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 	g := ls.g
+	start := time.Now()
 	i := s.findName(r.hunt)
 	if i < 0 {
 		ls.notJoined(l, s, r)
@@ -134,7 +135,7 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 		// only posts the claimed push to the loops' inboxes, so the dug reply
 		// written below is queued on this connection before the push is.
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
-		ls.finishDig(l, s.h, r.ref, name, 0, x, y, &res, err)
+		ls.finishDig(l, s.h, r.ref, name, 0, x, y, &res, err, start)
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
@@ -143,19 +144,20 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 	gen := j.gen
 	if !g.offload(func() {
 		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
-		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, gen, x, y, &res, err) })
+		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, gen, x, y, &res, err, start) })
 	}) {
 		// No finishDig will come to release this hold: a hold left behind
 		// would keep every later push of the hunt from this session.
 		ls.release(l, h, j)
 		ls.fail(l, h, r.ref, errOverloaded)
+		observeSince(g.m.dig, start)
 	}
 }
 
 // finishDig answers a dig. gen is the membership the dig was made under
 // (blocking engines): its hold is released only if that membership is still
-// there, and not one joined since.
-func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, gen uint64, x, y int64, res *state.DigResult, err error) {
+// there, and not one joined since. start is when the dig was read.
+func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt string, gen uint64, x, y int64, res *state.DigResult, err error, start time.Time) {
 	if err != nil {
 		ls.fail(l, h, ref, engineError(err))
 	} else {
@@ -165,6 +167,7 @@ func (ls *loopState) finishDig(l *conn.Loop, h conn.Handle, ref []byte, hunt str
 		ls.buf = appendDug(ls.buf[:0], ref, hunt, x, y, res)
 		ls.reply(l, h)
 	}
+	observeSince(ls.g.m.dig, start)
 	if ls.g.inline {
 		return
 	}
@@ -311,7 +314,7 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 
 // refuseJoin answers a join with an error and counts it as refused.
 func (ls *loopState) refuseJoin(l *conn.Loop, h conn.Handle, ref []byte, e *protoError) {
-	ls.g.m.joinsRefused.Add(1)
+	ls.g.m.countJoinRefused(e)
 	ls.fail(l, h, ref, e)
 }
 
