@@ -118,6 +118,28 @@
 // is refused while the last probe of Redis failed, so a node cut from
 // Redis does not admit players from a stale copy.
 //
+// # Epoch integrity
+//
+// A Redis with older data has a hunt at the same epoch and a lower seq; the
+// seqs above it were served, and would be handed out again with other
+// content. Nothing in Redis can tell, so the nodes do: each remembers the
+// highest seq it has seen of every hunt it watches, in that hunt's epoch
+// (localHunt.seenEpoch/seenSeq, kept across copies). Every script that
+// takes a seq (dig, publish, end) gets them and first runs luaGuard: if
+// the hunt has that epoch and a lower seq, it takes a fresh random epoch
+// and drops the history, atomically, before taking a seq. A node also
+// compares what it reads anyway (the baseline of its copy, and the status
+// each flush and refresh returns, at least every second) and, finding Redis
+// behind, runs bumpLua: the same guard, then the leaderboard published
+// under the new epoch, so every watching node and its players learn it at
+// once. Clients see the new epoch and reset; History under the old epoch
+// is never ok again. A write through a node that never watched the hunt
+// may reuse seqs before that; the watching nodes drop those updates (at or
+// below the seq they track) and the next check bumps the epoch, so what
+// they carried reaches no one under the old epoch. Undetectable: Redis
+// behind while no live node watching the hunt saw the lost seqs; then the
+// clients resuming with a since above Redis's seq are reset, as always.
+//
 // # Readiness
 //
 // A goroutine pings Redis every 250 ms, on a connection of its own, with a
@@ -138,6 +160,9 @@
 //     node's field in P{h}:n stays but is not counted.
 //   - Redis loses its data: the hunts are gone (ErrUnknownHunt); a hunt
 //     created again gets a new epoch, so clients reset rather than replay.
+//   - Redis comes back with older data (restarted from an older RDB or AOF,
+//     a failover to a replica that missed the last writes): see Epoch
+//     integrity.
 //   - A Create that dies half-way leaves only its staged key, which expires.
 //
 // # Limits

@@ -103,8 +103,9 @@ type Engine struct {
 	gen     uint64
 	kick    chan struct{}
 
-	gaps   atomic.Uint64
-	filled atomic.Uint64
+	gaps        atomic.Uint64
+	filled      atomic.Uint64
+	regressions atomic.Uint64
 }
 
 type watchState struct {
@@ -350,12 +351,7 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 			return state.Status{}, wrap(err)
 		}
 	}
-	var epoch uint64
-	for epoch == 0 {
-		// 53 bits: epochs travel as JSON numbers, exact in JavaScript only
-		// up to 2^53.
-		epoch = rand.Uint64() & (1<<53 - 1)
-	}
+	epoch := newEpoch()
 	rc, err := createLua.Run(ctx, e.rdb, []string{k.meta, k.treasures, stage, e.prefix + "hunts"},
 		s.ID, s.Width, s.Height, strconv.FormatUint(epoch, 10), len(ts)).Int64()
 	if err != nil {
@@ -442,7 +438,8 @@ func (e *Engine) Dig(ctx context.Context, hunt, player string, x, y int) (state.
 		return state.DigResult{}, err
 	}
 	k := e.keysOf(hunt)
-	v, err := digLua.Run(ctx, e.rdb, k.dig, player, x, y, e.hmax, k.chArg).Result()
+	se, ss, fresh := e.guardArgs(hunt)
+	v, err := digLua.Run(ctx, e.rdb, k.dig, player, x, y, e.hmax, k.chArg, se, ss, fresh).Result()
 	if err != nil {
 		return state.DigResult{}, wrap(err)
 	}
@@ -488,7 +485,8 @@ func (e *Engine) Publish(ctx context.Context, hunt string, data []byte) (uint64,
 		return 0, err
 	}
 	k := e.keysOf(hunt)
-	rc, err := publishLua.Run(ctx, e.rdb, k.publish, data, e.hmax, k.chArg).Int64()
+	se, ss, fresh := e.guardArgs(hunt)
+	rc, err := publishLua.Run(ctx, e.rdb, k.publish, data, e.hmax, k.chArg, se, ss, fresh).Int64()
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -504,7 +502,8 @@ func (e *Engine) End(ctx context.Context, hunt string) (state.Status, error) {
 		return state.Status{}, err
 	}
 	k := e.keysOf(hunt)
-	v, err := endLua.Run(ctx, e.rdb, k.end, e.hmax, k.ch, e.prefix+"node:").Result()
+	se, ss, fresh := e.guardArgs(hunt)
+	v, err := endLua.Run(ctx, e.rdb, k.end, e.hmax, k.ch, e.prefix+"node:", se, ss, fresh).Result()
 	if err != nil {
 		return state.Status{}, wrap(err)
 	}

@@ -47,6 +47,11 @@ type localHunt struct {
 	st      state.Status // Players unused
 	hist    *state.History
 	offset  time.Duration // Redis's clock minus this node's, at the baseline
+
+	// seenEpoch and seenSeq are the highest seq this node has seen of the
+	// hunt in the epoch it last saw: kept across copies, so that a Redis
+	// that comes back with older data is caught (epoch.go).
+	seenEpoch, seenSeq uint64
 }
 
 // players is the cluster-wide count as this node knows it: Redis's sum at
@@ -128,10 +133,18 @@ func (e *Engine) setBaseline(hunt string, gen uint64, h *histReply) {
 		}
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.gen != gen || gen == 0 {
+		l.mu.Unlock()
 		return
 	}
+	if seen := l.seenSeq; l.see(h.epoch, h.seq) {
+		// Not a baseline: the copy waits for the new epoch's.
+		l.stale = true
+		l.mu.Unlock()
+		e.regressed(hunt, h.epoch, h.seq, seen)
+		return
+	}
+	defer l.mu.Unlock()
 	l.st = state.Status{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, State: h.state, TreasuresLeft: h.left, Top: h.board.Top}
 	l.hist = hist
 	l.offset = time.Until(h.now) // ~ Redis's clock minus ours, within a round trip
@@ -163,6 +176,7 @@ func (e *Engine) apply(u *state.Update) bool {
 		l.stale = true
 	case u.Kind.Reliable():
 		st.Seq = u.Seq
+		l.see(u.Epoch, u.Seq)
 		l.hist.Append(*u)
 		switch u.Kind {
 		case state.KindClaimed:
@@ -291,6 +305,13 @@ func (e *Engine) writeCount(ctx context.Context, hunt string, l *localHunt) (sta
 	}
 	l.sent, l.sum, l.fresh = c, int64(st.Players), time.Now()
 	st.Players = l.players()
+	if l.gen != 0 {
+		if seen := l.seenSeq; l.see(st.Epoch, st.Seq) {
+			l.mu.Unlock()
+			e.regressed(hunt, st.Epoch, st.Seq, seen)
+			l.mu.Lock()
+		}
+	}
 	return st, nil
 }
 

@@ -75,6 +75,28 @@ local function status(meta, lb, nodes, nodePrefix)
 end
 `
 
+// luaGuard defines guard(meta, hist), run first by every script that takes
+// a seq (dig, publish, end, bump). Its last three ARGV are the epoch and the
+// highest seq the calling node has seen of the hunt (seq 0: none) and a
+// fresh epoch. If the hunt still has the seen epoch but a lower seq, Redis
+// lost writes (restarted from older data, or a failover to a replica that
+// had not got them): the seqs after its seq were served with other content,
+// so the hunt takes the fresh epoch before anything reuses them, and its
+// history, which clients can no longer trust, is dropped. Returns true if
+// it did.
+const luaGuard = `
+local function guard(meta, hist)
+  local n = #ARGV
+  local seen = tonumber(ARGV[n - 1])
+  if seen == 0 then return false end
+  local m = redis.call('HMGET', meta, 'epoch', 'seq')
+  if m[1] ~= ARGV[n - 2] or tonumber(m[2]) >= seen then return false end
+  redis.call('HSET', meta, 'epoch', ARGV[n])
+  redis.call('DEL', hist)
+  return true
+end
+`
+
 // createLua: KEYS meta, treasures, staged treasures, hunts index;
 // ARGV id, width, height, epoch, treasure count.
 // The treasures were written to the staged key beforehand; the rename makes
@@ -95,9 +117,10 @@ return 1
 `)
 
 // digLua: KEYS meta, treasures, leaderboard, player->member, history,
-// claims; ARGV player, x, y, history max, channel.
+// claims; ARGV player, x, y, history max, channel, then guard's three.
 // Reply: 0 for a miss, a negative rc, or {treasure, points, score, rank, seq}.
-var digLua = redis.NewScript(luaTop + `
+var digLua = redis.NewScript(luaTop + luaGuard + `
+guard(KEYS[1], KEYS[5])
 local m = redis.call('HMGET', KEYS[1], 'state', 'w', 'h', 'epoch')
 if not m[1] then return -1 end
 if m[1] ~= 'open' then return -2 end
@@ -143,9 +166,10 @@ end
 return {tid, pts, score, rank, seq}
 `)
 
-// publishLua: KEYS meta, history; ARGV data, history max, channel.
-// Reply: a negative rc or the event's seq.
-var publishLua = redis.NewScript(luaTop + `
+// publishLua: KEYS meta, history; ARGV data, history max, channel, then
+// guard's three. Reply: a negative rc or the event's seq.
+var publishLua = redis.NewScript(luaTop + luaGuard + `
+guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
 if not m[1] then return -1 end
 if m[1] ~= 'open' then return -2 end
@@ -156,8 +180,10 @@ return seq
 `)
 
 // endLua: KEYS meta, history, leaderboard, nodes; ARGV history max,
-// channel, node key prefix. Reply: a negative rc or the status.
-var endLua = redis.NewScript(luaTop + luaStatus + `
+// channel, node key prefix, then guard's three. Reply: a negative rc or
+// the status.
+var endLua = redis.NewScript(luaTop + luaStatus + luaGuard + `
+guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
 if not m[1] then return -1 end
 if m[1] ~= 'open' then return -2 end
@@ -166,6 +192,18 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 record(KEYS[2], ARGV[2], tonumber(ARGV[1]),
   'x|' .. string.format('%d', seq) .. '|' .. m[2] .. '|' .. now() .. '|' .. top(KEYS[3]))
 return status(KEYS[1], KEYS[3], KEYS[4], ARGV[3])
+`)
+
+// bumpLua: KEYS meta, history, leaderboard; ARGV channel, then guard's
+// three. Runs guard and, if the hunt took the fresh epoch, publishes its
+// leaderboard under it, so that every watching node and its players learn
+// the new epoch at once. Reply: 1 if it did, 0 if not, -1 unknown hunt.
+var bumpLua = redis.NewScript(luaTop + luaGuard + `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if not guard(KEYS[1], KEYS[2]) then return 0 end
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+redis.call('PUBLISH', ARGV[1], 'l|' .. m[2] .. '|' .. m[1] .. '|' .. now() .. '|' .. top(KEYS[3]))
+return 1
 `)
 
 // statusLua: KEYS meta, leaderboard, nodes; ARGV node key prefix.
