@@ -290,3 +290,44 @@ func TestAfterFiresInOrder(t *testing.T) {
 		}
 	})
 }
+
+// A loop with only far deadlines (idle connections pinged minutes apart)
+// sleeps until the first of them instead of waking every tick at each
+// non-empty bucket: 5,000 entries 5-10 minutes ahead fill every bucket.
+func TestWheelSleepsUntilDue(t *testing.T) {
+	var w wheel
+	w.init(0)
+	for i := 0; i < 5000; i++ {
+		w.add(timerEntry{when: int64(5*time.Minute) + int64(i)*int64(60*time.Millisecond), idx: uint32(i)})
+	}
+	if got := w.timeout(0); got != 300000 {
+		t.Fatalf("timeout %d ms, want 300000 (the first deadline)", got)
+	}
+	// Waking early (an event) and advancing fires nothing and keeps the
+	// sleep aimed at the first deadline.
+	fired := 0
+	now := int64(0)
+	wakes := 0
+	for now < int64(6*time.Minute) {
+		d := w.timeout(now)
+		now += int64(d) * int64(time.Millisecond)
+		w.advance(now, func(e timerEntry) {
+			fired++
+			if now < e.when {
+				t.Fatalf("entry %d due at %d fired at %d", e.idx, e.when, now)
+			}
+		})
+		wakes++
+	}
+	// 1,000 entries fall due in the 60 s after the first: the loop wakes
+	// once per 5 ms tick with something due (at most 12,000), never for
+	// nothing before the first deadline.
+	if fired != 1001 || wakes > 12001 {
+		t.Fatalf("fired %d in %d wake-ups", fired, wakes)
+	}
+	// An entry added for now is due on the next tick, not at once.
+	w.add(timerEntry{when: now, idx: 9999})
+	if got := w.timeout(now); got <= 0 || got > 5 {
+		t.Fatalf("timeout for a due entry %d ms, want 1-5", got)
+	}
+}

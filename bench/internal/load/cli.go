@@ -35,6 +35,7 @@ var scenarioHelp = map[string]string{
 	Dig:     "/ws: --players join --hunts hunts (created if absent), open-loop dig --rate: dug RTT, claimed pushes, seq gaps",
 	Event:   "/ws: players join one hunt; events published via the admin API at rising --rates: time to everyone, one-way latency, gaps",
 	Game:    "/ws: players arrive over --ramp, join, dig every --dig-every with jitter, some leave and resume with since/epoch",
+	Crowd:   "/ws: players join a few --hunts at once; a steady dig --rate, events to every hunt at --event-rate, dropped players reconnect and resume with since/epoch (--kill-pid kills a node mid-run)",
 	Compare: "run --scenario against --a and --b alternating A B A B for --rounds and print ratios B/A",
 }
 
@@ -42,7 +43,7 @@ func defaultPlayers(s string) int {
 	switch s {
 	case Echo:
 		return 100
-	case Hold, Fanout, Dig, Event, Game:
+	case Hold, Fanout, Dig, Event, Game, Crowd:
 		return 1000
 	}
 	return 100
@@ -69,7 +70,7 @@ func Usage(w io.Writer) {
 }
 
 var commonFlags = []string{"url", "admin", "api-key", "jwt-secret", "dev", "players", "hunts", "rate", "duration",
-	"procs", "src", "pid", "json", "html", "ramp", "drain", "loops", "transport", "log-level"}
+	"procs", "src", "pid", "json", "html", "ramp", "drain", "loops", "transport", "log-level", "inflight", "handshake-timeout", "idle-timeout"}
 
 type srcFlag struct{ c *Config }
 
@@ -136,7 +137,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "the scenario's main operation per second (0 = scenario default; fanout/event: a single step at this rate)")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase")
 	fs.DurationVar(&cfg.Drain, "drain", 2*time.Second, "wait after the measured phase for replies and deliveries still in flight; later ones count as lost")
-	fs.DurationVar(&cfg.Ramp, "ramp", 0, "connect the players over this long (0 = as fast as 512 in-flight handshakes allow)")
+	fs.DurationVar(&cfg.Ramp, "ramp", 0, "connect the players over this long, at an even arrival rate (0 = as fast as --inflight allows)")
 	fs.IntVar(&cfg.Procs, "procs", 0, fmt.Sprintf("worker processes (0 = enough to keep each under %d sockets)", MaxPerProc))
 	fs.Var(srcFlag{cfg}, "src", "source addresses to dial from, e.g. 127.0.0.2-127.0.0.60 (\"\" = kernel's choice)")
 	fs.Var(pidFlag{cfg}, "pid", "server process to sample for RSS and CPU; PID,PID,... sums several processes sharing the port")
@@ -145,6 +146,9 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.Loops, "loops", 0, "client event loops per worker (0 = the CPUs shared among the workers, at least 1)")
 	fs.StringVar(&cfg.Transport, "transport", "conn", "client transport: conn (epoll loops) or gorilla (goroutine per connection, reference)")
 	fs.StringVar(&c.LogLevel, "log-level", "warn", "zerolog level")
+	fs.IntVar(&cfg.Inflight, "inflight", 2048, "handshakes in flight across all workers (each worker 8-512); dials beyond wait in the load generator")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "a dial (connect, upgrade request, 101) that takes longer fails")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 60*time.Second, "close a silent server connection after this; ping after half (keep it above the server's half: its pings keep both sides quiet)")
 	switch scenario {
 	case Echo, Compare:
 		fs.IntVar(&cfg.Pipeline, "pipeline", 0, "echo: messages in flight per connection (0 = open loop at --rate)")
@@ -158,7 +162,13 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 		fs.Var(ratesFlag{cfg}, "rates", "rising rate ladder, e.g. 1,10,100 (default 1,2,5,10,20,50,100,200,500,1000; --rate overrides)")
 	}
 	switch scenario {
-	case Dig, Event, Game, Compare:
+	case Crowd:
+		fs.Float64Var(&cfg.EventRate, "event-rate", 0.1, "events per second, each published to every hunt (time to everyone over all players)")
+		fs.IntVar(&cfg.KillPID, "kill-pid", 0, "server process to kill with SIGKILL during the measured phase (0 = none)")
+		fs.DurationVar(&cfg.KillAfter, "kill-after", 0, "when into the measured phase --kill-pid is killed")
+	}
+	switch scenario {
+	case Dig, Event, Game, Crowd, Compare:
 		fs.StringVar(&cfg.HuntID, "hunt-prefix", "load", "hunt ids are PREFIX-0 .. PREFIX-(hunts-1)")
 		fs.IntVar(&cfg.Grid, "grid", 100, "width and height of created hunts")
 		fs.IntVar(&cfg.Treasures, "treasures", 500, "treasures per created hunt")

@@ -38,11 +38,11 @@ func reservePacerP(loops int) {
 }
 
 // newClient builds the transport: conn's epoll loops unless asked otherwise.
-func newClient(kind string, loops int, h wsc.Handler, log zerolog.Logger) (wsc.Client, error) {
+func newClient(kind string, loops int, h wsc.Handler, log zerolog.Logger, t wsc.Timeouts) (wsc.Client, error) {
 	switch kind {
 	case "", wsc.KindConn:
 		reservePacerP(loops)
-		return wsc.NewConn(loops, h, log, 0)
+		return wsc.NewConn(loops, h, log, 0, t)
 	case wsc.KindGorilla:
 		return wsc.NewGorilla(loops, h), nil
 	}
@@ -84,6 +84,8 @@ func newScenario(name string) scenario {
 		return &gameScenario{mode: Event}
 	case Game:
 		return &gameScenario{mode: Game}
+	case Crowd:
+		return &gameScenario{mode: Crowd}
 	}
 	return nil
 }

@@ -17,11 +17,12 @@ const (
 	Dig     = "dig"
 	Event   = "event"
 	Game    = "game"
+	Crowd   = "crowd"
 	Compare = "compare"
 )
 
 // Scenarios lists the runnable scenarios (compare wraps one of them).
-var Scenarios = []string{Hold, Echo, Fanout, Dig, Event, Game}
+var Scenarios = []string{Hold, Echo, Fanout, Dig, Event, Game, Crowd}
 
 // Config is one run of one scenario as the parent sees it. Workers get a
 // copy with their share filled in (WorkerConfig). Zero values are noted.
@@ -54,7 +55,26 @@ type Config struct {
 	HuntID    string        `json:"hunt_prefix"` // prefix of hunt ids
 	Drain     time.Duration `json:"drain"`       // wait after the measured phase for in-flight replies; 0 = 2s
 	JoinTries int           `json:"join_tries"`  // attempts of a join refused with overloaded (jittered backoff between); 0 = 10
+	Inflight  int           `json:"inflight"`    // handshakes in flight across all workers; 0 = 2048 (each worker 8-512)
+	// HandshakeTimeout bounds a dial (connect, request, 101); 0 = 5 s.
+	HandshakeTimeout time.Duration `json:"handshake_timeout"`
+	// IdleTimeout closes a silent server connection; a ping goes out after
+	// half of it. 0 = 60 s.
+	IdleTimeout time.Duration `json:"idle_timeout"`
+	// EventRate is crowd's event rate: each event is published to every
+	// hunt, so each player gets it once; 0 = none.
+	EventRate float64 `json:"event_rate"`
+	// KillPID is a server process crowd kills with SIGKILL KillAfter into
+	// the measured phase (its players reconnect and resume); 0 = none.
+	KillPID   int           `json:"kill_pid"`
+	KillAfter time.Duration `json:"kill_after"`
 }
+
+// gameProtocol says whether a scenario speaks the game protocol on /ws.
+func gameProtocol(s string) bool { return s == Dig || s == Event || s == Game || s == Crowd }
+
+// digging says whether a scenario sends paced digs.
+func digging(s string) bool { return s == Dig || s == Crowd }
 
 // PIDs is every server process to sample: PID and ExtraPIDs.
 func (c *Config) PIDs() []int {
@@ -107,19 +127,22 @@ func (c *Config) Validate() error {
 	if c.Treasures <= 0 {
 		c.Treasures = c.Grid * c.Grid / 20
 	}
+	if c.Inflight <= 0 {
+		c.Inflight = 2048
+	}
 	if c.JoinTries <= 0 {
 		c.JoinTries = 10
 	}
 	if c.DigEvery <= 0 {
 		c.DigEvery = 3 * time.Second
 	}
-	switch c.Scenario {
-	case Dig, Event, Game:
-		if !c.Dev && c.JWTSecret == "" {
-			return errors.New("load: " + c.Scenario + " needs --jwt-secret or --dev")
-		}
+	if gameProtocol(c.Scenario) && !c.Dev && c.JWTSecret == "" {
+		return errors.New("load: " + c.Scenario + " needs --jwt-secret or --dev")
 	}
-	if (c.Scenario == Event || c.Scenario == Dig || c.Scenario == Game) && c.Admin == "" {
+	if c.KillPID != 0 && c.KillAfter <= 0 {
+		return errors.New("load: --kill-pid needs --kill-after inside --duration")
+	}
+	if gameProtocol(c.Scenario) && c.Admin == "" {
 		return errors.New("load: " + c.Scenario + " needs --admin")
 	}
 	return nil

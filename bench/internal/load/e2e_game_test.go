@@ -122,3 +122,47 @@ func TestEndToEndGame(t *testing.T) {
 		t.Fatalf("errors %v close codes %v", bad, f.CloseCodes)
 	}
 }
+
+// crowd: players in two hunts dig at a steady rate while stamped events go
+// to both hunts; every player gets every event once (time to everyone over
+// all players), digs are answered, claims reach both hunts' players in
+// order, and the memory figures are filled in.
+func TestEndToEndCrowd(t *testing.T) {
+	cfg := gameTarget(t)
+	cfg.Scenario, cfg.Players, cfg.Hunts, cfg.Rate, cfg.EventRate = Crowd, 300, 2, 600, 2
+	cfg.Grid, cfg.Treasures = 30, 100
+	rep, err := Run(cfg, Options{Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := rep.Facts
+	if f.Connections != 300 || f.ConnectedEnd != 300 || f.Failed != 0 || f.Joins.Admitted != 300 {
+		t.Fatalf("connections %d at end %d failed %d joins %+v", f.Connections, f.ConnectedEnd, f.Failed, f.Joins)
+	}
+	// 2 events/s for 2 s, each published to both hunts: 4 events to each
+	// of the 300 players.
+	if len(rep.Steps) != 1 {
+		t.Fatalf("steps %+v", rep.Steps)
+	}
+	if s := rep.Steps[0]; s.Sent != 4 || s.Delivered != 4*300 || s.Lost != 0 || s.Complete != 4 {
+		t.Fatalf("events %+v", s)
+	}
+	if p := rep.Ops["publish"]; p.Count != 4 || p.Errors != 0 {
+		t.Fatalf("publish %+v", p)
+	}
+	if d := rep.Ops["dug"]; d.Count != 1200 || d.Errors != 0 || f.Unanswered != 0 {
+		t.Fatalf("dug %+v unanswered %d", d, f.Unanswered)
+	}
+	if f.Counters[cFound] == 0 || f.Counters[cClaimed] != 150*f.Counters[cFound] {
+		t.Fatalf("found %d claimed pushes %d", f.Counters[cFound], f.Counters[cClaimed])
+	}
+	if g := f.Gaps; g.Gaps != 0 || g.Dups != 0 || g.Updates != f.Counters[cClaimed]+4*300 {
+		t.Fatalf("seq %+v claimed %d", g, f.Counters[cClaimed])
+	}
+	if f.LoadRSS <= 0 || f.LoadRSSPerPlayer <= 0 || f.Counters[cReconnects] != 0 {
+		t.Fatalf("load rss %d (%.0f per player), reconnects %d", f.LoadRSS, f.LoadRSSPerPlayer, f.Counters[cReconnects])
+	}
+	if bad := errorCounters(f.Counters); len(bad) > 0 || len(f.CloseCodes) > 0 {
+		t.Fatalf("errors %v close codes %v", bad, f.CloseCodes)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -47,6 +48,8 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	log := opt.Logger
 	wall0 := time.Now()
 	cpu0 := measure.SelfCPU()
+	self0, _ := measure.SampleProc(os.Getpid())
+	slab0, _ := measure.KernelSlab()
 	ctx := context.Background()
 
 	var adm *admin
@@ -54,7 +57,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		adm = newAdmin(cfg.Admin, cfg.APIKey)
 	}
 	switch cfg.Scenario {
-	case Dig, Game:
+	case Dig, Game, Crowd:
 		for i := 0; i < cfg.Hunts; i++ {
 			if err := adm.ensureHunt(ctx, cfg.HuntID+"-"+strconv.Itoa(i), cfg.Grid, cfg.Treasures, i+1); err != nil {
 				return nil, err
@@ -77,6 +80,9 @@ func Run(cfg Config, opt Options) (*Report, error) {
 			stepRates = DefaultRates
 		}
 		stepDur = cfg.Duration / time.Duration(len(stepRates))
+	}
+	if cfg.Scenario == Crowd && cfg.EventRate > 0 {
+		stepRates, stepDur = []float64{cfg.EventRate}, cfg.Duration
 	}
 
 	smp := newSampler(cfg.PIDs())
@@ -114,7 +120,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 
 	// Connect phase: wait until every worker is ready.
 	ready := 0
-	var connected, failed, joinsAtStart int64
+	var connected, failed, joinsAtStart, rssBase, rss int64
 	readyBy := time.After(cfg.Ramp + 90*time.Second)
 	for ready < len(procs) {
 		select {
@@ -128,6 +134,8 @@ func Run(cfg Config, opt Options) (*Report, error) {
 				connected += m.Connected
 				failed += m.Failed
 				joinsAtStart += m.Joined
+				rssBase += m.RSSBase
+				rss += m.RSS
 			case "tick":
 				agg.tick(m)
 			case "error":
@@ -151,6 +159,15 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	}
 	s1 := smp.sample()
 	connectWall := time.Since(wall0)
+	slab1, _ := measure.KernelSlab()
+	self1, _ := measure.SampleProc(os.Getpid())
+	if opt.Exec == "" {
+		// In-process workers share this process: its own growth is theirs.
+		rssBase, rss = self0.RSSBytes, self1.RSSBytes
+	} else {
+		rss += self1.RSSBytes
+		rssBase += self0.RSSBytes
+	}
 	start := time.Now().Add(200 * time.Millisecond)
 	end := start.Add(cfg.Duration)
 	for _, p := range procs {
@@ -175,10 +192,33 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	}()
 
 	var pub *publisher
-	if cfg.Scenario == Event {
-		pub = newPublisher(adm, cfg.HuntID+"-0", stepRates, stepDur)
+	switch {
+	case cfg.Scenario == Event:
+		pub = newPublisher(adm, []string{cfg.HuntID + "-0"}, stepRates, stepDur)
+		go pub.run(start)
+	case cfg.Scenario == Crowd && len(stepRates) > 0:
+		hunts := make([]string, cfg.Hunts)
+		for i := range hunts {
+			hunts[i] = cfg.HuntID + "-" + strconv.Itoa(i)
+		}
+		pub = newPublisher(adm, hunts, stepRates, stepDur)
 		go pub.run(start)
 	}
+	var killedAt float64
+	killDone := make(chan struct{})
+	go func() {
+		defer close(killDone)
+		if cfg.KillPID == 0 {
+			return
+		}
+		time.Sleep(time.Until(start.Add(cfg.KillAfter)))
+		err := syscall.Kill(cfg.KillPID, syscall.SIGKILL)
+		killedAt = time.Since(start).Seconds()
+		log.Warn().Err(err).Int("pid", cfg.KillPID).Float64("at_s", killedAt).Msg("load: killed a server process with SIGKILL")
+		if err != nil {
+			killedAt = -1
+		}
+	}()
 
 	var results []*Result
 	for m := range all {
@@ -197,6 +237,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		}
 	}
 	<-s2done
+	<-killDone
 	if pub != nil {
 		pub.wait()
 	}
@@ -216,6 +257,12 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	f := &rep.Facts
 	f.Failed = failed
 	f.ConnectS = connectWall.Seconds()
+	f.KilledAtS = killedAt
+	f.LoadRSS = rss
+	if connected > 0 {
+		f.LoadRSSPerPlayer = float64(rss-rssBase) / float64(connected)
+		f.KernelSlabPerSocket = float64(slab1-slab0) / float64(2*connected)
+	}
 	if f.ConnectS > 0 {
 		f.Joins.PerS = float64(joinsAtStart) / f.ConnectS
 	}

@@ -24,7 +24,7 @@ import (
 // report says so.
 type publisher struct {
 	a        *admin
-	hunt     string
+	hunts    []string // each event goes to every one of them
 	rates    []float64
 	stepDur  time.Duration
 	sent     []atomic.Int64 // answered 2xx, per step
@@ -43,8 +43,8 @@ const publishers = 64
 // the one-way budget, or an event not published at all).
 const lagBudget = 10 * time.Millisecond
 
-func newPublisher(a *admin, hunt string, rates []float64, stepDur time.Duration) *publisher {
-	p := &publisher{a: a, hunt: hunt, rates: rates, stepDur: stepDur, sent: make([]atomic.Int64, len(rates)),
+func newPublisher(a *admin, hunts []string, rates []float64, stepDur time.Duration) *publisher {
+	p := &publisher{a: a, hunts: hunts, rates: rates, stepDur: stepDur, sent: make([]atomic.Int64, len(rates)),
 		intended: make([]atomic.Int64, len(rates)), lat: measure.NewRecorder(publishers), jobs: make(chan [3]int64, 1<<16)}
 	for i := 0; i < publishers; i++ {
 		p.wg.Add(1)
@@ -55,7 +55,14 @@ func newPublisher(a *admin, hunt string, rates []float64, stepDur time.Duration)
 			for j := range p.jobs {
 				t0 := time.Now().UnixNano()
 				lag.Record(time.Duration(t0 - j[2]))
-				err := a.publish(context.Background(), hunt, j[0], int(j[1]), j[2])
+				// The same stamped event to every hunt: each player,
+				// in whichever hunt, counts one receipt of it.
+				var err error
+				for _, h := range hunts {
+					if e := a.publish(context.Background(), h, j[0], int(j[1]), j[2]); e != nil && err == nil {
+						err = e
+					}
+				}
 				t1 := time.Now().UnixNano()
 				if err != nil {
 					total.Error()

@@ -61,6 +61,11 @@ type Facts struct {
 	PublishIntended      int64            `json:"publish_intended"`         // event: events due by the requested rates
 	PublishBehind        bool             `json:"publish_behind"`           // event: the publisher did not keep up (failed publishes or start lag p99 over budget)
 	Joins                JoinFacts        `json:"joins"`                    // dig, event, game: how joins were answered
+	ConnectedEnd         int64            `json:"connected_end"`            // open when the measured phase ended
+	KilledAtS            float64          `json:"killed_at_s,omitempty"`    // crowd: when --kill-pid was killed, seconds into the measured phase (-1: the kill failed)
+	LoadRSS              int64            `json:"load_rss"`                 // bytes, all load generator processes once connected
+	LoadRSSPerPlayer     float64          `json:"load_rss_per_player"`      // bytes, (load_rss - their RSS before making players) / connections
+	KernelSlabPerSocket  float64          `json:"kernel_slab_per_socket"`   // bytes, machine-wide Slab growth over the connect phase / (2 x connections): loopback puts both ends here
 }
 
 // JoinFacts account for every join a run sent. Each refusal is also an error
@@ -95,7 +100,7 @@ type Point struct {
 	Connected int64   `json:"connected"`
 	MsgsPerS  float64 `json:"msgs_per_s"`
 	JoinsPerS float64 `json:"joins_per_s,omitempty"` // joins admitted in this second
-	Count     int64   `json:"count"` // main-op samples in this second
+	Count     int64   `json:"count"`                 // main-op samples in this second
 	P50       float64 `json:"p50_ms"`
 	P90       float64 `json:"p90_ms"`
 	P99       float64 `json:"p99_ms"`
@@ -327,7 +332,10 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	// first pushes) and the drain, which are not part of the measured rate.
 	f.MsgsInPerS = float64(window[cMsgsIn]) / dur
 	f.MsgsOutPerS = float64(window[cMsgsOut]) / dur
-	if cfg.Scenario == Dig {
+	for _, r := range results {
+		f.ConnectedEnd += r.ConnectedEnd
+	}
+	if digging(cfg.Scenario) {
 		if d := hists["dug"]; d != nil {
 			f.Unanswered = counters[cDigsSent] - d.Count()
 			for _, n := range prefixed(counters, "err_") {
@@ -392,7 +400,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	f := r.Facts
 	fmt.Fprintf(w, "connections %d (failed %d, connect %.1fs)  in %.0f msg/s  out %.0f msg/s\n",
 		f.Connections, f.Failed, f.ConnectS, f.MsgsInPerS, f.MsgsOutPerS)
-	if j := f.Joins; r.Scenario == Dig || r.Scenario == Event || r.Scenario == Game {
+	if j := f.Joins; gameProtocol(r.Scenario) {
 		var refused int64
 		for _, n := range j.Refused {
 			refused += n
@@ -406,7 +414,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if len(r.Steps) > 0 {
 		fmt.Fprintf(w, "max rate with 100%% delivered and p99 < %.0f ms: %.0f msg/s (%.0f deliveries/s)\n", p99Budget, f.MaxRateOK, f.DeliveriesPerS)
 	}
-	if r.Scenario == Event {
+	if r.Scenario == Event || (r.Scenario == Crowd && len(r.Steps) > 0) {
 		var n int64
 		for _, s := range r.Steps {
 			n += s.Sent
@@ -418,12 +426,19 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "WARNING: the publisher did not keep up with the requested rate (budget: all published, start lag p50 < %s and p99 < %.0f ms); the rates above were not all offered on time\n", lagBudget, p99Budget)
 		}
 	}
-	if r.Scenario == Dig {
+	if digging(r.Scenario) {
 		d := r.Ops["dug"]
 		fmt.Fprintf(w, "digs: %d answered, %d errors, %d unanswered by the end of --drain; load generator's own share: send lag p50 %.2f p99 %.2f ms (of which in the loop's inbox, per batch: p50 %.2f p99 %.2f ms)\n",
 			d.Count, d.Errors, f.Unanswered, r.Ops["dig.sendlag"].P50, r.Ops["dig.sendlag"].P99, r.Ops["dig.inbox"].P50, r.Ops["dig.inbox"].P99)
 	}
-	if c := f.Counters; r.Scenario == Dig || r.Scenario == Game {
+	if r.Scenario == Crowd {
+		fmt.Fprintf(w, "crowd: %d connected at the start of the measured phase, %d at its end; %d reconnects", f.Connections, f.ConnectedEnd, f.Counters[cReconnects])
+		if r.Config.KillPID != 0 {
+			fmt.Fprintf(w, "; pid %d killed at %.1fs", r.Config.KillPID, f.KilledAtS)
+		}
+		fmt.Fprintln(w)
+	}
+	if c := f.Counters; digging(r.Scenario) || r.Scenario == Game {
 		fmt.Fprintf(w, "digs found %d  claimed pushes %d  rejoins %d  slow readers: %d msgs, closes %v\n",
 			c[cFound], c[cClaimed], c[cRejoins], c["slow_msgs"], prefixed(c, "slow_close_"))
 	}
@@ -441,6 +456,8 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "server rss per conn from after %d warm-up connections came and went; from the cold start: %.0f B/conn\n", warmUpConns, f.ServerRSSPerConnCold)
 		}
 	}
+	fmt.Fprintf(w, "memory: load generator %.1f MiB in all its processes (%.0f B per player), kernel slab %.0f B per socket (machine-wide, 2 sockets per player on loopback)\n",
+		float64(f.LoadRSS)/(1<<20), f.LoadRSSPerPlayer, f.KernelSlabPerSocket)
 	fmt.Fprintf(w, "load generator: %.2f cores in the measured phase (%.0f%% of the machine); %.1f CPU s in the whole run\n", f.OwnCPUCores, 100*f.OwnCPUShare, f.OwnCPUS)
 }
 

@@ -84,6 +84,24 @@ func (g *gameScenario) joinRefused(w *worker, ls *loopState, l wsc.Loop, p *play
 }
 
 func (g *gameScenario) onClose(w *worker, ls *loopState, l wsc.Loop, p *player) {
+	if g.mode == Crowd && !w.closing.Load() {
+		// A dropped player (its node died, or its dial failed) comes back
+		// on the shared port after 0.2-2.2 s, as a real client would, and
+		// its join resumes with since/epoch.
+		if p.joining {
+			p.joining = false
+			ls.join.Error()
+			ls.shard.Add(cJoinLost, 1)
+		}
+		ls.shard.Add(cReconnects, 1)
+		d := 200*time.Millisecond + time.Duration(ls.rng.Int64N(int64(2*time.Second)))
+		l.After(d, func(wsc.Loop) {
+			if !w.closing.Load() && !p.open {
+				w.dial(p)
+			}
+		})
+		return
+	}
 	if p.joining {
 		// The connection ended with the join unanswered: a failed join.
 		p.joining = false
@@ -245,7 +263,7 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 			})
 		}
 		time.Sleep(time.Until(end))
-	case Dig:
+	case Dig, Crowd:
 		w.paced(start, end, 100, func(l wsc.Loop, ls *loopState, at []int64) {
 			// The load generator's own share of dug: from the intended
 			// time to the moment the loop writes (pacer wake-up, the

@@ -2,6 +2,7 @@ package load
 
 import (
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,9 @@ type Msg struct {
 	Worker    int     `json:"worker"`
 	Connected int64   `json:"connected,omitempty"`
 	Failed    int64   `json:"failed,omitempty"`
-	Joined    int64   `json:"joined,omitempty"` // ready: joins admitted so far
+	Joined    int64   `json:"joined,omitempty"`   // ready: joins admitted so far
+	RSSBase   int64   `json:"rss_base,omitempty"` // ready: this process's RSS before it made its players
+	RSS       int64   `json:"rss,omitempty"`      // ready: its RSS with them connected
 	Tick      *Tick   `json:"tick,omitempty"`
 	Result    *Result `json:"result,omitempty"`
 	Err       string  `json:"err,omitempty"`
@@ -35,15 +38,16 @@ type Tick struct {
 
 // Result is everything a worker measured.
 type Result struct {
-	Ops         map[string]measure.OpResult `json:"ops"`
-	Counters    map[string]int64            `json:"counters"`
-	Gaps        measure.GapStats            `json:"gaps"`
-	Bcast       []measure.BcastRec          `json:"bcast,omitempty"`
-	Sent        []int64                     `json:"sent,omitempty"` // broadcast messages sent per step
-	CPU         float64                     `json:"cpu_s"`          // this worker's CPU seconds
-	CPUMeasured float64                     `json:"cpu_measured_s"` // of which in the measured phase
-	Connected   int64                       `json:"connected"`      // connections when the measured phase began
-	Window      map[string]int64            `json:"window"`         // counters' increase over the measured phase only
+	Ops          map[string]measure.OpResult `json:"ops"`
+	Counters     map[string]int64            `json:"counters"`
+	Gaps         measure.GapStats            `json:"gaps"`
+	Bcast        []measure.BcastRec          `json:"bcast,omitempty"`
+	Sent         []int64                     `json:"sent,omitempty"` // broadcast messages sent per step
+	CPU          float64                     `json:"cpu_s"`          // this worker's CPU seconds
+	CPUMeasured  float64                     `json:"cpu_measured_s"` // of which in the measured phase
+	Connected    int64                       `json:"connected"`      // connections when the measured phase began
+	ConnectedEnd int64                       `json:"connected_end"`  // connections when it ended
+	Window       map[string]int64            `json:"window"`         // counters' increase over the measured phase only
 }
 
 // Counter names shared by scenarios and the report.
@@ -66,6 +70,7 @@ const (
 	cJoinRetries = "join_retries"
 	cJoinGaveUp  = "join_gave_up"
 	cJoinLost    = "join_unanswered_close"
+	cReconnects  = "reconnects" // crowd: dropped players dialling again
 )
 
 // player is one simulated connection. It is touched only by its loop
@@ -191,15 +196,26 @@ type worker struct {
 	token     func(player string) string
 }
 
-// maxInflightDials bounds concurrent handshakes so a fast ramp does not
-// overflow the server's accept backlog (which would measure SYN retries).
-const maxInflightDials = 512
+// inflightPerWorker is this worker's share of --inflight, the handshakes in
+// flight across all workers. The bound is what keeps a ramp faster than
+// the machine can connect from turning into timeouts: past the servers'
+// capacity, a handshake's wait grows with the handshakes queued ahead of
+// it (Little's law: wait = in flight / rate), and at the 5 s handshake
+// timeout every further attempt is work thrown away. 112 workers with 512
+// each queued 57,000 handshakes, 17 s of work at this machine's 3,400
+// connections/s; with the total bounded, the excess waits in the load
+// generator instead, where it costs nothing, and connects at the rate the
+// machine sustains.
+func inflightPerWorker(total, workers int) int {
+	return min(512, max(8, total/max(1, workers)))
+}
 
 // Worker runs a worker: connect, report ready, wait for the start time,
 // measure, report the result. emit receives every message (ready, ticks,
 // final); start delivers the start of the measured phase (closed = abort).
 func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit func(Msg)) error {
-	w := &worker{cfg: cfg, log: log, settledCh: make(chan struct{}), inflight: make(chan struct{}, maxInflightDials)}
+	rssBase, _ := measure.SampleProc(os.Getpid())
+	w := &worker{cfg: cfg, log: log, settledCh: make(chan struct{}), inflight: make(chan struct{}, inflightPerWorker(cfg.Inflight, cfg.Workers))}
 	w.sc = newScenario(cfg.Scenario)
 	if w.sc == nil {
 		return errUnknownScenario(cfg.Scenario)
@@ -214,7 +230,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	if loops <= 0 {
 		loops = defaultLoops(cfg.Workers)
 	}
-	cl, err := newClient(cfg.Transport, loops, w, log)
+	cl, err := newClient(cfg.Transport, loops, w, log, wsc.Timeouts{Handshake: cfg.HandshakeTimeout, Idle: cfg.IdleTimeout})
 	if err != nil {
 		return err
 	}
@@ -232,13 +248,13 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 		case Echo:
 			ls.rtt = sh.Op("rtt")
 			ls.replies = sh.Counter(cReplies)
-		case Dig, Event, Game:
+		case Dig, Event, Game, Crowd:
 			ls.join = sh.Op("join")
 			if cfg.Scenario != Event {
 				ls.dug = sh.Op("dug")
 				ls.dugWire = sh.Op("dug.wire")
 			}
-			if cfg.Scenario == Dig {
+			if digging(cfg.Scenario) {
 				ls.sendLag = sh.Op("dig.sendlag")
 				ls.inbox = sh.Op("dig.inbox")
 				ls.digsSent = sh.Counter(cDigsSent)
@@ -279,7 +295,9 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	case <-time.After(wait):
 		log.Warn().Int64("pending", w.pending.Load()).Msg("load: not every player settled before the deadline")
 	}
-	emit(Msg{Type: "ready", Worker: cfg.Worker, Connected: w.connected.Load(), Failed: w.failed.Load(), Joined: w.rec.Counters()[cJoined]})
+	rss, _ := measure.SampleProc(os.Getpid())
+	emit(Msg{Type: "ready", Worker: cfg.Worker, Connected: w.connected.Load(), Failed: w.failed.Load(), Joined: w.rec.Counters()[cJoined],
+		RSSBase: rssBase.RSSBytes, RSS: rss.RSSBytes})
 
 	t0, ok := <-start
 	if !ok {
@@ -305,11 +323,12 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	if d := time.Until(end.Add(cfg.Drain)); d > 0 {
 		time.Sleep(d)
 	}
+	connectedEnd := w.connected.Load()
 	w.closing.Store(true)
 	w.closeAll()
 
 	ops, counters := w.rec.Totals()
-	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), CPUMeasured: cpuMeasured, Connected: connectedAtStart, Window: window}
+	res := &Result{Ops: ops, Counters: counters, Gaps: w.rec.GapTotals(), Bcast: w.rec.Bcast(), CPU: measure.SelfCPU(), CPUMeasured: cpuMeasured, Connected: connectedAtStart, ConnectedEnd: connectedEnd, Window: window}
 	for i := range cfg.StepRates {
 		res.Sent = append(res.Sent, w.sent[i].Load())
 	}

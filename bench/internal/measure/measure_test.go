@@ -265,3 +265,19 @@ func TestProcParsingUnits(t *testing.T) {
 		t.Fatalf("sample %+v err %v", s, err)
 	}
 }
+
+func TestParseMeminfo(t *testing.T) {
+	b := []byte("MemTotal:       24603644 kB\nSlab:             181352 kB\nSUnreclaim:        33088 kB\nHugePages_Total:       0\n")
+	if n, err := parseMeminfo(b, "Slab"); err != nil || n != 181352<<10 {
+		t.Fatalf("Slab %d %v", n, err)
+	}
+	if n, err := parseMeminfo(b, "HugePages_Total"); err != nil || n != 0 {
+		t.Fatalf("HugePages_Total %d %v", n, err)
+	}
+	if _, err := parseMeminfo(b, "Sla"); err == nil {
+		t.Fatal("a prefix of a key matched")
+	}
+	if n, err := KernelSlab(); err != nil || n <= 0 {
+		t.Fatalf("KernelSlab %d %v", n, err)
+	}
+}

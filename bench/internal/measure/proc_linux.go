@@ -91,3 +91,37 @@ func rusage(who int) float64 {
 }
 
 func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// KernelSlab returns the kernel's slab memory (Slab in /proc/meminfo) in
+// bytes: where socket structures live. On loopback both ends of every
+// connection are on this machine.
+func KernelSlab() (int64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, err
+	}
+	return parseMeminfo(b, "Slab")
+}
+
+// parseMeminfo returns field key of /proc/meminfo ("Slab:  123 kB") in bytes.
+func parseMeminfo(b []byte, key string) (int64, error) {
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		name, rest, ok := bytes.Cut(line, []byte(":"))
+		if !ok || string(name) != key {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			return 0, ErrProcStat
+		}
+		n, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil {
+			return 0, ErrProcStat
+		}
+		if len(f) > 1 && string(f[1]) == "kB" {
+			n <<= 10
+		}
+		return n, nil
+	}
+	return 0, ErrProcStat
+}

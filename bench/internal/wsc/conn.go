@@ -20,14 +20,22 @@ type cloop struct {
 	l *conn.Loop
 }
 
+// Timeouts are the client connections' timers; zero values take conn's
+// defaults (5 s handshake, 60 s idle with a ping after 30 s of silence).
+type Timeouts struct {
+	Handshake time.Duration // dial to open: connect, request, 101
+	Idle      time.Duration // close a silent server after this; ping at half
+}
+
 // NewConn returns a Client on package conn's epoll loops. maxMessage bounds
 // inbound messages (0 = 1 MiB, large enough for any status reply).
-func NewConn(loops int, h Handler, log zerolog.Logger, maxMessage int) (Client, error) {
+func NewConn(loops int, h Handler, log zerolog.Logger, maxMessage int, t Timeouts) (Client, error) {
 	if maxMessage <= 0 {
 		maxMessage = 1 << 20
 	}
 	c := &connClient{h: h}
-	n, err := conn.NewNode(conn.Config{Loops: loops, MaxMessage: maxMessage, Logger: log}, (*connHandler)(c))
+	n, err := conn.NewNode(conn.Config{Loops: loops, MaxMessage: maxMessage, Logger: log,
+		HandshakeTimeout: t.Handshake, IdleTimeout: t.Idle}, (*connHandler)(c))
 	if err != nil {
 		return nil, err
 	}

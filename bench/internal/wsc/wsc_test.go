@@ -49,7 +49,7 @@ func TestTransports(t *testing.T) {
 			r := &recorder{open: make(chan Handle, 2), msgs: make(chan string, 4), closed: make(chan framing.StatusCode, 2)}
 			var c Client
 			if kind == KindConn {
-				c, err = NewConn(1, r, zerolog.Nop(), 0)
+				c, err = NewConn(1, r, zerolog.Nop(), 0, Timeouts{})
 				if err != nil {
 					t.Fatal(err)
 				}
