@@ -159,7 +159,10 @@ func TestEndToEndCrowd(t *testing.T) {
 	if g := f.Gaps; g.Gaps != 0 || g.Dups != 0 || g.Updates != f.Counters[cClaimed]+4*300 {
 		t.Fatalf("seq %+v claimed %d", g, f.Counters[cClaimed])
 	}
-	if f.LoadRSS <= 0 || f.LoadRSSPerPlayer <= 0 || f.Counters[cReconnects] != 0 {
+	// In-process workers share the test binary, whose heap moves with
+	// other tests: only the worker-process runs (million.sh) give a
+	// per-player figure; here the total must be there.
+	if f.LoadRSS <= 0 || f.Counters[cReconnects] != 0 {
 		t.Fatalf("load rss %d (%.0f per player), reconnects %d", f.LoadRSS, f.LoadRSSPerPlayer, f.Counters[cReconnects])
 	}
 	if bad := errorCounters(f.Counters); len(bad) > 0 || len(f.CloseCodes) > 0 {
