@@ -52,7 +52,12 @@
 // pending array, chained per connection by index: a broadcast to thousands
 // of connections allocates nothing per connection. Shared frames
 // (framing.Prepared) are referenced, never copied; frames built by Write
-// live in a per-loop pass buffer. Only what the socket did not take moves
+// live in a per-loop pass buffer. Reliable shared frames go through the
+// loop's broadcast log, and a connection's consecutive log entries are one
+// pending item (a run), so a loop that finds many broadcasts at once holds
+// an item per connection, not one per connection per broadcast; frames that
+// do not form runs are bounded per pass (pendLimit: a Send past it flushes
+// first). Only what the socket did not take moves
 // into a per-connection queue (copying what lies in the pass buffer), and
 // the connection waits for EPOLLOUT. Queues are bounded; a connection that
 // overflows or stops draining for WriteTimeout is closed with 1008 "slow".

@@ -124,16 +124,16 @@ func TestPendingDroppedOnClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if l.pendLive != 3 {
-		t.Fatalf("%d pending, want 3", l.pendLive)
+	if s := l.slots.at(h.Index()); l.pendLive != 1 || s.pn != 3 || len(l.blog) != 3 {
+		t.Fatalf("%d items pending (want 1 run), %d frames (want 3), %d log entries (want 3)", l.pendLive, s.pn, len(l.blog))
 	}
 	l.closeSlot(h.Index(), framing.StatusGoingAway, nil)
 	if l.pendLive != 0 {
 		t.Fatalf("%d pending after close", l.pendLive)
 	}
 	l.endPass()
-	if len(l.pend) != 0 || len(l.dirty) != 0 {
-		t.Fatalf("pending array %d, dirty %d after the pass", len(l.pend), len(l.dirty))
+	if len(l.pend) != 0 || len(l.dirty) != 0 || len(l.blog) != 0 {
+		t.Fatalf("pending array %d, dirty %d, log %d after the pass", len(l.pend), len(l.dirty), len(l.blog))
 	}
 }
 

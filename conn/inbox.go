@@ -50,9 +50,6 @@ func (b *inbox) take() []func(*Loop) {
 	return q
 }
 
-// done releases the references of a batch returned by take.
-func (b *inbox) done(q []func(*Loop)) { clear(q) }
-
 // close makes later pushes fail and returns what was still queued.
 func (b *inbox) close() []func(*Loop) {
 	b.mu.Lock()

@@ -159,13 +159,18 @@ type Loop struct {
 	dirty  []uint32     // slots with output this pass
 	later  []uint32     // bulk output left for the next pass (flush budget spent)
 	pend   []pitem      // frames of this pass, chained per slot
+	blog   []logFrame   // broadcast log: shared frames of pending runs (see pitem)
 	pfwd   []uint32     // forwarding table for compacting pend
-	// pendLive counts frames in pend still owed to a connection.
+	// pendLive counts items (frames or runs) in pend still owed to a
+	// connection.
 	pendLive   int
-	bulkUntil  int64       // loop clock at which this pass's bulk flush budget runs out
-	overBudget bool        // bulk flush budget spent in this pass
-	unbounded  bool        // flush everything regardless of the budget (shutdown)
-	dead       []deadEntry // slots to close at the end of the pass
+	bulkUntil  int64         // loop clock at which this pass's bulk flush budget runs out
+	overBudget bool          // bulk flush budget spent in this pass
+	unbounded  bool          // flush everything regardless of the budget (shutdown)
+	dead       []deadEntry   // slots to close at the end of the pass
+	inq        []func(*Loop) // inbox batch being run; what a pass left of it runs next pass
+	inqAt      int           // next function of inq to run
+	forced     int           // flushes forced by pendLimit in the middle of a pass
 	infl       framing.Inflater
 	inflB      []byte
 	upg        framing.Upgrader
@@ -300,7 +305,7 @@ func (l *Loop) run() {
 	var spinUntil int64
 	for !l.stop.Load() {
 		timeout := l.wheel.timeout(l.now)
-		if len(l.dirty) > 0 || len(l.dead) > 0 || l.now < spinUntil {
+		if len(l.dirty) > 0 || len(l.dead) > 0 || l.now < spinUntil || l.inqAt < len(l.inq) {
 			timeout = 0
 		}
 		n, err := l.poll.wait(l.events, timeout)
@@ -312,6 +317,9 @@ func (l *Loop) run() {
 			l.log.Error().Err(err).Int("loop", l.id).Msg("conn: epoll_wait")
 			time.Sleep(backoffDelay)
 			continue
+		}
+		if l.inqAt < len(l.inq) {
+			l.runInbox() // the rest of a batch a pass left
 		}
 		for i := 0; i < n; i++ {
 			l.dispatch(&l.events[i])
@@ -367,12 +375,37 @@ func (l *Loop) dispatch(ev *unix.EpollEvent) {
 	}
 }
 
+// pendLimit bounds the items (frames, or runs of broadcast frames) a loop
+// holds in its pending array. Runs keep a connection that gets every
+// broadcast at one item, but frames that do not form runs (interleaved
+// updates of different hunts, latest-value frames) take an item each, and a
+// loop that falls behind finds many broadcasts at once: in its inbox, or in
+// one read from a sender that pipelines them. Past the limit, a Send flushes
+// what is pending first (see sendPrepared), and an inbox batch that caused
+// such a flush leaves the rest of its functions for the next pass, so that
+// reads are served between the broadcasts of a backlog, which stays in the
+// inbox at one entry per broadcast.
+const pendLimit = 1 << 16
+
+// runInbox runs posted functions: the rest of a batch a pass left, else a
+// new batch from the inbox, until the batch ends or a function had to flush
+// because of pendLimit (at least one function runs per call, so a pass
+// always makes progress).
 func (l *Loop) runInbox() {
-	q := l.inbox.take()
-	for _, fn := range q {
-		fn(l)
+	if l.inqAt >= len(l.inq) {
+		l.inq, l.inqAt = l.inbox.take(), 0
 	}
-	l.inbox.done(q)
+	q := l.inq
+	for l.inqAt < len(q) {
+		fn := q[l.inqAt]
+		q[l.inqAt] = nil // release its references as it runs
+		l.inqAt++
+		forced := l.forced
+		fn(l)
+		if l.forced != forced {
+			break
+		}
+	}
 }
 
 // endPass flushes the output of the pass and closes the connections that
@@ -649,6 +682,12 @@ func (l *Loop) checkAccept() {
 func (l *Loop) shutdown() {
 	// Functions posted before the inbox closed still run (a Dial among them
 	// owes its OnClose); later posts are refused.
+	for l.inqAt < len(l.inq) {
+		fn := l.inq[l.inqAt]
+		l.inq[l.inqAt] = nil
+		l.inqAt++
+		fn(l)
+	}
 	q := l.inbox.close()
 	for _, fn := range q {
 		fn(l)

@@ -162,7 +162,7 @@ func TestInboxCoalescesWakeups(t *testing.T) {
 	if len(q) != producers*each {
 		t.Fatalf("took %d, want %d", len(q), producers*each)
 	}
-	b.done(q)
+	clear(q)
 	b.push(func(*Loop) {})
 	b.push(func(*Loop) {})
 	if wakes != 2 {

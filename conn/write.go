@@ -89,6 +89,9 @@ func (l *Loop) SendLatest(h Handle, f *framing.Prepared, key uint32) error {
 
 // sendPrepared is Send (key 0) and SendLatest.
 func (l *Loop) sendPrepared(h Handle, f *framing.Prepared, key uint32) error {
+	if l.pendLive >= pendLimit {
+		l.flushNow()
+	}
 	s, err := l.sendable(h)
 	if err != nil {
 		return err
@@ -357,10 +360,11 @@ func (l *Loop) flushDirty() {
 		l.flushOne(idx)
 	}
 	bulk := 0
-	// A loop that falls behind a broadcast stream would turn its backlog
-	// into pending frames (40 bytes per connection per message) instead of
-	// writes: past bulkBacklog it flushes everything, as throughput then
-	// matters more than the latency of replies.
+	// A loop that falls behind a stream of frames that do not form runs
+	// would turn its backlog into pending items (24 bytes per connection
+	// per message) instead of writes: past bulkBacklog it flushes
+	// everything, as throughput then matters more than the latency of
+	// replies.
 	unbounded := l.unbounded || l.pendLive > bulkBacklog
 	for i := 0; i < len(l.dirty); i++ {
 		idx := l.dirty[i]
@@ -395,7 +399,20 @@ func (l *Loop) flushDirty() {
 	}
 }
 
-// bulkBacklog is the pending frame count above which the bulk flush budget
+// flushNow writes the pass's output so far, whatever the bulk budget: the
+// pending array reached pendLimit in the middle of a pass (broadcasts found
+// in one read). Only Send and SendLatest call it, so no frame being built in
+// the pass buffer is in flight: everything the pass buffer holds is written
+// or copied into a queue by the flush.
+func (l *Loop) flushNow() {
+	u := l.unbounded
+	l.unbounded = true
+	l.forced++
+	l.flushDirty()
+	l.unbounded = u
+}
+
+// bulkBacklog is the pending item count above which the bulk flush budget
 // is ignored.
 const bulkBacklog = 1 << 17
 
