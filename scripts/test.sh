@@ -10,6 +10,7 @@ command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl) # scripts/cluster.sh
 command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)     # scripts/million.sh
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2) # the many-hosts test (network namespaces)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
 	sudo=()
 	[ "$(id -u)" = 0 ] || sudo=(sudo -n)
