@@ -121,7 +121,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	// Connect phase: wait until every worker is ready.
 	ready := 0
 	var connected, failed, joinsAtStart, rssBase, rss int64
-	readyBy := time.After(cfg.Ramp + 90*time.Second)
+	readyBy := time.After(cfg.Ramp + cfg.Ramp/2 + 90*time.Second)
 	for ready < len(procs) {
 		select {
 		case m, ok := <-all:

@@ -289,7 +289,9 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	}()
 
 	go w.connectAll()
-	wait := cfg.Ramp + 30*time.Second
+	// A ramp faster than the machine connects takes longer than asked
+	// (the dials wait for --inflight): allow half the ramp again.
+	wait := cfg.Ramp + cfg.Ramp/2 + 30*time.Second
 	select {
 	case <-w.settledCh:
 	case <-time.After(wait):
