@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -99,6 +100,14 @@ type Config struct {
 
 	// Redis is the cluster store URL; "" means the embedded memory engine.
 	Redis string
+	// RedisCluster lists seed addresses (host:port) of a Redis Cluster to
+	// use as the cluster store instead of Redis; nil means none.
+	RedisCluster []string
+	// RedisWait, when positive, makes each dig, event and end wait until
+	// that many replicas hold the write (Redis WAIT), at most
+	// RedisWaitTimeout (0: 100 ms), before it is answered.
+	RedisWait        int
+	RedisWaitTimeout time.Duration
 	// LogLevel is a zerolog level name; "" means "info". Used by the binary.
 	LogLevel string
 
@@ -182,6 +191,23 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
 	fs.StringVar(&c.Redis, "redis", "", "cluster mode on Redis (absent: embedded memory engine)")
+	fs.Func("redis-cluster", "cluster mode on a Redis Cluster: seed addresses host:port[,host:port...] (instead of --redis)", func(v string) error {
+		c.RedisCluster = nil
+		for _, a := range strings.Split(v, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					return err
+				}
+				c.RedisCluster = append(c.RedisCluster, a)
+			}
+		}
+		if len(c.RedisCluster) == 0 {
+			return errors.New("no address")
+		}
+		return nil
+	})
+	fs.IntVar(&c.RedisWait, "redis-wait", 0, "replicas that must hold a dig, event or end before it is answered (Redis WAIT; 0: none)")
+	fs.DurationVar(&c.RedisWaitTimeout, "redis-wait-timeout", 100*time.Millisecond, "longest --redis-wait wait; the call is answered after it anyway")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.IntVar(&c.MaxMessage, "max-message", 4096, "max inbound message bytes (over: close 1009)")
 	fs.Float64Var(&c.Rate, "rate", 50, "inbound messages per second per connection (negative: unlimited)")
@@ -245,6 +271,12 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --work-queue must be >= 0")
 	case c.MaxLongPolls < 0:
 		return errors.New("gateway: --max-long-polls must be >= 0")
+	case c.Redis != "" && len(c.RedisCluster) > 0:
+		return errors.New("gateway: --redis and --redis-cluster exclude each other")
+	case c.RedisWait < 0:
+		return errors.New("gateway: --redis-wait must be >= 0")
+	case c.RedisWait > 0 && c.Redis == "" && len(c.RedisCluster) == 0:
+		return errors.New("gateway: --redis-wait needs --redis or --redis-cluster")
 	}
 	if c.LogLevel != "" {
 		if _, err := zerolog.ParseLevel(c.LogLevel); err != nil {

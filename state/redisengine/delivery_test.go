@@ -78,8 +78,7 @@ func TestWatchSlowSubscriptionNoGap(t *testing.T) {
 	close(gate.open)
 	ch := sub.keysOf("h").ch
 	eventually(t, "subscription", func() bool {
-		n, err := a.PubSubNumSub(ctx, ch).Result()
-		return err == nil && n[ch] == 1
+		return numSub(t, a, ch) == 1
 	})
 	last, err := pub.Publish(ctx, "h", []byte(`"late"`))
 	if err != nil {
@@ -103,13 +102,20 @@ func TestWatchSlowSubscriptionNoGap(t *testing.T) {
 // history (epochs aside, which each engine draws): the gateway must not be
 // able to tell them apart on one node.
 func TestConformsToMemory(t *testing.T) {
-	const hmax = 3
-	mem := state.NewMemory(state.MemoryConfig{HistoryMax: hmax})
 	// No watch replay: the subscription is live before the first call, and
 	// a replay racing the calls would stand the latest leaderboard in for
 	// per-claim ones.
-	red := newEngine(t, Config{HistoryMax: hmax, WatchReplay: -1})
-	a := admin(t)
+	conformance(t, newEngine(t, Config{HistoryMax: conformanceHmax, WatchReplay: -1}), admin(t))
+}
+
+// conformanceHmax is the HistoryMax of both engines in conformance.
+const conformanceHmax = 3
+
+// conformance is TestConformsToMemory's script, against red, an engine with
+// HistoryMax conformanceHmax and no watch replay; a is a client of its Redis.
+func conformance(t *testing.T, red *Engine, a redis.UniversalClient) {
+	const hmax = conformanceHmax
+	mem := state.NewMemory(state.MemoryConfig{HistoryMax: hmax})
 	mc, rc := newCollector(), newCollector()
 	mem.Subscribe(mc.sink)
 	red.Subscribe(rc.sink)
@@ -295,8 +301,7 @@ func TestReconnectFillLeaderboard(t *testing.T) {
 	close(gate.open)
 	ch := sub.keysOf("h").ch
 	eventually(t, "resubscription", func() bool {
-		n, err := a.PubSubNumSub(ctx, ch).Result()
-		return err == nil && n[ch] == 1
+		return numSub(t, a, ch) == 1
 	})
 	last, err := pub.Publish(ctx, "h", []byte(`"last"`))
 	if err != nil {
@@ -479,8 +484,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 	ch := sub.keysOf("h").ch
 	eventually(t, "resubscription", func() bool {
-		n, err := a.PubSubNumSub(ctx, ch).Result()
-		return err == nil && n[ch] == 1
+		return numSub(t, a, ch) == 1
 	})
 	st2, err := pub.Create(ctx, spec)
 	if err != nil {

@@ -15,13 +15,43 @@
 //	P{h}:h    list  the last HistoryMax reliable updates, encoded
 //	P{h}:c    list  every claim, "seq|at_ms|x|y|treasure|player|points", never trimmed
 //	P{h}:n    hash  node id -> players connected through that node
-//	P{h}:u    channel of the hunt's updates
-//	Phunts    set   hunt ids
-//	Pnode:ID  string with TTL: node ID's heartbeat
+//	P{h}:nl   zset  node id scored by when its count in P{h}:n expires
+//	P{h}:u    shard channel of the hunt's updates (SPUBLISH)
+//	Phunts    set   hunt ids (written before the hunt; see Hunts)
 //	Pnodes    sorted set: node id scored by its heartbeat's expiry (Redis clock)
 //
 // Engine.Nodes reads Pnodes (the entries not yet expired), for the nodes
 // field of /v1/stats: one small key, however large the keyspace.
+//
+// # Redis Cluster
+//
+// With Config.Cluster the engine runs on a Redis Cluster: a hunt lives on
+// the shard that owns its slot, so hunts spread over the primaries and each
+// hunt's calls go to one of them. No script touches two slots: every
+// script's keys are one hunt's, and the keys outside a hunt (Phunts,
+// Pnodes) are each written by a command of their own. A node's player
+// count of a hunt lives in the hunt's slot with its expiry (P{h}:n,
+// P{h}:nl): the count script renews the expiry, the flusher writes each
+// count again every HeartbeatTTL/3, and the status script sums the counts
+// not expired without reading another slot. Create adds the hunt to Phunts
+// before creating it; Hunts keeps the ids whose meta exists, so a create
+// that died in between leaves one stale id, never a hunt missing from the
+// list.
+//
+// Updates go out with SPUBLISH on the hunt's shard channel, which a cluster
+// carries only within the shard owning the slot (plain PUBLISH is
+// broadcast to every node of a cluster). The engine holds one pub/sub
+// connection per hash slot with watched hunts (pubsub.go says why not one
+// per shard); after a failover go-redis dials the slot's new primary and
+// subscribes again, and the reader fills the gap from the history as after
+// any reconnect. A shard channel that Redis drops itself (its slot moved)
+// makes the engine subscribe again on a new connection. The slot map is
+// read again every second and after a pub/sub error, as a primary killed
+// without notice gives no MOVED reply to prompt it. The readiness probe
+// pings every primary.
+//
+// The standalone mode uses shard channels too (a standalone Redis 7 treats
+// them as plain channels), so both modes share one delivery path.
 //
 // Updates are encoded as one '|'-separated line (codec.go); event data is
 // the tail of the line, raw, so it passes through byte for byte.
@@ -43,7 +73,7 @@
 //   - publish, end: check open, bump seq, record and publish.
 //   - count: sets the node's player count of the hunt (absolute, so a
 //     repeated or lost write does not skew it) and returns the status;
-//     status: sums the counts of the nodes whose heartbeat key exists.
+//     status: sums the counts whose expiry (P{h}:nl) has not passed.
 //   - board, player rank: seq, ZCARD and a ZRANGE of the page (or the
 //     player's member from P{h}:pm, its ZRANK and the ZRANGE around it):
 //     one round trip, one consistent read. claims: epoch and P{h}:c.
@@ -68,7 +98,7 @@
 //
 // # Ordering and delivery
 //
-// A script's PUBLISH calls happen inside the atomic step that took the seq,
+// A script's SPUBLISH calls happen inside the atomic step that took the seq,
 // so a channel carries a hunt's updates in seq order, and one pub/sub
 // connection per engine delivers them in that order. One goroutine reads it
 // and is the only caller of the sink.
@@ -155,20 +185,43 @@
 //     warning is logged; the updates received after it are delivered, and
 //     the first of them shows the gap to clients, who resume or reset as
 //     PROTOCOL.md says.
-//   - A node crashes: its player counts vanish when its heartbeat key
-//     expires (Config.HeartbeatTTL); Close deletes the key at once. The dead
-//     node's field in P{h}:n stays but is not counted.
+//   - A node crashes: its player counts stop counting when their expiry
+//     passes (Config.HeartbeatTTL) and are deleted by the next count write
+//     of another node to the hunt; Close deletes them at once.
 //   - Redis loses its data: the hunts are gone (ErrUnknownHunt); a hunt
 //     created again gets a new epoch, so clients reset rather than replay.
 //   - Redis comes back with older data (restarted from an older RDB or AOF,
 //     a failover to a replica that missed the last writes): see Epoch
 //     integrity.
-//   - A Create that dies half-way leaves only its staged key, which expires.
+//   - A Create that dies half-way leaves only its staged key, which
+//     expires, and possibly its id in Phunts, which Hunts skips.
+//   - A primary fails (Redis Cluster, or a standalone primary with
+//     replicas and a failover manager): replication is asynchronous, so the
+//     writes the primary acknowledged but had not yet sent to the replica
+//     that takes over are lost: claims, events, seqs. Calls fail until the
+//     replica is promoted (cluster-node-timeout plus an election: about 3 s
+//     with a 1 s timeout in TestClusterFailover) and then succeed on it
+//     without a restart. Config.WaitReplicas (huntgate --redis-wait 1)
+//     narrows the loss: a write is answered only once a replica holds it
+//     (WAIT on the same connection), so a claim a player was told about
+//     survives the failover. Its updates were published by the script
+//     before the WAIT, so a watcher may still have seen an update that a
+//     failover in that instant loses: Epoch integrity then gives the hunt a
+//     new epoch, and clients reset. While a promoted primary has no replica, each write
+//     waits the whole WaitTimeout and is counted in WaitShort. README.md
+//     gives the measured cost of the wait in dig latency.
 //
 // # Limits
 //
-// Redis 5 or later. Standalone Redis (or a primary with replicas): the status script reads
-// heartbeat keys and create adds to the hunt index, outside the hunt's slot,
-// so Redis Cluster is not supported as is. Events are bounded by what Redis
-// accepts as an argument (512 MB; the gateway bounds them far lower).
+// Redis 7.0 or later (shard channels: SPUBLISH, SSUBSCRIBE; Debian 12
+// ships 7.0), standalone or Redis Cluster. On a cluster a node holds one
+// pub/sub connection per hash slot with hunts it watches, so a node
+// watching thousands of hunts holds thousands of connections on the
+// shards (Redis's maxclients is 10,000 by default). The hunt index Phunts
+// and the registry Pnodes are single keys, each on one shard: both are
+// small and written rarely (a create; a heartbeat per node). Resharding
+// (moving slots while hunts are in use) is handled only as far as go-redis
+// follows MOVED replies and the engine resubscribes; it is not tested.
+// Events are bounded by what Redis accepts as an argument (512 MB; the
+// gateway bounds them far lower).
 package redisengine

@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +33,21 @@ const (
 
 // Config configures an Engine.
 type Config struct {
-	// URL is the Redis to use, redis://[user:pass@]host:port/db; required.
+	// URL is the Redis to use, redis://[user:pass@]host:port/db; required
+	// unless Cluster is set.
 	URL string
+	// Cluster lists seed addresses (host:port) of a Redis Cluster to use
+	// instead of URL: each hunt lives on the shard that owns its slot, and
+	// its updates travel on that shard's pub/sub (see the package doc).
+	Cluster []string
+	// WaitReplicas, when positive, makes Dig, Publish and End wait until
+	// that many replicas acknowledged the write (Redis WAIT), at most
+	// WaitTimeout, before answering: an answered claim then survives a
+	// failover to one of those replicas. A wait that times out is counted
+	// (Engine.WaitShort) and the call answered anyway, as the write is done.
+	WaitReplicas int
+	// WaitTimeout bounds the wait of WaitReplicas; 0 means 100 ms.
+	WaitTimeout time.Duration
 	// NodeID names this node in the per-hunt player counters and its
 	// heartbeat key; "" means a random id. Two live processes must never
 	// share one: a restarted process with the id of a crashed one would
@@ -70,18 +84,22 @@ type Config struct {
 // Engine is a state.Engine whose hunts live in Redis, shared by every node
 // that uses the same Redis and Prefix. See the package doc.
 type Engine struct {
-	rdb      *redis.Client
-	probe    *redis.Client // one connection, for the readiness probe (health.go)
+	rdb      redis.UniversalClient
+	crdb     *redis.ClusterClient  // rdb on a Redis Cluster, else nil
+	probe    redis.UniversalClient // one connection per node, for the readiness probe (health.go)
 	log      zerolog.Logger
 	node     string
 	prefix   string
-	nodeKey  string // heartbeat key of this node
 	nodesKey string // registry of the nodes: sorted set, id scored by heartbeat expiry
 	hmax     any    // HistoryMax as a script argument, boxed once
 	hmaxN    int
 	hage     time.Duration
 	hbTTL    time.Duration
+	hbTTLArg any // hbTTL in ms as a script argument, boxed once
+	frozen   atomic.Bool // stopHeartbeat: nothing renewed, as after a crash
 	replay   time.Duration
+	waitN    int
+	waitT    time.Duration
 
 	keys   sync.Map              // hunt -> *huntKeys, for hunts created or watched here
 	locals sync.Map              // hunt -> *localHunt: this node's counts and copies (local.go)
@@ -96,7 +114,7 @@ type Engine struct {
 	hbStop chan struct{}
 	hbOnce sync.Once
 
-	ps      *redis.PubSub
+	subs    *subConns // pub/sub connections (pubsub.go)
 	watchMu sync.Mutex
 	watched map[string]*watchState
 	dirty   map[string]struct{}
@@ -106,6 +124,7 @@ type Engine struct {
 	gaps        atomic.Uint64
 	filled      atomic.Uint64
 	regressions atomic.Uint64
+	waitShort   atomic.Uint64
 }
 
 type watchState struct {
@@ -117,7 +136,7 @@ type watchState struct {
 // huntKeys are a hunt's keys, built once. The hunt id is a hash tag so that
 // all of a hunt's keys map to one Redis Cluster slot.
 type huntKeys struct {
-	meta, treasures, lb, members, hist, nodes, ch string
+	meta, treasures, lb, members, hist, nodes, live, ch string
 	claims                                        string
 
 	chArg any // ch, boxed once rather than on every call
@@ -130,20 +149,50 @@ var _ state.Engine = (*Engine)(nil)
 // New connects to cfg.URL, checks that Redis answers, starts the heartbeat
 // and the pub/sub reader, and returns the engine.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
-	opt, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redisengine: url: %w", err)
-	}
-	if cfg.PoolSize > 0 {
-		opt.PoolSize = cfg.PoolSize
-	}
-	opt.DisableIdentity = true
+	var dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	if gate := cfg.dialGate; gate != nil {
 		var d net.Dialer
-		opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			gate(ctx)
 			return d.DialContext(ctx, network, addr)
 		}
+	}
+	var rdb, probe redis.UniversalClient
+	var crdb *redis.ClusterClient
+	if len(cfg.Cluster) > 0 {
+		if strings.ContainsAny(cfg.Prefix, "{}") {
+			return nil, fmt.Errorf("redisengine: prefix %q: braces would move the hunt id out of the hash tag", cfg.Prefix)
+		}
+		opt := &redis.ClusterOptions{
+			Addrs: cfg.Cluster, PoolSize: cfg.PoolSize, Dialer: dial, DisableIdentity: true,
+			// The slot map is read again every second: a primary killed
+			// without notice sends no MOVED to prompt a reload, and
+			// go-redis's own default is a minute.
+			ClusterStateReloadInterval: time.Second,
+		}
+		crdb = redis.NewClusterClient(opt)
+		rdb = crdb
+		popt := *opt
+		popt.PoolSize, popt.MinIdleConns, popt.MaxRetries, popt.MaxRedirects = 1, 0, -1, 0
+		popt.DialTimeout, popt.ReadTimeout, popt.WriteTimeout = probeTimeout, probeTimeout, probeTimeout
+		probe = redis.NewClusterClient(&popt)
+	} else {
+		opt, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redisengine: url: %w", err)
+		}
+		if cfg.PoolSize > 0 {
+			opt.PoolSize = cfg.PoolSize
+		}
+		opt.DisableIdentity = true
+		if dial != nil {
+			opt.Dialer = dial
+		}
+		rdb = redis.NewClient(opt)
+		popt := *opt
+		popt.PoolSize, popt.MinIdleConns, popt.MaxRetries = 1, 0, -1
+		popt.DialTimeout, popt.ReadTimeout, popt.WriteTimeout = probeTimeout, probeTimeout, probeTimeout
+		probe = redis.NewClient(&popt)
 	}
 	e := &Engine{
 		log:     cfg.Logger,
@@ -157,6 +206,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		watched: make(map[string]*watchState),
 		dirty:   make(map[string]struct{}),
 		kick:    make(chan struct{}, 1),
+		rdb:     rdb,
+		crdb:    crdb,
+		probe:   probe,
+		waitN:   cfg.WaitReplicas,
+		waitT:   cfg.WaitTimeout,
+	}
+	if e.waitT <= 0 {
+		e.waitT = 100 * time.Millisecond
 	}
 	if e.node == "" {
 		e.node = strconv.FormatUint(rand.Uint64(), 36)
@@ -177,20 +234,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.replay == 0 {
 		e.replay = DefaultWatchReplay
 	}
-	e.nodeKey = e.prefix + "node:" + e.node
+	e.hbTTLArg = strconv.FormatInt(e.hbTTL.Milliseconds(), 10)
 	e.nodesKey = e.prefix + "nodes"
-	e.rdb = redis.NewClient(opt)
-	popt := *opt
-	popt.PoolSize, popt.MinIdleConns, popt.MaxRetries = 1, 0, -1
-	popt.DialTimeout, popt.ReadTimeout, popt.WriteTimeout = probeTimeout, probeTimeout, probeTimeout
-	e.probe = redis.NewClient(&popt)
 	if err := e.beat(ctx); err != nil {
 		_ = e.rdb.Close()
 		_ = e.probe.Close()
 		return nil, fmt.Errorf("redisengine: connect: %w", err)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.ps = e.rdb.Subscribe(e.ctx)
+	e.subs = newSubConns(e)
 	e.wg.Add(5)
 	go e.heartbeat()
 	go e.subscriber()
@@ -234,13 +286,13 @@ func (e *Engine) buildKeys(hunt string) *huntKeys {
 	b := e.prefix + "{" + hunt + "}:"
 	k := &huntKeys{
 		meta: b + "m", treasures: b + "t", lb: b + "lb", members: b + "pm",
-		hist: b + "h", nodes: b + "n", ch: b + "u", claims: b + "c",
+		hist: b + "h", nodes: b + "n", live: b + "nl", ch: b + "u", claims: b + "c",
 	}
 	k.chArg = k.ch
 	k.dig = []string{k.meta, k.treasures, k.lb, k.members, k.hist, k.claims}
 	k.publish = []string{k.meta, k.hist}
-	k.end = []string{k.meta, k.hist, k.lb, k.nodes}
-	k.status = []string{k.meta, k.lb, k.nodes}
+	k.end = []string{k.meta, k.hist, k.lb, k.nodes, k.live}
+	k.status = []string{k.meta, k.lb, k.nodes, k.live}
 	k.history = []string{k.meta, k.hist, k.lb}
 	return k
 }
@@ -254,8 +306,8 @@ func (e *Engine) huntOf(ch string) string {
 	return ch[n+1 : len(ch)-3]
 }
 
-// heartbeat keeps this node's key alive, and with it the node's player
-// counts.
+// heartbeat keeps this node's entry in the registry alive. (Its player
+// counts are renewed by the flusher, local.go.)
 func (e *Engine) heartbeat() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.hbTTL / 3)
@@ -276,14 +328,17 @@ func (e *Engine) heartbeat() {
 	}
 }
 
-// beat renews this node's heartbeat key and its entry in the registry.
+// beat renews this node's entry in the registry.
 func (e *Engine) beat(ctx context.Context) error {
-	return beatLua.Run(ctx, e.rdb, []string{e.nodeKey, e.nodesKey}, e.node, e.hbTTL.Milliseconds()).Err()
+	return beatLua.Run(ctx, e.rdb, []string{e.nodesKey}, e.node, e.hbTTLArg).Err()
 }
 
-// stopHeartbeat stops refreshing the heartbeat key without deleting it, as a
-// crash would.
-func (e *Engine) stopHeartbeat() { e.hbOnce.Do(func() { close(e.hbStop) }) }
+// stopHeartbeat stops renewing the registry entry and the player counts
+// without deleting them, as a crash would.
+func (e *Engine) stopHeartbeat() {
+	e.frozen.Store(true)
+	e.hbOnce.Do(func() { close(e.hbStop) })
+}
 
 func (e *Engine) check() error {
 	if e.closed.Load() {
@@ -352,7 +407,13 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 		}
 	}
 	epoch := newEpoch()
-	rc, err := createLua.Run(ctx, e.rdb, []string{k.meta, k.treasures, stage, e.prefix + "hunts"},
+	// The index is another slot's key, so it is written before the hunt
+	// by its own command: an entry whose create then died is skipped by
+	// Hunts, which checks each against its meta.
+	if err := e.rdb.SAdd(ctx, e.prefix+"hunts", s.ID).Err(); err != nil {
+		return state.Status{}, wrap(err)
+	}
+	rc, err := createLua.Run(ctx, e.rdb, []string{k.meta, k.treasures, stage},
 		s.ID, s.Width, s.Height, strconv.FormatUint(epoch, 10), len(ts)).Int64()
 	if err != nil {
 		return state.Status{}, wrap(err)
@@ -439,7 +500,7 @@ func (e *Engine) Dig(ctx context.Context, hunt, player string, x, y int) (state.
 	}
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	v, err := digLua.Run(ctx, e.rdb, k.dig, player, x, y, e.hmax, k.chArg, se, ss, fresh).Result()
+	v, err := e.run(ctx, digLua, k.dig, player, x, y, e.hmax, k.chArg, se, ss, fresh)
 	if err != nil {
 		return state.DigResult{}, wrap(err)
 	}
@@ -471,7 +532,7 @@ func (e *Engine) Status(ctx context.Context, hunt string) (state.Status, error) 
 	if l := e.localOf(hunt); l != nil {
 		return e.writeCount(ctx, hunt, l)
 	}
-	v, err := statusLua.Run(ctx, e.rdb, e.keysOf(hunt).status, e.prefix+"node:").Result()
+	v, err := statusLua.Run(ctx, e.rdb, e.keysOf(hunt).status).Result()
 	if err != nil {
 		return state.Status{}, wrap(err)
 	}
@@ -486,10 +547,11 @@ func (e *Engine) Publish(ctx context.Context, hunt string, data []byte) (uint64,
 	}
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	rc, err := publishLua.Run(ctx, e.rdb, k.publish, data, e.hmax, k.chArg, se, ss, fresh).Int64()
+	v, err := e.run(ctx, publishLua, k.publish, data, e.hmax, k.chArg, se, ss, fresh)
 	if err != nil {
 		return 0, wrap(err)
 	}
+	rc, _ := v.(int64)
 	if rc < 0 {
 		return 0, rcErr(rc)
 	}
@@ -503,7 +565,7 @@ func (e *Engine) End(ctx context.Context, hunt string) (state.Status, error) {
 	}
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	v, err := endLua.Run(ctx, e.rdb, k.end, e.hmax, k.ch, e.prefix+"node:", se, ss, fresh).Result()
+	v, err := e.run(ctx, endLua, k.end, e.hmax, k.chArg, se, ss, fresh)
 	if err != nil {
 		return state.Status{}, wrap(err)
 	}
@@ -605,6 +667,27 @@ func (e *Engine) Hunts(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
+	// The index may hold a hunt whose create died after the index was
+	// written (rare, and harmless beyond one id): keep the ids whose meta
+	// exists. Entries are never removed, as a create under way may have
+	// indexed its hunt a moment ago.
+	p := e.rdb.Pipeline()
+	exists := make([]*redis.IntCmd, len(ids))
+	for i, id := range ids {
+		exists[i] = p.Exists(ctx, e.keysOf(id).meta)
+	}
+	if len(ids) > 0 {
+		if _, err := p.Exec(ctx); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	live := ids[:0]
+	for i, id := range ids {
+		if exists[i].Val() == 1 {
+			live = append(live, id)
+		}
+	}
+	ids = live
 	slices.Sort(ids)
 	return ids, nil
 }
@@ -643,21 +726,26 @@ func (e *Engine) Subscribe(sink func(state.Update)) {
 // Inline implements state.Engine: every call is a Redis round trip.
 func (e *Engine) Inline() bool { return false }
 
-// Close implements state.Engine. It deletes this node's heartbeat key, so
-// its player counts drop out of every hunt at once.
+// Close implements state.Engine. It deletes this node's registry entry and
+// player counts, so they drop out of every hunt at once.
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {
 		return nil
 	}
 	e.sink.Store(nil)
 	e.cancel()
-	err := e.ps.Close()
+	err := e.subs.close()
 	e.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	if derr := e.rdb.Del(ctx, e.nodeKey).Err(); derr != nil && err == nil {
-		err = derr
-	}
-	if derr := e.rdb.ZRem(ctx, e.nodesKey, e.node).Err(); derr != nil && err == nil {
+	p := e.rdb.Pipeline()
+	p.ZRem(ctx, e.nodesKey, e.node)
+	e.locals.Range(func(h, _ any) bool {
+		k := e.keysOf(h.(string))
+		p.ZRem(ctx, k.live, e.node)
+		p.HDel(ctx, k.nodes, e.node)
+		return true
+	})
+	if _, derr := p.Exec(ctx); derr != nil && err == nil {
 		err = derr
 	}
 	cancel()

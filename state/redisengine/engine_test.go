@@ -26,7 +26,9 @@ var prefixes atomic.Uint64
 
 func newEngine(t testing.TB, cfg Config) *Engine {
 	t.Helper()
-	cfg.URL = redisURL
+	if len(cfg.Cluster) == 0 {
+		cfg.URL = redisURL
+	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = fmt.Sprintf("t:%s:%d:", t.Name(), prefixes.Add(1))
 	}
@@ -102,14 +104,31 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// numSub is how many connections subscribe to the shard channel ch, asked
+// of the node that owns its slot (-1 if it could not be asked).
+func numSub(t *testing.T, a redis.UniversalClient, ch string) int64 {
+	var c redis.Cmdable = a
+	if cc, ok := a.(*redis.ClusterClient); ok {
+		m, err := cc.MasterForKey(ctx, ch)
+		if err != nil {
+			return -1
+		}
+		c = m
+	}
+	n, err := c.PubSubShardNumSub(ctx, ch).Result()
+	if err != nil {
+		return -1
+	}
+	return n[ch]
+}
+
 // watchAndWait watches hunt on e and waits until its subscription is live.
-func watchAndWait(t *testing.T, a *redis.Client, e *Engine, hunt string, want int64) {
+func watchAndWait(t *testing.T, a redis.UniversalClient, e *Engine, hunt string, want int64) {
 	t.Helper()
 	e.Watch(hunt)
 	ch := e.keysOf(hunt).ch
 	eventually(t, "subscription to "+ch, func() bool {
-		n, err := a.PubSubNumSub(ctx, ch).Result()
-		return err == nil && n[ch] >= want
+		return numSub(t, a, ch) >= want
 	})
 }
 
@@ -555,8 +574,7 @@ func TestWatchAndEvents(t *testing.T) {
 	sub.Unwatch("w")
 	ch := sub.keysOf("w").ch
 	eventually(t, "unsubscribe", func() bool {
-		n, err := a.PubSubNumSub(ctx, ch).Result()
-		return err == nil && n[ch] == 0
+		return numSub(t, a, ch) == 0
 	})
 	if _, err := pub.Publish(ctx, "w", []byte(`3`)); err != nil {
 		t.Fatal(err)
@@ -732,8 +750,7 @@ func TestReconnectGap(t *testing.T) {
 	}
 	close(gate.open)
 	eventually(t, "resubscription", func() bool {
-		n, err := a.PubSubNumSub(ctx, sub.keysOf("h").ch).Result()
-		return err == nil && n[sub.keysOf("h").ch] == 1
+		return numSub(t, a, sub.keysOf("h").ch) == 1
 	})
 	eventually(t, "the gap to be seen", func() bool { return sub.Gaps() > 0 })
 	seq, err := pub.Publish(ctx, "h", []byte(`last`))

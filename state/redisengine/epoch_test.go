@@ -184,10 +184,7 @@ func resubscribed(t *testing.T, srv *redistest.Server, e *Engine) {
 	a := srv.Client()
 	defer a.Close()
 	ch := e.keysOf("h").ch
-	eventually(t, "resubscription", func() bool {
-		n, err := a.PubSubNumSub(ctx, ch).Result()
-		return err == nil && n[ch] == 1
-	})
+	eventually(t, "resubscription", func() bool { return numSub(t, a, ch) == 1 })
 }
 
 func copyFile(t *testing.T, from, to string) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Probing of Redis, for the node's readiness.
@@ -45,7 +47,7 @@ func (e *Engine) prober() {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(e.ctx, probeTimeout)
-		err := e.probe.Ping(ctx).Err()
+		err := e.ping(ctx)
 		cancel()
 		if e.ctx.Err() != nil {
 			return
@@ -57,6 +59,17 @@ func (e *Engine) prober() {
 		case <-t.C:
 		}
 	}
+}
+
+// ping pings Redis through the probe's client: on a Redis Cluster every
+// primary, as each serves its own share of the hunts.
+func (e *Engine) ping(ctx context.Context) error {
+	if c, ok := e.probe.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Ping(ctx).Err()
+		})
+	}
+	return e.probe.Ping(ctx).Err()
 }
 
 // setHealth records a probe's outcome, logging the changes.

@@ -290,7 +290,7 @@ func (e *Engine) writeCount(ctx context.Context, hunt string, l *localHunt) (sta
 	l.mu.Lock()
 	c := l.count
 	l.mu.Unlock()
-	v, err := countLua.Run(ctx, e.rdb, e.keysOf(hunt).status, e.prefix+"node:", e.node, strconv.FormatInt(c, 10)).Result()
+	v, err := countLua.Run(ctx, e.rdb, e.keysOf(hunt).status, e.node, strconv.FormatInt(c, 10), e.hbTTLArg).Result()
 	if err != nil {
 		return state.Status{}, wrap(err)
 	}
@@ -338,14 +338,17 @@ func (e *Engine) flush() {
 	e.locals.Range(func(k, v any) bool {
 		hunt, l := k.(string), v.(*localHunt)
 		l.mu.Lock()
-		due := l.count != l.sent || (l.gen != 0 && now.Sub(l.fresh) >= refreshEvery)
+		// A count in Redis lives HeartbeatTTL after its write: written
+		// again each third of it, so that only a crash lets it expire.
+		due := l.count != l.sent || (l.gen != 0 && now.Sub(l.fresh) >= refreshEvery) ||
+			(l.sent > 0 && now.Sub(l.fresh) >= e.hbTTL/3)
 		idle := l.count == 0 && l.sent == 0 && l.gen == 0
 		l.mu.Unlock()
 		if idle {
 			e.dropIdle(hunt, l)
 			return true
 		}
-		if !due {
+		if !due || e.frozen.Load() {
 			return true
 		}
 		ctx, cancel := context.WithTimeout(e.ctx, readTimeout)

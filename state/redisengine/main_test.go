@@ -25,6 +25,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer s.Stop()
+	defer stopSharedCluster()
 	redisURL = s.URL()
 	return m.Run()
 }

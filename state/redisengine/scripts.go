@@ -40,7 +40,7 @@ end
 local function record(hist, ch, max, u)
   redis.call('RPUSH', hist, u)
   redis.call('LTRIM', hist, -max, -1)
-  redis.call('PUBLISH', ch, u)
+  redis.call('SPUBLISH', ch, u)
 end
 `
 
@@ -58,20 +58,34 @@ local function ranked(r, lb, from, to)
 end
 `
 
-// luaStatus is luaRanked and defines status(meta, lb, nodes, nodePrefix):
+// luaStatus is luaRanked and defines status(meta, lb, nodes, live):
 // epoch, seq, state, treasures left, players summed over the nodes whose
-// heartbeat key lives, then the top as player, score pairs.
+// entry in live (node id scored by the expiry of its count, Redis clock)
+// has not expired, then the top as player, score pairs; and alive(). Counts
+// and their expiries are keys of the hunt, so the scripts stay in the
+// hunt's slot (Redis Cluster). It needs luaNow before it.
 const luaStatus = luaRanked + `
-local function status(meta, lb, nodes, nodePrefix)
+local function status(meta, lb, nodes, live)
   local m = redis.call('HMGET', meta, 'epoch', 'seq', 'state', 'left')
   local players = 0
-  local nc = redis.call('HGETALL', nodes)
-  for i = 1, #nc, 2 do
-    if redis.call('EXISTS', nodePrefix .. nc[i]) == 1 then
-      players = players + tonumber(nc[i + 1])
-    end
+  local ids = redis.call('ZRANGEBYSCORE', live, '(' .. now(), '+inf')
+  if #ids > 0 then
+    local nc = redis.call('HMGET', nodes, unpack(ids))
+    for i = 1, #nc do players = players + tonumber(nc[i] or '0') end
   end
   return ranked({m[1], m[2], m[3], m[4], players}, lb, 0, 9)
+end
+-- alive renews node's entry in live for ttl ms and drops the counts of
+-- nodes whose entry expired (crashed nodes), so both stay as small as the
+-- set of nodes serving the hunt.
+local function alive(nodes, live, node, ttl)
+  local ms = tonumber(now())
+  local dead = redis.call('ZRANGEBYSCORE', live, '-inf', string.format('%d', ms))
+  if #dead > 0 then
+    redis.call('HDEL', nodes, unpack(dead))
+    redis.call('ZREM', live, unpack(dead))
+  end
+  redis.call('ZADD', live, string.format('%d', ms + tonumber(ttl)), node)
 end
 `
 
@@ -97,10 +111,11 @@ local function guard(meta, hist)
 end
 `
 
-// createLua: KEYS meta, treasures, staged treasures, hunts index;
-// ARGV id, width, height, epoch, treasure count.
-// The treasures were written to the staged key beforehand; the rename makes
-// the hunt appear whole or not at all.
+// createLua: KEYS meta, treasures, staged treasures; ARGV id, width,
+// height, epoch, treasure count. The treasures were written to the staged
+// key beforehand; the rename makes the hunt appear whole or not at all.
+// The hunt index is written before, by its own command, as it lives in
+// another slot (see Engine.Create).
 var createLua = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('DEL', KEYS[3])
@@ -112,7 +127,6 @@ if tonumber(ARGV[5]) > 0 then
 end
 redis.call('HSET', KEYS[1], 'state', 'open', 'w', ARGV[2], 'h', ARGV[3], 'epoch', ARGV[4],
   'seq', 0, 'left', ARGV[5], 'count', ARGV[5], 'tick', 0)
-redis.call('SADD', KEYS[4], ARGV[1])
 return 1
 `)
 
@@ -157,7 +171,7 @@ local seqs = string.format('%d', seq)
 local head = '|' .. seqs .. '|' .. m[4] .. '|' .. at .. '|'
 record(KEYS[5], ARGV[5], max, 'c' .. head .. tid .. '|' .. player .. '|' .. string.format('%d', pts))
 redis.call('RPUSH', KEYS[6], seqs .. '|' .. at .. '|' .. ARGV[2] .. '|' .. ARGV[3] .. '|' .. tid .. '|' .. player .. '|' .. string.format('%d', pts))
-redis.call('PUBLISH', ARGV[5], 'l' .. head .. tp)
+redis.call('SPUBLISH', ARGV[5], 'l' .. head .. tp)
 if left == 0 then
   redis.call('HSET', KEYS[1], 'state', 'ended')
   local seq2 = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -179,9 +193,8 @@ record(KEYS[2], ARGV[3], tonumber(ARGV[2]),
 return seq
 `)
 
-// endLua: KEYS meta, history, leaderboard, nodes; ARGV history max,
-// channel, node key prefix, then guard's three. Reply: a negative rc or
-// the status.
+// endLua: KEYS meta, history, leaderboard, nodes, live; ARGV history max,
+// channel, then guard's three. Reply: a negative rc or the status.
 var endLua = redis.NewScript(luaTop + luaStatus + luaGuard + `
 guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
@@ -191,7 +204,7 @@ redis.call('HSET', KEYS[1], 'state', 'ended')
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 record(KEYS[2], ARGV[2], tonumber(ARGV[1]),
   'x|' .. string.format('%d', seq) .. '|' .. m[2] .. '|' .. now() .. '|' .. top(KEYS[3]))
-return status(KEYS[1], KEYS[3], KEYS[4], ARGV[3])
+return status(KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 `)
 
 // bumpLua: KEYS meta, history, leaderboard; ARGV channel, then guard's
@@ -202,28 +215,32 @@ var bumpLua = redis.NewScript(luaTop + luaGuard + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 if not guard(KEYS[1], KEYS[2]) then return 0 end
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
-redis.call('PUBLISH', ARGV[1], 'l|' .. m[2] .. '|' .. m[1] .. '|' .. now() .. '|' .. top(KEYS[3]))
+redis.call('SPUBLISH', ARGV[1], 'l|' .. m[2] .. '|' .. m[1] .. '|' .. now() .. '|' .. top(KEYS[3]))
 return 1
 `)
 
-// statusLua: KEYS meta, leaderboard, nodes; ARGV node key prefix.
-var statusLua = redis.NewScript(luaStatus + `
+// statusLua: KEYS meta, leaderboard, nodes, live.
+var statusLua = redis.NewScript(luaNow + luaStatus + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return status(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 `)
 
-// countLua: KEYS meta, leaderboard, nodes; ARGV node key prefix, node id,
-// count. Sets this node's player count of the hunt (removed at 0): the
-// absolute count, so a write lost or repeated does not skew it, and a Redis
-// that lost its data gets it back on the next write. Reply: status.
-var countLua = redis.NewScript(luaStatus + `
+// countLua: KEYS meta, leaderboard, nodes, live; ARGV node id, count,
+// count TTL ms. Sets this node's player count of the hunt (removed at 0):
+// the absolute count, so a write lost or repeated does not skew it, and a
+// Redis that lost its data gets it back on the next write. The count
+// counts until TTL after this write (the flusher writes it again before).
+// Reply: status.
+var countLua = redis.NewScript(luaNow + luaStatus + `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-if ARGV[3] == '0' then
-  redis.call('HDEL', KEYS[3], ARGV[2])
+if ARGV[2] == '0' then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
 else
-  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  alive(KEYS[3], KEYS[4], ARGV[1], ARGV[3])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 end
-return status(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return status(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 `)
 
 // historyLua: KEYS meta, history, leaderboard; ARGV since (-1: the entries
@@ -266,16 +283,15 @@ for i = 1, #t do r[#r + 1] = t[i] end
 return r
 `)
 
-// beatLua: KEYS node key, registry; ARGV node id, TTL ms. Renews the
-// node's heartbeat key and scores its registry entry with the expiry; both
-// by Redis's clock, so nodes with skewed clocks agree. Expired entries are
-// pruned here, so the registry stays as small as the set of live nodes.
+// beatLua: KEYS registry; ARGV node id, TTL ms. Scores the node's registry
+// entry with its expiry, by Redis's clock, so nodes with skewed clocks
+// agree. Expired entries are pruned here, so the registry stays as small as
+// the set of live nodes.
 var beatLua = redis.NewScript(luaNow + `
 local ms = tonumber(now())
 local ttl = tonumber(ARGV[2])
-redis.call('SET', KEYS[1], '1', 'PX', ttl)
-redis.call('ZADD', KEYS[2], string.format('%d', ms + ttl), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', ms))
+redis.call('ZADD', KEYS[1], string.format('%d', ms + ttl), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', ms))
 return 1
 `)
 

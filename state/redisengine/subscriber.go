@@ -3,7 +3,6 @@ package redisengine
 import (
 	"context"
 	"errors"
-	"net"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -98,6 +97,13 @@ func (e *Engine) subscriber() {
 		case <-retry:
 			retry = nil
 		}
+		for _, h := range e.subs.takeBroken() {
+			// Redis dropped these (their slot moved): subscribe anew.
+			delete(subscribed, h)
+			e.watchMu.Lock()
+			e.dirty[h] = struct{}{}
+			e.watchMu.Unlock()
+		}
 		e.watchMu.Lock()
 		var todo []string
 		for h := range e.dirty {
@@ -118,9 +124,9 @@ func (e *Engine) subscriber() {
 			ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
 			var err error
 			if want {
-				err = e.ps.Subscribe(ctx, ch)
+				err = e.subs.subscribe(ctx, h, ch)
 			} else {
-				err = e.ps.Unsubscribe(ctx, ch)
+				err = e.subs.unsubscribe(ctx, h, ch)
 			}
 			cancel()
 			if err != nil {
@@ -161,40 +167,31 @@ type track struct {
 }
 
 // reader is the only goroutine that calls the sink, so the sink sees each
-// hunt's updates in the order Redis published them, which is seq order.
+// hunt's updates in the order Redis published them, which is seq order. It
+// takes what the pub/sub connections read (pubsub.go).
 func (e *Engine) reader() {
 	defer e.wg.Done()
 	tracks := make(map[string]*track)
 	for {
-		msg, err := e.ps.ReceiveTimeout(e.ctx, readTimeout)
-		if err != nil {
-			if e.ctx.Err() != nil {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Quiet: ping, so that a dead connection fails and is
-				// replaced (go-redis resubscribes on the new one).
-				ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
-				_ = e.ps.Ping(ctx)
-				cancel()
-				continue
-			}
-			if errors.Is(err, redis.ErrClosed) {
-				return
-			}
-			e.log.Warn().Err(err).Msg("redisengine: pub/sub receive")
-			select {
-			case <-e.ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
+		var ev subEvent
+		select {
+		case <-e.ctx.Done():
+			return
+		case ev = <-e.subs.events:
 		}
-		switch m := msg.(type) {
+		switch m := ev.msg.(type) {
 		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				e.onSubscribed(tracks, e.huntOf(m.Channel))
+			hunt := e.huntOf(m.Channel)
+			switch m.Kind {
+			case "ssubscribe":
+				e.onSubscribed(tracks, hunt)
+			case "sunsubscribe":
+				if e.watchGen(hunt) != 0 && e.subs.holds(ev.c, hunt) {
+					// Not asked for: Redis drops the shard channels of
+					// a slot its node no longer serves.
+					e.log.Warn().Str("hunt", hunt).Msg("redisengine: shard channel dropped by Redis, subscribing again")
+					e.subs.markBroken(ev.c)
+				}
 			}
 		case *redis.Message:
 			e.onMessage(tracks, m)

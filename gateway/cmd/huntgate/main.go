@@ -50,7 +50,7 @@ func run(args []string) int {
 	}
 	engine, err := newEngine(cfg, log)
 	if err != nil {
-		log.Error().Err(err).Str("redis", cfg.Redis).Msg("huntgate: cannot start the hunt engine")
+		log.Error().Err(err).Str("redis", cfg.Redis).Strs("redis_cluster", cfg.RedisCluster).Msg("huntgate: cannot start the hunt engine")
 		return 1
 	}
 	defer engine.Close()
@@ -141,17 +141,20 @@ func hostPort(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-// newEngine returns the embedded memory engine, or with --redis the Redis
-// engine that the nodes of a cluster share.
+// newEngine returns the embedded memory engine, or with --redis or
+// --redis-cluster the Redis engine that the nodes of a cluster share.
 func newEngine(cfg gateway.Config, log zerolog.Logger) (state.Engine, error) {
-	if cfg.Redis != "" {
+	if cfg.Redis != "" || len(cfg.RedisCluster) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return redisengine.New(ctx, redisengine.Config{
-			URL:        cfg.Redis,
-			HistoryMax: cfg.HistoryMax,
-			HistoryAge: cfg.HistoryAge,
-			Logger:     log,
+			URL:          cfg.Redis,
+			Cluster:      cfg.RedisCluster,
+			WaitReplicas: cfg.RedisWait,
+			WaitTimeout:  cfg.RedisWaitTimeout,
+			HistoryMax:   cfg.HistoryMax,
+			HistoryAge:   cfg.HistoryAge,
+			Logger:       log,
 		})
 	}
 	return state.NewMemory(state.MemoryConfig{
