@@ -11,6 +11,7 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl) # scripts/cluster.sh
 command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)     # scripts/million.sh
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2) # the many-hosts test (network namespaces)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium) # clients/js browser tests
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
 	sudo=()
 	[ "$(id -u)" = 0 ] || sudo=(sudo -n)
@@ -25,6 +26,7 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
+export HUNTGATE_REQUIRE_BROWSER=1 # installed above: the browser tests must not skip
 go mod download
 go mod verify
 go vet ./...

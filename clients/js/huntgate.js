@@ -317,6 +317,7 @@ export class HuntClient {
         r.fresh = true;
       }
     }
+    r.msg = msg;
     const ref = this._nextRef++;
     this._inflight.set(ref, r);
     this._ws.send(JSON.stringify({ ...msg, ref }));

@@ -18,7 +18,7 @@ const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const client = new HuntClient(`${scheme}//${location.host}`, { player });
 // What the page received, for people poking at it from the console and for
 // the browser tests.
-const seen = { client, updates: [], resets: 0, digs: 0, finds: 0, joined: false };
+const seen = { client, updates: [], states: [], resets: 0, digs: 0, finds: 0, joined: false };
 window.play = seen;
 
 // ---- grid ----
@@ -150,6 +150,7 @@ function feed(text, cls, pts) {
 }
 
 client.on('state', (s) => {
+  seen.states.push(s);
   const el = $('state');
   el.textContent = s;
   el.className = `pill ${s}`;
