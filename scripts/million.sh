@@ -86,6 +86,8 @@ cleanup() {
 	[ -n "$hl_pid" ] && kill "$hl_pid" 2>/dev/null || true
 	[ -n "$smp_pid" ] && kill "$smp_pid" 2>/dev/null || true
 	"${cluster[@]}" down --dir "$cdir" --timeout 20 >/dev/null 2>&1 || true
+	# The binaries were only for this run; the results stay.
+	rm -rf "$out/bin" "$cdir/huntgate"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
