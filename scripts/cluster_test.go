@@ -50,23 +50,36 @@ func huntgateBin(t *testing.T) string {
 
 // freePorts returns the first of n consecutive loopback ports that are free
 // now (each checked by listening on it).
-func freePorts(t *testing.T, n int) int {
+func freePorts(t *testing.T, n int) int { return freePortsPlus(t, n, 0) }
+
+// freePortsPlus is freePorts that also needs each port + plus free (a Redis
+// Cluster node's bus port is its port + 10,000); plus 0 checks nothing more.
+func freePortsPlus(t *testing.T, n, plus int) int {
 	t.Helper()
-	for try := 0; try < 50; try++ {
+	for try := 0; try < 200; try++ {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		base := l.Addr().(*net.TCPAddr).Port
 		ls := []net.Listener{l}
-		ok := base+n <= 65535
-		for i := 1; ok && i < n; i++ {
-			li, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
+		ok := base+n+plus <= 65535
+		for i := 0; ok && i < n; i++ {
+			ports := []int{base + i}
+			if i == 0 {
+				ports = nil
 			}
-			ls = append(ls, li)
+			if plus > 0 {
+				ports = append(ports, base+i+plus)
+			}
+			for _, p := range ports {
+				li, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+				if err != nil {
+					ok = false
+					break
+				}
+				ls = append(ls, li)
+			}
 		}
 		for _, li := range ls {
 			li.Close()
@@ -162,6 +175,11 @@ func exited(pid int) bool {
 // and take players from the one shared port, that status reports them, and
 // that down leaves none of the processes it started.
 func TestClusterUpServeDown(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { testClusterUpServeDown(t, false) })
+	t.Run("redis-cluster", func(t *testing.T) { testClusterUpServeDown(t, true) })
+}
+
+func testClusterUpServeDown(t *testing.T, redisCluster bool) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("needs redis-server: run scripts/test.sh or apt-get install -y redis-server")
 	}
@@ -172,11 +190,16 @@ func TestClusterUpServeDown(t *testing.T) {
 	dir := t.TempDir()
 	port := freePorts(t, 1)
 	adminPort := freePorts(t, 2)
-	redisPort := freePorts(t, 1)
+	redisPort, redisProcs := freePorts(t, 1), 1
 	common := []string{"--dir", dir}
 	up := append([]string{"up", "--nodes", "2", "--port", strconv.Itoa(port),
-		"--admin-port", strconv.Itoa(adminPort), "--redis-port", strconv.Itoa(redisPort),
-		"--bin", bin, "--timeout", "60"}, common...)
+		"--admin-port", strconv.Itoa(adminPort), "--bin", bin, "--timeout", "60"}, common...)
+	if redisCluster {
+		// 3 primaries + 3 replicas on 6 ports and their bus ports.
+		redisPort, redisProcs = freePortsPlus(t, 6, 10000), 6
+		up = append(up, "--redis-cluster")
+	}
+	up = append(up, "--redis-port", strconv.Itoa(redisPort))
 	up = append(up, "--", "--dev", "--api-key", "k", "--loops", "1", "--log-level", "warn", "--drain", "1s")
 	runScript(t, up...)
 	pids := recordedPIDs(t, dir)
@@ -186,8 +209,8 @@ func TestClusterUpServeDown(t *testing.T) {
 			_ = exec.Command("./cluster.sh", append([]string{"down"}, common...)...).Run()
 		}
 	})
-	if len(pids) != 3 || pids["node-0"] == 0 || pids["node-1"] == 0 || pids["redis-"+strconv.Itoa(redisPort)] == 0 {
-		t.Fatalf("recorded PIDs %v, want node-0, node-1 and redis-%d", pids, redisPort)
+	if len(pids) != 2+redisProcs || pids["node-0"] == 0 || pids["node-1"] == 0 || pids["redis-"+strconv.Itoa(redisPort)] == 0 {
+		t.Fatalf("recorded PIDs %v, want node-0, node-1 and %d redis-server", pids, redisProcs)
 	}
 
 	admins := []string{
