@@ -136,10 +136,13 @@ kill_flags=()
 if [ "$kill" = 1 ] && [ "$nodes" -gt 1 ]; then
 	kill_flags=(--kill-pid "${node_pids[1]}" --kill-after "$((dur_s * 2 / 5))s")
 fi
+# Replies and deliveries still in flight at the end are waited for: one event
+# to 100,000 players took 5 s here, so 10 s plus 1 s per 25,000 players.
+drain="$((10 + players / 25000))s"
 event_rate="$(awk -v n="$events" -v d="$dur_s" 'BEGIN {printf "%.6f", (n > 0 ? n / d : 0)}')"
 hl_cmd=("$out/bin/huntload" crowd --url "ws://127.0.0.1:$port" --admin "http://127.0.0.1:$admin_port" --api-key "$key"
 	--dev --players "$players" --procs "$procs" --hunts "$hunts" --grid 1000 --treasures "$treasures" --ramp "$ramp" --rate "$rate"
-	--duration "$duration" --event-rate "$event_rate" --drain 10s --src "$src" --idle-timeout 10m
+	--duration "$duration" --event-rate "$event_rate" --drain "$drain" --src "$src" --idle-timeout 10m
 	--handshake-timeout "$hs_timeout" --hunt-prefix "m$(date +%s)" "${kill_flags[@]}"
 	--json "$out/crowd.json" --html "$out/crowd.html")
 echo "${hl_cmd[*]}" >>"$out/commands.txt"
