@@ -50,6 +50,10 @@ func acceptKey(key []byte) [28]byte {
 // the only form Inflater and Deflater run.
 const deflateHeader = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
 
+// deflateHeaderWindow is the server's acceptance of an offer that named
+// server_max_window_bits=15.
+const deflateHeaderWindow = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=15\r\n"
+
 // AppendClientRequest appends an RFC 6455 opening handshake request for
 // path (with its query) on host to dst and returns the extended slice. extra
 // headers are written as given, after the WebSocket ones.

@@ -94,6 +94,7 @@ type upgradeState struct {
 	req     Request
 	check   func(r *Request) int
 	deflate bool   // Upgrader.Deflate of the current call
+	window  bool   // the accepted offer named server_max_window_bits (=15)
 	refused int    // status returned by check, 0 if none
 	scratch []byte // copies of the request fields, kept across calls
 	head    []byte // a head rewritten by rewriteHead, kept across calls
@@ -104,7 +105,9 @@ var upgradeStates = sync.Pool{New: func() any { return newUpgradeState() }}
 
 func newUpgradeState() *upgradeState {
 	s := &upgradeState{scratch: make([]byte, 0, 512)}
-	s.ext.Parameters = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}
+	// ServerMaxWindowBits 15 lets wsflate accept offers that name it;
+	// negotiate declines those that ask for less.
+	s.ext.Parameters = wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerMaxWindowBits: maxWindowBits}
 	s.wsu = ws.Upgrader{
 		OnRequest:       s.onRequest,
 		OnHost:          s.onHost,
@@ -155,21 +158,39 @@ func (s *upgradeState) onHeader(key, value []byte) error {
 	return nil
 }
 
+// maxWindowBits is the LZ77 window of Go's compress/flate, which always
+// compresses with 32 KiB: 2^15.
+const maxWindowBits = 15
+
 // negotiate evaluates permessage-deflate offers with wsflate but never lets
 // ws write the answer: the extension header is written by WriteTo after
 // Check, which may still decline it. A malformed offer is declined, not
-// failed (RFC 7692 section 5: the server "MUST decline" such an offer).
+// failed (RFC 7692 section 5: the server "MUST decline" such an offer). An
+// offer with server_max_window_bits below 15 is declined, since our
+// compressor cannot use a smaller window (RFC 7692 section 7.1.2.1: decline,
+// or accept with a value no larger than offered); one with 15 is accepted
+// and answered with server_max_window_bits=15. The next offer of the list,
+// if any, is then considered.
 func (s *upgradeState) negotiate(opt httphead.Option) (httphead.Option, error) {
-	if s.deflate {
-		if _, err := s.ext.Negotiate(opt); err != nil {
-			s.ext.Reset()
+	if !s.deflate {
+		return httphead.Option{}, nil
+	}
+	if _, accepted := s.ext.Accepted(); !accepted && bytes.Equal(opt.Name, wsflate.ExtensionNameBytes) {
+		var p wsflate.Parameters
+		if p.Parse(opt) == nil && p.ServerMaxWindowBits != 0 && p.ServerMaxWindowBits != maxWindowBits {
+			return httphead.Option{}, nil
 		}
+	}
+	if _, err := s.ext.Negotiate(opt); err != nil {
+		s.ext.Reset()
 	}
 	return httphead.Option{}, nil
 }
 
 func (s *upgradeState) onBeforeUpgrade() (ws.HandshakeHeader, error) {
-	_, s.req.Deflate = s.ext.Accepted()
+	var p wsflate.Parameters
+	p, s.req.Deflate = s.ext.Accepted()
+	s.window = p.ServerMaxWindowBits == maxWindowBits
 	s.req.Path = s.get(fieldPath)
 	s.req.Query = s.get(fieldQuery)
 	s.req.Host = s.get(fieldHost)
@@ -189,7 +210,11 @@ func (s *upgradeState) WriteTo(w io.Writer) (int64, error) {
 	if !s.req.Deflate {
 		return 0, nil
 	}
-	n, err := io.WriteString(w, deflateHeader)
+	h := deflateHeader
+	if s.window {
+		h = deflateHeaderWindow
+	}
+	n, err := io.WriteString(w, h)
 	return int64(n), err
 }
 

@@ -40,6 +40,11 @@ type Config struct {
 	APIKey string
 	// TestEndpoints enables /echo and /fanout; false answers 404 there.
 	TestEndpoints bool
+	// Deflate negotiates permessage-deflate on /ws with clients that offer
+	// it: each hunt update is compressed once for all of them (replies stay
+	// uncompressed, as RFC 7692 allows); inbound messages are inflated up to
+	// MaxMessage. false declines every offer on /ws.
+	Deflate bool
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener;
 	// false serves nothing there. Profiles are read-only, but they reveal
 	// internals, so keep the admin listener private when this is on.
@@ -189,6 +194,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for player tokens")
 	fs.StringVar(&c.APIKey, "api-key", "", "key for mutating admin endpoints (X-API-Key or Authorization: Bearer)")
 	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout")
+	fs.BoolVar(&c.Deflate, "deflate", false, "negotiate permessage-deflate on /ws (each update compressed once for all players)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
 	fs.StringVar(&c.Redis, "redis", "", "cluster mode on Redis (absent: embedded memory engine)")
 	fs.Func("redis-cluster", "cluster mode on a Redis Cluster: seed addresses host:port[,host:port...] (instead of --redis)", func(v string) error {

@@ -54,7 +54,7 @@ func (g *Gateway) sink(u state.Update) {
 	*bp = appendUpdate((*bp)[:0], &u)
 	m := &push{
 		g:        g,
-		p:        framing.Prepare(framing.OpText, *bp, false),
+		p:        framing.Prepare(framing.OpText, *bp, g.cfg.Deflate),
 		hunt:     info.id,
 		epoch:    u.Epoch,
 		seq:      u.Seq,

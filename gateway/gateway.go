@@ -92,7 +92,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		MaxQueueFrames:   c.QueueFrames,
 		FlushBudget:      c.FlushBudget,
 		BusyPoll:         c.BusyPoll,
-		Deflate:          c.TestEndpoints,
+		Deflate:          c.TestEndpoints || c.Deflate,
 		Static:           newStaticSite(c.DevMode).serve,
 		Logger:           c.Logger,
 	}, handler{g})

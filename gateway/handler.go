@@ -62,7 +62,7 @@ func (hd handler) OnUpgrade(l *conn.Loop, h conn.Handle, r *framing.Request) con
 			allow := id.Hunts
 			s.allow = &allow
 		}
-		return conn.Accept{MaxMessage: g.cfg.MaxMessage, Tag: uint32(ep)}
+		return conn.Accept{MaxMessage: g.cfg.MaxMessage, Deflate: g.cfg.Deflate, Tag: uint32(ep)}
 	}
 	s := ls.slot(h)
 	*s = session{h: h, ep: ep}
