@@ -134,6 +134,8 @@ func writeEngineError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, "exists", "a hunt with this id exists")
 	case errors.Is(err, state.ErrEnded):
 		writeError(w, http.StatusConflict, "ended", "the hunt has ended")
+	case errors.Is(err, state.ErrNotStarted):
+		writeError(w, http.StatusConflict, "not_started", "the hunt has not started yet")
 	case errors.Is(err, state.ErrNotRanked):
 		writeError(w, http.StatusNotFound, "not_ranked", "the player has no points in this hunt")
 	case errors.Is(err, state.ErrBadSpec):

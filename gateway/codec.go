@@ -78,6 +78,7 @@ var (
 	errLeftJoining  = &protoError{"not_joined", "left before the join completed"}
 	errTooManyHunts = &protoError{"too_many_hunts", "too many hunts joined on this connection"}
 	errEnded        = &protoError{"ended", "the hunt has ended"}
+	errNotStarted   = &protoError{"not_started", "the hunt has not started yet"}
 	errOutOfGrid    = &protoError{"out_of_grid", "x or y is outside the hunt's grid"}
 	errInternal     = &protoError{"internal", "internal error"}
 	errOverloaded   = &protoError{"overloaded", "server busy, retry"}

@@ -49,7 +49,7 @@ import (
 // errorCodes are the wire error codes, in the order of metrics.errors.
 var errorCodes = [...]string{
 	"bad_request", "unknown_op", "unknown_hunt", "forbidden", "rate_limited", "too_large",
-	"not_joined", "too_many_hunts", "ended", "out_of_grid", "internal", "overloaded", "not_ranked",
+	"not_joined", "too_many_hunts", "ended", "out_of_grid", "internal", "overloaded", "not_ranked", "not_started",
 }
 
 var opNames = [...]string{

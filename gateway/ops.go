@@ -26,6 +26,8 @@ func engineError(err error) *protoError {
 		return errOutOfGrid
 	case errors.Is(err, state.ErrNotRanked):
 		return errNotRanked
+	case errors.Is(err, state.ErrNotStarted):
+		return errNotStarted
 	}
 	return errInternal
 }

@@ -18,7 +18,7 @@
 //
 // # Seq and epoch
 //
-// Every reliable update (claimed, event, ended) takes the hunt's next seq,
+// Every reliable update (claimed, event, ended, started) takes the hunt's next seq,
 // starting at 1; a leaderboard update carries the seq of the claim it
 // follows. The epoch names the history a seq belongs to: the memory engine
 // draws a random one at start, so a client resuming after a restart gets a

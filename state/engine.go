@@ -12,6 +12,8 @@ var (
 	ErrEnded       = errors.New("state: hunt ended")
 	ErrOutOfGrid   = errors.New("state: cell out of grid")
 	ErrClosed      = errors.New("state: engine closed")
+	// ErrNotStarted is a dig in a scheduled hunt before its start.
+	ErrNotStarted = errors.New("state: hunt not started")
 )
 
 // Engine is what the gateway talks to: the hunts of a node (memory) or of a

@@ -49,6 +49,14 @@ type Memory struct {
 
 	watchMu sync.Mutex
 	watched map[string]int
+
+	// Scheduled hunts (starts_at, ends_at): the ones with a transition to
+	// come, and the goroutine that makes them (started at the first).
+	schedMu   sync.Mutex
+	sched     map[string]struct{}
+	schedKick chan struct{}
+	schedStop chan struct{}
+	schedOnce sync.Once
 }
 
 type memHunt struct {
@@ -75,6 +83,10 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		hage:    cfg.HistoryAge,
 		hunts:   make(map[string]*memHunt),
 		watched: make(map[string]int),
+
+		sched:     make(map[string]struct{}),
+		schedKick: make(chan struct{}, 1),
+		schedStop: make(chan struct{}),
 	}
 	if m.now == nil {
 		m.now = time.Now
@@ -157,11 +169,27 @@ func (m *Memory) Create(_ context.Context, s Spec) (Status, error) {
 	}
 	mh := &memHunt{h: h, hist: NewHistory(m.hmax, m.hage), out: make([]Update, 0, 3)}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, dup := m.hunts[s.ID]; dup {
+		m.mu.Unlock()
 		return Status{}, ErrExists
 	}
 	m.hunts[s.ID] = mh
+	m.mu.Unlock()
+	if h.Scheduled() {
+		m.schedMu.Lock()
+		m.sched[s.ID] = struct{}{}
+		m.schedMu.Unlock()
+		m.schedOnce.Do(func() { go m.scheduler() })
+		// A start already past happens now; the scheduler learns of the
+		// rest.
+		m.Tick()
+		select {
+		case m.schedKick <- struct{}{}:
+		default:
+		}
+	}
+	mh.mu.Lock()
+	defer mh.mu.Unlock()
 	return h.Status(), nil
 }
 
@@ -283,7 +311,9 @@ func (m *Memory) Inline() bool { return true }
 // Close implements Engine. It drops the sink; hunts stay in memory until the
 // engine is garbage.
 func (m *Memory) Close() error {
-	m.closed.Store(true)
+	if !m.closed.Swap(true) {
+		close(m.schedStop)
+	}
 	m.sink.Store(nil)
 	return nil
 }
@@ -341,4 +371,65 @@ func (m *Memory) Claims(_ context.Context, hunt string) (uint64, []Claim, error)
 		cs = []Claim{}
 	}
 	return m.epoch, cs, nil
+}
+
+// Tick makes the transitions of the scheduled hunts that are due by the
+// engine's clock (a started update at starts_at, an ended one at ends_at)
+// and returns the next time one is due (zero when none is ahead). The
+// engine's own goroutine calls it at those times; tests with an injected
+// clock call it after moving the clock.
+func (m *Memory) Tick() time.Time {
+	m.schedMu.Lock()
+	ids := make([]string, 0, len(m.sched))
+	for id := range m.sched {
+		ids = append(ids, id)
+	}
+	m.schedMu.Unlock()
+	var next time.Time
+	for _, id := range ids {
+		mh, err := m.hunt(id)
+		if err != nil {
+			return time.Time{}
+		}
+		for {
+			mh.mu.Lock()
+			op, at := mh.h.Due(m.now())
+			mh.mu.Unlock()
+			if op == 0 {
+				if at.IsZero() {
+					m.schedMu.Lock()
+					delete(m.sched, id)
+					m.schedMu.Unlock()
+				} else if next.IsZero() || at.Before(next) {
+					next = at
+				}
+				break
+			}
+			// Applied under the hunt's lock like any command; a hunt ended
+			// meanwhile makes OpEnd ErrEnded, which is the same outcome.
+			_, _, _ = m.apply(id, Command{Op: op})
+		}
+	}
+	return next
+}
+
+// scheduler runs Tick at the next due time, at least once a second (so an
+// injected clock that jumps is followed), until Close.
+func (m *Memory) scheduler() {
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		next := m.Tick()
+		d := time.Second
+		if !next.IsZero() {
+			d = min(max(next.Sub(m.now()), time.Millisecond), time.Second)
+		}
+		t.Reset(d)
+		select {
+		case <-m.schedStop:
+			return
+		case <-m.schedKick:
+		case <-t.C:
+		}
+	}
 }

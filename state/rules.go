@@ -12,6 +12,7 @@ const (
 	OpDig                   // Player digs (X, Y)
 	OpPublish               // emit an event carrying Data
 	OpEnd                   // end the hunt
+	OpStart                 // start a scheduled hunt (no-op otherwise)
 )
 
 // Command is one input to Hunt.Apply. At is the time of the command (the
@@ -60,9 +61,12 @@ type Hunt struct {
 
 	seq     uint64
 	ended   bool
-	players int
-	lb      *Leaderboard
-	top     []Entry // current top; replaced, never modified, when it changes
+	waiting bool // scheduled and not started yet
+
+	startsAt, endsAt time.Time // the schedule; zero when not set
+	players          int
+	lb               *Leaderboard
+	top              []Entry // current top; replaced, never modified, when it changes
 }
 
 // NewHunt validates s, lays out its treasures and returns the open hunt with
@@ -82,6 +86,12 @@ func NewHunt(s Spec, epoch uint64) (*Hunt, error) {
 		left:      len(ts),
 		lb:        NewLeaderboard(),
 		top:       []Entry{},
+	}
+	if s.StartsAt != nil {
+		h.startsAt, h.waiting = *s.StartsAt, true
+	}
+	if s.EndsAt != nil {
+		h.endsAt = *s.EndsAt
 	}
 	cells := int64(s.Width) * int64(s.Height)
 	// A dense table costs 4 bytes a cell, a map some 16 bytes a treasure and
@@ -117,6 +127,27 @@ func (h *Hunt) Ended() bool { return h.ended }
 // Treasures returns the hunt's layout; the slice must not be modified.
 func (h *Hunt) Treasures() []Treasure { return h.treasures }
 
+// Due returns the command the schedule asks for at now: OpStart for a
+// scheduled hunt whose start has come, OpEnd for a hunt whose end has come,
+// 0 for none. next is the next time of the schedule still ahead (zero when
+// nothing is ahead).
+func (h *Hunt) Due(now time.Time) (op Op, next time.Time) {
+	switch {
+	case h.ended:
+		return 0, time.Time{}
+	case h.waiting && !now.Before(h.startsAt):
+		return OpStart, h.startsAt
+	case h.waiting:
+		return 0, h.startsAt
+	case !h.endsAt.IsZero() && !now.Before(h.endsAt):
+		return OpEnd, h.endsAt
+	}
+	return 0, h.endsAt
+}
+
+// Scheduled reports whether the hunt has a start or an end to come.
+func (h *Hunt) Scheduled() bool { return !h.ended && (h.waiting || !h.endsAt.IsZero()) }
+
 // Leaderboard returns the hunt's leaderboard, for reading only.
 func (h *Hunt) Leaderboard() *Leaderboard { return h.lb }
 
@@ -125,6 +156,8 @@ func (h *Hunt) Status() Status {
 	st := StateOpen
 	if h.ended {
 		st = StateEnded
+	} else if h.waiting {
+		st = StateScheduled
 	}
 	return Status{
 		Hunt:          h.id,
@@ -165,7 +198,13 @@ func (h *Hunt) Apply(cmd Command, out []Update) ([]Update, Result, error) {
 			err = ErrEnded
 			break
 		}
+		h.waiting = false
 		out = h.end(cmd.At, out)
+	case OpStart:
+		if h.waiting && !h.ended {
+			h.waiting = false
+			out = append(out, h.reliable(KindStarted, cmd.At))
+		}
 	default:
 		err = errUnknownOp
 	}
@@ -189,6 +228,9 @@ func (h *Hunt) end(at time.Time, out []Update) []Update {
 func (h *Hunt) dig(cmd Command, out []Update) ([]Update, DigResult, error) {
 	if h.ended {
 		return out, DigResult{}, ErrEnded
+	}
+	if h.waiting {
+		return out, DigResult{}, ErrNotStarted
 	}
 	if cmd.X < 0 || cmd.Y < 0 || cmd.X >= h.width || cmd.Y >= h.height {
 		return out, DigResult{}, ErrOutOfGrid

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"time"
 )
 
 // ErrBadSpec is returned (wrapped, with the reason) for a hunt spec that
@@ -48,6 +49,14 @@ type Spec struct {
 	Height    int         `json:"height"`
 	Treasures []Treasure  `json:"treasures,omitempty"`
 	Random    *RandomSpec `json:"random,omitempty"`
+	// StartsAt, if set, schedules the hunt: it is scheduled (join and
+	// status answer, dig gets ErrNotStarted) until the engine's clock
+	// reaches it, which emits a reliable started update. A time already
+	// past starts the hunt at creation.
+	StartsAt *time.Time `json:"starts_at,omitempty"`
+	// EndsAt, if set, ends the hunt (an ended update) when the engine's
+	// clock reaches it; after StartsAt.
+	EndsAt *time.Time `json:"ends_at,omitempty"`
 }
 
 // ValidID reports whether s is 1-MaxIDLen chars of [A-Za-z0-9_.-], the
@@ -79,6 +88,9 @@ func badSpec(format string, args ...any) error {
 func (s Spec) Validate() error {
 	if !ValidID(s.ID) {
 		return badSpec("id must be 1-%d chars of [A-Za-z0-9_.-]", MaxIDLen)
+	}
+	if s.StartsAt != nil && s.EndsAt != nil && !s.EndsAt.After(*s.StartsAt) {
+		return badSpec("ends_at must be after starts_at")
 	}
 	if s.Width < 1 || s.Height < 1 || s.Width > MaxGridSide || s.Height > MaxGridSide {
 		return badSpec("width and height must be 1-%d", MaxGridSide)

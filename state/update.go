@@ -14,6 +14,8 @@ const (
 	KindLeaderboard
 	KindEvent
 	KindEnded
+	// KindStarted is a scheduled hunt's start, at its starts_at.
+	KindStarted
 )
 
 var kindNames = [...]string{
@@ -21,6 +23,7 @@ var kindNames = [...]string{
 	KindLeaderboard: "leaderboard",
 	KindEvent:       "event",
 	KindEnded:       "ended",
+	KindStarted:     "started",
 }
 
 // String returns the wire name of k ("claimed", "leaderboard", "event",
@@ -33,15 +36,18 @@ func (k Kind) String() string {
 }
 
 // Reliable reports whether updates of kind k take a seq of their own and must
-// reach every joined player in order (claimed, event, ended).
+// reach every joined player in order (claimed, event, ended, started).
 func (k Kind) Reliable() bool {
-	return k == KindClaimed || k == KindEvent || k == KindEnded
+	return k == KindClaimed || k == KindEvent || k == KindEnded || k == KindStarted
 }
 
 // Hunt states as they appear in Status.State.
 const (
 	StateOpen  = "open"
 	StateEnded = "ended"
+	// StateScheduled is a hunt created with a starts_at still to come:
+	// join and status answer, dig gets ErrNotStarted.
+	StateScheduled = "scheduled"
 )
 
 // TopSize is how many entries Status.Top and leaderboard/ended updates carry.
@@ -63,7 +69,7 @@ type Status struct {
 	Seq           uint64 // seq of the last reliable update (0 before the first)
 	Players       int    // connected players (Join minus Leave, never below 0)
 	TreasuresLeft int
-	State         string // StateOpen or StateEnded
+	State         string // StateOpen, StateEnded or StateScheduled
 	Top           []Entry
 }
 

@@ -16,6 +16,7 @@ import (
 //	l|seq|epoch|at_ms|top                      leaderboard
 //	e|seq|epoch|at_ms|data                     event (data: the rest, raw bytes)
 //	x|seq|epoch|at_ms|top                      ended
+//	y|seq|epoch|at_ms|                         started
 //
 // top is "player:score" pairs joined by ','; a player id must therefore
 // not contain ',' (PROTOCOL.md's ids never do). The hunt is not in the line:
@@ -47,6 +48,8 @@ func decodeUpdate(hunt, s string) (state.Update, error) {
 		u.Kind = state.KindEvent
 	case 'x':
 		u.Kind = state.KindEnded
+	case 'y':
+		u.Kind = state.KindStarted
 	default:
 		return u, errBadUpdate
 	}
@@ -88,6 +91,7 @@ func decodeUpdate(hunt, s string) (state.Update, error) {
 		}
 	case state.KindEvent:
 		u.Data = []byte(rest)
+	case state.KindStarted:
 	default:
 		if u.Top, err = decodeTop(rest); err != nil {
 			return u, err

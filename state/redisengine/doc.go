@@ -8,7 +8,8 @@
 // P is Config.Prefix ("hg:"); {h} is the hunt id as a Redis Cluster hash
 // tag, so a hunt's keys share one slot.
 //
-//	P{h}:m    hash  state (open|ended), w, h, epoch, seq, left, count, tick
+//	P{h}:m    hash  state (scheduled|open|ended), w, h, epoch, seq, left, count, tick,
+//	                starts, ends (ms of Redis's clock, 0: none)
 //	P{h}:t    hash  "x,y" -> "treasure|points", unclaimed treasures only
 //	P{h}:lb   zset  member "%012x tick" + player, score -points
 //	P{h}:pm   hash  player -> current leaderboard member
@@ -18,6 +19,7 @@
 //	P{h}:nl   zset  node id scored by when its count in P{h}:n expires
 //	P{h}:u    shard channel of the hunt's updates (SPUBLISH)
 //	Phunts    set   hunt ids (written before the hunt; see Hunts)
+//	Pschedule zset  hunt ids scored by their next scheduled transition (ms, Redis's clock)
 //	Pnodes    sorted set: node id scored by its heartbeat's expiry (Redis clock)
 //
 // Engine.Nodes reads Pnodes (the entries not yet expired), for the nodes
@@ -70,7 +72,12 @@
 //     publishes claimed and leaderboard (same seq) and, for the last
 //     treasure, ends the hunt and records and publishes ended (seq+1), as the
 //     memory engine does.
-//   - publish, end: check open, bump seq, record and publish.
+//   - publish, end: check not ended, bump seq, record and publish.
+//   - schedule (schedule.go): every node's ticker lists the hunts of
+//     Pschedule due by Redis's clock and runs an idempotent script per
+//     hunt: scheduled -> open with a started update, open -> ended at
+//     ends; the first node to run it makes the transition, the others find
+//     nothing due.
 //   - count: sets the node's player count of the hunt (absolute, so a
 //     repeated or lost write does not skew it) and returns the status;
 //     status: sums the counts whose expiry (P{h}:nl) has not passed.

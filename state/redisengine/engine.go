@@ -69,6 +69,9 @@ type Config struct {
 	// begin: the replay covers the time from Watch to then, whatever it
 	// was, plus this margin; 0 means 2 s, negative means no replay.
 	WatchReplay time.Duration
+	// ScheduleTick is how often this node makes the due transitions of
+	// scheduled hunts (see schedule.go); 0 means DefaultScheduleTick.
+	ScheduleTick time.Duration
 	// PoolSize is the Redis connection pool size; 0 means go-redis's default
 	// (10 per CPU).
 	PoolSize int
@@ -100,6 +103,7 @@ type Engine struct {
 	replay   time.Duration
 	waitN    int
 	waitT    time.Duration
+	tick     time.Duration
 
 	keys   sync.Map              // hunt -> *huntKeys, for hunts created or watched here
 	locals sync.Map              // hunt -> *localHunt: this node's counts and copies (local.go)
@@ -202,6 +206,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		hage:    cfg.HistoryAge,
 		hbTTL:   cfg.HeartbeatTTL,
 		replay:  cfg.WatchReplay,
+		tick:    cfg.ScheduleTick,
 		hbStop:  make(chan struct{}),
 		watched: make(map[string]*watchState),
 		dirty:   make(map[string]struct{}),
@@ -231,6 +236,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.hbTTL <= 0 {
 		e.hbTTL = DefaultHeartbeatTTL
 	}
+	if e.tick <= 0 {
+		e.tick = DefaultScheduleTick
+	}
 	if e.replay == 0 {
 		e.replay = DefaultWatchReplay
 	}
@@ -243,7 +251,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.subs = newSubConns(e)
-	e.wg.Add(5)
+	e.wg.Add(6)
+	go e.scheduler()
 	go e.heartbeat()
 	go e.subscriber()
 	go e.reader()
@@ -358,6 +367,8 @@ func rcErr(rc int64) error {
 		return state.ErrOutOfGrid
 	case rcExists:
 		return state.ErrExists
+	case rcNotStarted:
+		return state.ErrNotStarted
 	}
 	return fmt.Errorf("redisengine: unexpected script reply %d", rc)
 }
@@ -413,8 +424,17 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 	if err := e.rdb.SAdd(ctx, e.prefix+"hunts", s.ID).Err(); err != nil {
 		return state.Status{}, wrap(err)
 	}
+	st, starts, ends, first := scheduleArgs(s)
+	if first > 0 {
+		// Indexed before the hunt exists too, so that no crash leaves a
+		// scheduled hunt out of the index; an entry for a hunt that is
+		// then not made is removed by the first tick.
+		if err := e.rdb.ZAdd(ctx, e.prefix+"schedule", redis.Z{Score: float64(first), Member: s.ID}).Err(); err != nil {
+			return state.Status{}, wrap(err)
+		}
+	}
 	rc, err := createLua.Run(ctx, e.rdb, []string{k.meta, k.treasures, stage},
-		s.ID, s.Width, s.Height, strconv.FormatUint(epoch, 10), len(ts)).Int64()
+		s.ID, s.Width, s.Height, strconv.FormatUint(epoch, 10), len(ts), st, starts, ends).Int64()
 	if err != nil {
 		return state.Status{}, wrap(err)
 	}
@@ -422,7 +442,14 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 		return state.Status{}, rcErr(rc)
 	}
 	e.keepKeys(s.ID)
-	return state.Status{Hunt: s.ID, Epoch: epoch, TreasuresLeft: len(ts), State: state.StateOpen, Top: []state.Entry{}}, nil
+	if first > 0 {
+		// A start already past happens now, as in the memory engine.
+		if err := e.transition(ctx, s.ID); err != nil {
+			return state.Status{}, err
+		}
+		return e.Status(ctx, s.ID)
+	}
+	return state.Status{Hunt: s.ID, Epoch: epoch, TreasuresLeft: len(ts), State: st, Top: []state.Entry{}}, nil
 }
 
 // parseStatus decodes the reply of the status() Lua function.

@@ -112,7 +112,8 @@ end
 `
 
 // createLua: KEYS meta, treasures, staged treasures; ARGV id, width,
-// height, epoch, treasure count. The treasures were written to the staged
+// height, epoch, treasure count, state (open|scheduled), starts_at ms,
+// ends_at ms (0: none). The treasures were written to the staged
 // key beforehand; the rename makes the hunt appear whole or not at all.
 // The hunt index is written before, by its own command, as it lives in
 // another slot (see Engine.Create).
@@ -125,8 +126,8 @@ if tonumber(ARGV[5]) > 0 then
   redis.call('RENAME', KEYS[3], KEYS[2])
   redis.call('PERSIST', KEYS[2])
 end
-redis.call('HSET', KEYS[1], 'state', 'open', 'w', ARGV[2], 'h', ARGV[3], 'epoch', ARGV[4],
-  'seq', 0, 'left', ARGV[5], 'count', ARGV[5], 'tick', 0)
+redis.call('HSET', KEYS[1], 'state', ARGV[6], 'w', ARGV[2], 'h', ARGV[3], 'epoch', ARGV[4],
+  'seq', 0, 'left', ARGV[5], 'count', ARGV[5], 'tick', 0, 'starts', ARGV[7], 'ends', ARGV[8])
 return 1
 `)
 
@@ -137,7 +138,8 @@ var digLua = redis.NewScript(luaTop + luaGuard + `
 guard(KEYS[1], KEYS[5])
 local m = redis.call('HMGET', KEYS[1], 'state', 'w', 'h', 'epoch')
 if not m[1] then return -1 end
-if m[1] ~= 'open' then return -2 end
+if m[1] == 'ended' then return -2 end
+if m[1] ~= 'open' then return -6 end
 local x, y = tonumber(ARGV[2]), tonumber(ARGV[3])
 if x < 0 or y < 0 or x >= tonumber(m[2]) or y >= tonumber(m[3]) then return -3 end
 local cell = ARGV[2] .. ',' .. ARGV[3]
@@ -186,7 +188,7 @@ var publishLua = redis.NewScript(luaTop + luaGuard + `
 guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
 if not m[1] then return -1 end
-if m[1] ~= 'open' then return -2 end
+if m[1] == 'ended' then return -2 end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 record(KEYS[2], ARGV[3], tonumber(ARGV[2]),
   'e|' .. string.format('%d', seq) .. '|' .. m[2] .. '|' .. now() .. '|' .. ARGV[1])
@@ -199,7 +201,7 @@ var endLua = redis.NewScript(luaTop + luaStatus + luaGuard + `
 guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
 if not m[1] then return -1 end
-if m[1] ~= 'open' then return -2 end
+if m[1] == 'ended' then return -2 end
 redis.call('HSET', KEYS[1], 'state', 'ended')
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 record(KEYS[2], ARGV[2], tonumber(ARGV[1]),
