@@ -38,6 +38,7 @@ type Gateway struct {
 	// queueLag is how long (ns) the last call taken from work had waited
 	// in it, 0 if that emptied the queue; epoch is the clock's origin.
 	queueLag atomic.Int64
+	lastTake atomic.Int64 // when a worker last took a call or a backlog began, on that clock
 	epoch    time.Time
 
 	leaveMu   sync.Mutex

@@ -41,19 +41,27 @@ func cloneBytes(b []byte) []byte {
 
 // offload queues fn for a worker goroutine (blocking engines only) and
 // reports whether it was queued. A burst is queued as long as the engine
-// keeps up: the request is refused only when the queue is full or the
-// calls taken from it lately waited longer than maxQueueWait, that is when
-// the engine is truly behind; the caller then undoes what it prepared and
+// keeps up: the request is refused only when the queue is full, the calls
+// taken from it lately waited longer than maxQueueWait, or a backlog has
+// waited that long with no call taken (every worker stuck on a stalled
+// engine), that is when the engine is truly behind; the caller then undoes what it prepared and
 // answers errOverloaded. Starting a goroutine per request instead would let
 // a flood against a slow engine grow goroutines and memory without bound,
 // and only add to the engine's backlog; a prompt refusal lets the client
 // back off.
 func (g *Gateway) offload(fn func()) bool {
-	if g.queueLag.Load() > int64(maxQueueWait) && len(g.work) > 0 {
+	now := int64(time.Since(g.epoch))
+	if len(g.work) == 0 {
+		// A backlog may start now: the stall clock starts with it, not
+		// with the last call of a quiet hour.
+		g.lastTake.Store(now)
+	} else if g.queueLag.Load() > int64(maxQueueWait) || now-g.lastTake.Load() > int64(maxQueueWait) {
+		// Calls wait over a second, or no worker took one for a second
+		// (every worker stuck on a stalled engine): truly behind.
 		return false
 	}
 	select {
-	case g.work <- workItem{fn: fn, at: int64(time.Since(g.epoch))}:
+	case g.work <- workItem{fn: fn, at: now}:
 		return true
 	default:
 		return false
@@ -78,7 +86,9 @@ func (g *Gateway) runWork() {
 	for {
 		select {
 		case it := <-g.work:
-			wait := int64(time.Since(g.epoch)) - it.at
+			now := int64(time.Since(g.epoch))
+			g.lastTake.Store(now)
+			wait := now - it.at
 			if len(g.work) == 0 {
 				wait = 0 // caught up: whatever waited before, the queue is empty now
 			}

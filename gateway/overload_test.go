@@ -406,3 +406,59 @@ func TestLeaveWhileJoining(t *testing.T) {
 		})
 	}
 }
+
+// TestBurstQueuedStallRefused: a burst of digs larger than the workers is
+// queued, not refused, while the engine may still take it; once no worker
+// has taken a call for over a second (the engine stalled), a request is
+// refused at once with overloaded although the queue has room; when the
+// engine resumes, everything queued is answered and requests are accepted
+// again.
+func TestBurstQueuedStallRefused(t *testing.T) {
+	eng := &gatedEngine{entered: make(chan struct{}, 4096), gate: make(chan struct{})}
+	tg := startGated(t, func(c *Config) { c.Rate = -1; c.WorkQueue = 10000 }, eng)
+	unblock := opener(t, eng.gate)
+	tg.createHunt(t, fixedHunt("h", 1))
+	alice := tg.player(t, "alice")
+	alice.join("h")
+	burst := 20 * tg.workerCount()
+	for i := range burst {
+		alice.send(`{"op":"dig","hunt":"h","x":%d,"y":%d,"ref":"b%d"}`, i%64, 1+i/64, i)
+	}
+	alice.sendRaw(`{"op":"ping","ref":"p"}`)
+	if m := alice.expect("pong"); m.str("ref") != "p" {
+		t.Fatalf("got %v before the pong: the burst was refused", m)
+	}
+	// Stalled: the workers hold their digs; after a second new ones are refused.
+	var refusedAfter int
+	waitFor(t, "a request refused while the engine is stalled", func() bool {
+		alice.send(`{"op":"dig","hunt":"h","x":0,"y":60,"ref":"s%d"}`, refusedAfter)
+		alice.sendRaw(`{"op":"ping","ref":"q"}`)
+		m := alice.read()
+		if m.str("op") == "error" {
+			if m.str("code") != "overloaded" {
+				t.Fatalf("stalled: %v", m)
+			}
+			alice.expect("pong")
+			return true
+		}
+		if m.str("op") != "pong" {
+			t.Fatalf("stalled: %v", m)
+		}
+		refusedAfter++
+		time.Sleep(100 * time.Millisecond) // the stall is what is measured: a second without progress
+		return false
+	})
+	if len(tg.work) >= cap(tg.work) {
+		t.Fatal("refused only because the queue was full")
+	}
+	unblock()
+	for i := 0; i < burst+refusedAfter; i++ {
+		if m := alice.until("dug"); m.str("ref") == "" {
+			t.Fatalf("dug without ref: %v", m)
+		}
+	}
+	alice.send(`{"op":"dig","hunt":"h","x":1,"y":62,"ref":"after"}`)
+	if m := alice.until("dug"); m.str("ref") != "after" {
+		t.Fatalf("after the stall: %v", m)
+	}
+}
