@@ -4,6 +4,7 @@ import (
 	"embed"
 	"net/http"
 	"strconv"
+	"strings"
 
 	huntgatejs "github.com/huntgate/huntgate/clients/js"
 )
@@ -31,9 +32,11 @@ type staticSite struct {
 // the gateway only, and they connect back to it over WebSocket or HTTP.
 const pageCSP = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
 
-// staticResponse builds the response to GET and to HEAD for body.
-func staticResponse(status int, ctype string, body []byte) staticFile {
+// staticResponse builds the response to GET and to HEAD for body; extra
+// are more header lines, each ending in CRLF.
+func staticResponse(status int, ctype string, body []byte, extra ...string) staticFile {
 	h := "HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n" +
+		strings.Join(extra, "") +
 		"Content-Type: " + ctype + "\r\n" +
 		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
 		"Cache-Control: no-cache\r\n" +
@@ -67,7 +70,9 @@ const (
 // page.
 func newStaticSite(dev bool) *staticSite {
 	s := &staticSite{
-		files:    map[string]staticFile{"/sdk/huntgate.js": staticResponse(http.StatusOK, typeJS, huntgatejs.Source())},
+		// A game served from its own origin imports the SDK from the
+		// gateway: module scripts are fetched with CORS.
+		files:    map[string]staticFile{"/sdk/huntgate.js": staticResponse(http.StatusOK, typeJS, huntgatejs.Source(), "Access-Control-Allow-Origin: *\r\n")},
 		notFound: staticResponse(http.StatusNotFound, "text/plain; charset=utf-8", []byte("not found: players connect to /ws\n")),
 	}
 	if dev {

@@ -60,7 +60,7 @@ func TestPlayerPortStatic(t *testing.T) {
 		if ct := resp.Header.Get("Content-Type"); ct != "text/javascript; charset=utf-8" {
 			t.Fatalf("Content-Type %q", ct)
 		}
-		if resp.Header.Get("Cache-Control") == "" || resp.ContentLength != int64(len(sdk)) {
+		if resp.Header.Get("Cache-Control") == "" || resp.ContentLength != int64(len(sdk)) || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 			t.Fatalf("headers %v", resp.Header)
 		}
 		resp, body = rawGet(t, addr, "HEAD", "/sdk/huntgate.js")
