@@ -29,4 +29,9 @@ USER nonroot:nonroot
 # SIGTERM starts a drain (reconnect hints, then 1001 closes); give the
 # container a stop timeout longer than the drain window.
 STOPSIGNAL SIGTERM
+# The image has no shell or curl: the binary checks its own /healthz on the
+# admin listener ($HUNTGATE_ADMIN_ADDR, on loopback when it binds all
+# interfaces) and exits 0 only on a 200 within the timeout.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/huntgate", "healthcheck", "--timeout", "2s"]
 ENTRYPOINT ["/usr/local/bin/huntgate"]

@@ -32,6 +32,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:], os.LookupEnv, os.Stderr)
+	}
 	cfg, err := gateway.ParseFlags(args, os.LookupEnv, os.Stderr)
 	if errors.Is(err, gateway.ErrHelp) {
 		return 0
