@@ -22,7 +22,7 @@ var (
 	sharedErr     error
 )
 
-func clusterOf(t *testing.T) *redistest.Cluster {
+func clusterOf(t testing.TB) *redistest.Cluster {
 	t.Helper()
 	sharedOnce.Do(func() { sharedCluster, sharedErr = redistest.NewCluster(redistest.ClusterOptions{}) })
 	if sharedErr != nil {
@@ -38,13 +38,13 @@ func stopSharedCluster() {
 }
 
 // newClusterEngine is newEngine on cluster c.
-func newClusterEngine(t *testing.T, c *redistest.Cluster, cfg Config) *Engine {
+func newClusterEngine(t testing.TB, c *redistest.Cluster, cfg Config) *Engine {
 	t.Helper()
 	cfg.Cluster = c.Addrs()
 	return newEngine(t, cfg)
 }
 
-func clusterAdmin(t *testing.T, c *redistest.Cluster) *redis.ClusterClient {
+func clusterAdmin(t testing.TB, c *redistest.Cluster) *redis.ClusterClient {
 	a := c.Client()
 	t.Cleanup(func() { _ = a.Close() })
 	return a

@@ -98,7 +98,7 @@ type Engine struct {
 	hmaxN    int
 	hage     time.Duration
 	hbTTL    time.Duration
-	hbTTLArg any // hbTTL in ms as a script argument, boxed once
+	hbTTLArg any         // hbTTL in ms as a script argument, boxed once
 	frozen   atomic.Bool // stopHeartbeat: nothing renewed, as after a crash
 	replay   time.Duration
 	waitN    int
@@ -141,7 +141,7 @@ type watchState struct {
 // all of a hunt's keys map to one Redis Cluster slot.
 type huntKeys struct {
 	meta, treasures, lb, members, hist, nodes, live, ch string
-	claims                                        string
+	claims                                              string
 
 	chArg any // ch, boxed once rather than on every call
 

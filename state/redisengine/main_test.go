@@ -12,6 +12,9 @@ import (
 // uses its own db or key prefix.
 var redisURL string
 
+// standalone is that redis-server.
+var standalone *redistest.Server
+
 // TestMain runs the tests against a real redis-server on a free loopback
 // port, without persistence, and stops it at the end.
 func TestMain(m *testing.M) {
@@ -26,6 +29,6 @@ func run(m *testing.M) int {
 	}
 	defer s.Stop()
 	defer stopSharedCluster()
-	redisURL = s.URL()
+	redisURL, standalone = s.URL(), s
 	return m.Run()
 }
