@@ -349,7 +349,9 @@ func TestBrowserDashboard(t *testing.T) {
 			}
 		}()
 	}
-	value := func(id string) string { return fmt.Sprintf("Number(document.getElementById('v-%s').dataset.value)", id) }
+	value := func(id string) string {
+		return fmt.Sprintf("Number(document.getElementById('v-%s').dataset.value)", id)
+	}
 	waitJS(t, d, "connections", value("conns")+" === "+strconv.Itoa(players), 10*time.Second)
 	waitJS(t, d, "players in demo", `document.querySelector('#hunts tr[data-hunt="demo"] td:nth-child(2)').textContent === '`+strconv.Itoa(players)+`'`, 10*time.Second)
 	waitJS(t, d, "messages in per second", value("in")+" > 50", 10*time.Second)
@@ -384,8 +386,8 @@ func TestBrowserDashboard(t *testing.T) {
 	waitJS(t, d, "dashboard caught up", fmt.Sprintf("window.dash.last.messages.in === %d && window.dash.last.messages.out === %d", st.Messages.In, st.Messages.Out), 10*time.Second)
 	type figures struct {
 		Conns, Slow, RateLimit, Refused string
-		InTotal, OutTotal             string
-		Loops                         string
+		InTotal, OutTotal               string
+		Loops                           string
 	}
 	shown := eval[figures](t, d, `({Conns: document.getElementById('v-conns').dataset.value, Slow: document.getElementById('v-slow').dataset.value,
 		RateLimit: document.getElementById('v-ratelimit').dataset.value, Refused: document.getElementById('v-refused').dataset.value,

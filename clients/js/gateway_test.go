@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -172,3 +173,6 @@ func contains(s []string, v string) bool {
 	}
 	return false
 }
+
+// interruptSignal asks a gateway to drain.
+var interruptSignal = syscall.SIGTERM

@@ -186,7 +186,18 @@ export class HuntClient {
     ws.onclose = () => {
       if (this._ws === ws) this._lost();
     };
-    ws.onerror = () => {}; // a close event follows
+    // Browsers follow an error with a close event; some clients (Node 20's
+    // WebSocket on a refused connection) do not, so an error counts as the
+    // loss of the socket too.
+    ws.onerror = () => {
+      if (this._ws !== ws) return;
+      this._lost();
+      try {
+        ws.close();
+      } catch {
+        // never opened
+      }
+    };
   }
 
   _opened(ws) {
