@@ -99,6 +99,16 @@ type Config struct {
 	// on this gateway; 0 means 1024. One more is refused with 503
 	// too_many_polls.
 	MaxLongPolls int
+	// WebhookURL, if set, receives every reliable update as a POST
+	// (webhook.go); WebhookSecret signs them (required with it).
+	WebhookURL    string
+	WebhookSecret string
+	// WebhookTimeout bounds one delivery attempt; 0 means 5 s.
+	WebhookTimeout time.Duration
+	// WebhookOutbox bounds the updates waiting for delivery; 0 means
+	// 100,000. WebhookMaxAge drops those older; 0 means 1 hour.
+	WebhookOutbox int
+	WebhookMaxAge time.Duration
 	// StatsInterval is how often per-loop connection counts are logged at
 	// debug level; 0 means 30 s, negative disables.
 	StatsInterval time.Duration
@@ -151,6 +161,15 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.WorkQueue <= 0 {
 		d.WorkQueue = 65536
+	}
+	if d.WebhookTimeout <= 0 {
+		d.WebhookTimeout = defaultWebhookTimeout
+	}
+	if d.WebhookOutbox <= 0 {
+		d.WebhookOutbox = defaultWebhookOutbox
+	}
+	if d.WebhookMaxAge <= 0 {
+		d.WebhookMaxAge = defaultWebhookMaxAge
 	}
 	if d.MaxLongPolls <= 0 {
 		d.MaxLongPolls = defaultMaxLongPolls
@@ -228,6 +247,11 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
 	fs.IntVar(&c.WorkQueue, "work-queue", 65536, "engine calls queued for workers in cluster mode (full, or calls waiting over 1 s: requests refused with overloaded)")
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST every reliable update of every hunt to this URL (memory engine)")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Huntgate-Signature header (required with --webhook-url)")
+	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", defaultWebhookTimeout, "timeout of one webhook attempt (then retried with backoff)")
+	fs.IntVar(&c.WebhookOutbox, "webhook-outbox", defaultWebhookOutbox, "updates waiting for webhook delivery at most (over: not delivered, counted)")
+	fs.DurationVar(&c.WebhookMaxAge, "webhook-max-age", defaultWebhookMaxAge, "updates waiting longer for webhook delivery are dropped (counted)")
 	fs.IntVar(&c.MaxLongPolls, "max-long-polls", defaultMaxLongPolls, "long polls of the updates feed waiting at once (over: 503 too_many_polls)")
 	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")
 	if err := fs.Parse(args); err != nil {
@@ -275,6 +299,14 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --queue-bytes must be >= 0")
 	case c.WorkQueue < 0:
 		return errors.New("gateway: --work-queue must be >= 0")
+	case c.WebhookURL != "" && c.WebhookSecret == "":
+		return errors.New("gateway: --webhook-url needs --webhook-secret")
+	case c.WebhookURL != "" && !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://"):
+		return errors.New("gateway: --webhook-url must be an http:// or https:// URL")
+	case c.WebhookURL != "" && (c.Redis != "" || len(c.RedisCluster) > 0):
+		return errors.New("gateway: --webhook-url is not supported in cluster mode (--redis) yet")
+	case c.WebhookOutbox < 0:
+		return errors.New("gateway: --webhook-outbox must be >= 0")
 	case c.MaxLongPolls < 0:
 		return errors.New("gateway: --max-long-polls must be >= 0")
 	case c.Redis != "" && len(c.RedisCluster) > 0:

@@ -45,6 +45,9 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 func (g *Gateway) sink(u state.Update) {
 	arrived := time.Now()
 	g.feed.notify(&u)
+	if g.wh != nil {
+		g.wh.enqueue(&u)
+	}
 	info := g.hunts.getString(u.Hunt)
 	if info == nil {
 		return

@@ -30,7 +30,8 @@ type Gateway struct {
 	loops  []*loopState
 	hunts  *huntTable
 	m      metrics
-	feed   feed // long polls of the updates feed
+	feed   feed      // long polls of the updates feed
+	wh     *webhooks // nil without Config.WebhookURL
 
 	ctx    context.Context // engine calls; cancelled when the gateway stops
 	cancel context.CancelFunc
@@ -78,6 +79,12 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		g.local = lj
 	}
 	g.recs, _ = engine.(state.Records)
+	if c.WebhookURL != "" {
+		if !engine.Inline() {
+			return nil, errors.New("gateway: webhooks are not supported with a cluster engine yet")
+		}
+		g.wh = newWebhooks(&c, c.Logger)
+	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	newMetrics(&g.m, statsCollector{g})
 	node, err := conn.NewNode(conn.Config{
@@ -283,6 +290,9 @@ wait:
 			adminErr = err
 		}
 		cancel()
+	}
+	if g.wh != nil {
+		g.wh.close()
 	}
 	g.cancel()
 	close(g.done)

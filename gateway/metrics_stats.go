@@ -78,6 +78,14 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		e.labelled("huntgate_hunt_seq", "Last reliable seq per hunt.", prometheus.GaugeValue, float64(st.Hunts[h].Seq), "hunt", h)
 	}
 	e.one("huntgate_feed_long_polls", "Long polls of the updates feed waiting now.", prometheus.GaugeValue, float64(c.g.feed.waiting.Load()))
+	if wh := c.g.wh; wh != nil {
+		e.one("huntgate_webhook_outbox", "Updates waiting for webhook delivery.", prometheus.GaugeValue, float64(wh.outbox()))
+		e.one("huntgate_webhook_delivered_total", "Updates delivered to the webhook (2xx).", counter, float64(wh.delivered.Load()))
+		e.one("huntgate_webhook_attempts_total", "Webhook requests made.", counter, float64(wh.attempts.Load()))
+		e.one("huntgate_webhook_failures_total", "Webhook requests without a 2xx (error, timeout, other status), retried.", counter, float64(wh.failures.Load()))
+		e.labelled("huntgate_webhook_dropped_total", "Updates not delivered to the webhook, by reason.", counter, float64(wh.overflow.Load()), "reason", "overflow")
+		e.labelled("huntgate_webhook_dropped_total", "Updates not delivered to the webhook, by reason.", counter, float64(wh.expired.Load()), "reason", "age")
+	}
 	e.one("huntgate_feed_refused_total", "Long polls refused over --max-long-polls.", counter, float64(c.g.m.feedRefused.Load()))
 }
 

@@ -12,8 +12,8 @@ import (
 // not_started for a dig, then started, a claim, and ended.
 func checkSchedule(t *testing.T, tg *testGateway) {
 	t.Helper()
-	start := time.Now().Add(400 * time.Millisecond).UTC()
-	end := start.Add(400 * time.Millisecond)
+	start := time.Now().Add(2 * time.Second).UTC() // margin for a loaded machine: the create must land before it
+	end := start.Add(500 * time.Millisecond)
 	spec := fmt.Sprintf(`{"id":"sched","width":4,"height":4,"treasures":[{"id":"a","x":1,"y":1,"points":5},{"id":"b","x":3,"y":3,"points":1}],"starts_at":%q,"ends_at":%q}`,
 		start.Format(time.RFC3339Nano), end.Format(time.RFC3339Nano))
 	if st, b := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, spec); st != 201 || !contains(b, `"state":"scheduled"`) {

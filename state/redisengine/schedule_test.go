@@ -20,7 +20,7 @@ func TestScheduleOnceAcrossNodes(t *testing.T) {
 	c.Subscribe(col.sink)
 	watchAndWait(t, admin(t), c, "s", 1)
 	now := time.Now()
-	start, end := now.Add(300*time.Millisecond), now.Add(600*time.Millisecond)
+	start, end := now.Add(1500*time.Millisecond), now.Add(2000*time.Millisecond) // margin for a loaded machine
 	st, err := a.Create(ctx, state.Spec{ID: "s", Width: 3, Height: 3,
 		Treasures: []state.Treasure{{ID: "t", X: 1, Y: 1, Points: 2}, {ID: "u", X: 2, Y: 2, Points: 2}},
 		StartsAt:  &start, EndsAt: &end})
