@@ -1,8 +1,10 @@
 package redisengine
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/huntgate/huntgate/state"
 )
@@ -85,5 +87,30 @@ func TestJoinLocalFollowsStream(t *testing.T) {
 	sub.Unwatch("h")
 	if _, _, _, ok := sub.JoinLocal("h", "p", false, 0, 0); ok {
 		t.Fatal("joined from the copy of a hunt no longer watched")
+	}
+}
+
+// TestRewatchGetsACopy: a hunt unwatched and watched again at once (its
+// last player leaves as the next joins) gets a copy in step again without
+// waiting for an update, so joins keep avoiding Redis.
+func TestRewatchGetsACopy(t *testing.T) {
+	a := admin(t)
+	e := newEngine(t, Config{})
+	if _, err := e.Create(ctx, state.Spec{ID: "h", Width: 2, Height: 2}); err != nil {
+		t.Fatal(err)
+	}
+	watchAndWait(t, a, e, "h", 1)
+	if !e.AwaitLocal(ctx, "h") {
+		t.Fatal("no copy of a watched hunt")
+	}
+	for i := range 20 {
+		e.Unwatch("h")
+		e.Watch("h")
+		c, cancel := context.WithTimeout(ctx, time.Second) // below readyWait: a copy that never comes fails here
+		ok := e.AwaitLocal(c, "h")
+		cancel()
+		if !ok {
+			t.Fatalf("round %d: no copy after the hunt was watched again", i)
+		}
 	}
 }

@@ -87,7 +87,11 @@ func (e *Engine) watchOf(hunt string) (gen uint64, at time.Time) {
 // alone sends SUBSCRIBE and UNSUBSCRIBE, so they never wait on a caller.
 func (e *Engine) subscriber() {
 	defer e.wg.Done()
-	subscribed := make(map[string]bool)
+	// The watch generation each hunt is subscribed for: an Unwatch and a
+	// Watch that meet here together leave the channel subscribed, but the
+	// new watch still needs a confirmation, whose replay sets its baseline
+	// (and the node's copy of the hunt), so it is subscribed again.
+	subscribed := make(map[string]uint64)
 	var retry <-chan time.Time
 	for {
 		select {
@@ -112,8 +116,9 @@ func (e *Engine) subscriber() {
 		clear(e.dirty)
 		e.watchMu.Unlock()
 		for _, h := range todo {
-			want := e.watchGen(h) != 0
-			if want == subscribed[h] {
+			gen := e.watchGen(h)
+			want := gen != 0
+			if subscribed[h] == gen {
 				continue
 			}
 			k := e.keysOf(h)
@@ -141,7 +146,7 @@ func (e *Engine) subscriber() {
 				continue
 			}
 			if want {
-				subscribed[h] = true
+				subscribed[h] = gen
 			} else {
 				delete(subscribed, h)
 			}
