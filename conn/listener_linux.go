@@ -79,6 +79,11 @@ func listen(sa unix.Sockaddr) (int, unix.Sockaddr, error) {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 		return fail("SO_REUSEPORT", err)
 	}
+	// Linux copies TCP_NODELAY from the listener into every socket it
+	// accepts, so accepted connections need no setsockopt of their own.
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		return fail("TCP_NODELAY", err)
+	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return fail("bind", err)
 	}
@@ -108,8 +113,9 @@ func accept(lfd int) (int, error) {
 	}
 }
 
-// tuneConn sets per-connection socket options: Nagle off, since writes are
-// already batched per loop pass.
+// tuneConn sets per-connection socket options of a dialed connection: Nagle
+// off, since writes are already batched per loop pass. (Accepted ones
+// inherit it from the listener.)
 func tuneConn(fd int) {
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 }

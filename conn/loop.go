@@ -595,7 +595,6 @@ func (l *Loop) acceptAll() {
 			}
 		}
 		l.n.open.Add(1)
-		tuneConn(fd)
 		idx := l.slots.alloc()
 		s := l.slots.at(idx)
 		s.fd = int32(fd)
