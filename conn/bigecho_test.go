@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 
 	"github.com/huntgate/huntgate/framing"
 )
@@ -99,10 +100,17 @@ func TestBigEchoSlowReader(t *testing.T) {
 		c := dialGorilla(t, n, "/big", small)
 		c.SetReadLimit(32 << 20)
 		h := th.waitOpen(t)
+		// A small server send buffer too: kernels tuned for many sockets
+		// (tcp_wmem up to 16 MiB) would otherwise take the whole echo.
+		onLoop(n, h.Loop(), func(l *Loop) {
+			if err := unix.SetsockoptInt(int(l.live(h).fd), unix.SOL_SOCKET, unix.SO_SNDBUF, 64<<10); err != nil {
+				t.Error(err)
+			}
+		})
 		if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the echo to wait in the queue", 10*time.Second, func() bool {
+		waitFor(t, "the echo to wait in the queue", 30*time.Second, func() bool {
 			var q bool
 			onLoop(n, h.Loop(), func(l *Loop) {
 				s := l.live(h)
