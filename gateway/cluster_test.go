@@ -27,9 +27,15 @@ func startRedis(t *testing.T) string {
 // startClusterNode starts a gateway on the Redis engine at url.
 func startClusterNode(t *testing.T, url string) (*testGateway, state.Engine) {
 	t.Helper()
+	return startEngineNode(t, redisengine.Config{URL: url})
+}
+
+// startEngineNode starts a gateway on a Redis engine configured by cfg.
+func startEngineNode(t *testing.T, cfg redisengine.Config) (*testGateway, state.Engine) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	e, err := redisengine.New(ctx, redisengine.Config{URL: url})
+	e, err := redisengine.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,9 +66,19 @@ func startClusterNode(t *testing.T, url string) (*testGateway, state.Engine) {
 // is claimed once across the nodes, backend events published on either node
 // reach both, and the player count spans the cluster.
 func TestClusterTwoNodesShareAHunt(t *testing.T) {
-	url := startRedis(t)
-	a, ea := startClusterNode(t, url)
-	b, _ := startClusterNode(t, url)
+	twoNodesShareAHunt(t, redisengine.Config{URL: startRedis(t)})
+}
+
+// TestRedisClusterTwoNodesShareAHunt is TestClusterTwoNodesShareAHunt on
+// a Redis Cluster of 3 primaries and 3 replicas (--redis-cluster).
+func TestRedisClusterTwoNodesShareAHunt(t *testing.T) {
+	c := redistest.StartCluster(t, redistest.ClusterOptions{})
+	twoNodesShareAHunt(t, redisengine.Config{Cluster: c.Addrs()})
+}
+
+func twoNodesShareAHunt(t *testing.T, cfg redisengine.Config) {
+	a, ea := startEngineNode(t, cfg)
+	b, _ := startEngineNode(t, cfg)
 	if _, err := ea.Create(context.Background(), fixedHunt("isle", 3)); err != nil {
 		t.Fatal(err)
 	}
