@@ -251,3 +251,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestClusterStatsNodeConnections: /v1/stats on one node shows every live
+// node's open connections (the others' as of their last heartbeat), which
+// the dashboard charts per node.
+func TestClusterStatsNodeConnections(t *testing.T) {
+	url := startRedis(t)
+	a, ea := startClusterNode(t, url)
+	b, eb := startClusterNode(t, url)
+	idA := ea.(*redisengine.Engine).NodeID()
+	idB := eb.(*redisengine.Engine).NodeID()
+	a.player(t, "a1")
+	b.player(t, "b1")
+	b.player(t, "b2")
+	want := map[string]int64{idA: 1, idB: 2}
+	var last []NodeStats
+	deadline := time.Now().Add(3 * redisengine.DefaultHeartbeatTTL / 2) // a heartbeat is TTL/3 apart
+	for {
+		last = a.Stats(t.Context()).Nodes
+		ok := len(last) == 2
+		for _, n := range last {
+			ok = ok && n.Connections != nil && *n.Connections == want[n.ID]
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, n := range last {
+		if n.Connections != nil {
+			t.Logf("%s: %d", n.ID, *n.Connections)
+		}
+	}
+	t.Fatalf("node connections %+v, want %v", last, want)
+}

@@ -172,6 +172,9 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.engine.Subscribe(g.sink)
+	if lr, ok := g.engine.(loadReporter); ok {
+		lr.SetLoad(g.m.conns.Load)
+	}
 	if err := g.node.Start(); err != nil {
 		return err
 	}
@@ -397,6 +400,16 @@ func (g *Gateway) notReady() string {
 type NodeStats struct {
 	ID   string `json:"id"`
 	Self bool   `json:"self"` // the node that answered
+	// Connections is the node's open connections: live for the node that
+	// answered, as of its last heartbeat for the others; absent when the
+	// node did not report it.
+	Connections *int64 `json:"connections,omitempty"`
+}
+
+// loadReporter is the optional method of an engine that spans nodes and
+// publishes each node's connection count (redisengine.Engine).
+type loadReporter interface {
+	SetLoad(fn func() int64)
 }
 
 // nodeLister is the optional method of an engine that spans nodes
@@ -531,6 +544,14 @@ func (g *Gateway) nodeStats(ctx context.Context, nl nodeLister) []NodeStats {
 	ns := make([]NodeStats, len(nodes))
 	for i, n := range nodes {
 		ns[i] = NodeStats{ID: n.ID, Self: n.Self}
+		switch {
+		case n.Self:
+			c := g.m.conns.Load()
+			ns[i].Connections = &c
+		case n.Reported:
+			c := n.Conns
+			ns[i].Connections = &c
+		}
 	}
 	return ns
 }

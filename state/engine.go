@@ -112,6 +112,10 @@ type Readier interface {
 type NodeInfo struct {
 	ID   string // the node's id
 	Self bool   // the node is the one asking
+	// Conns is the node's open connections as of its last heartbeat, when
+	// Reported (the node's gateway gave its engine a load function).
+	Conns    int64
+	Reported bool
 }
 
 var errUnknownOp = errors.New("state: unknown command")

@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const samples = []; // { t, s } with s the /v1/stats answer
 const series = {}; // card id -> array of arrays (one per line)
 const huntSeries = new Map(); // hunt -> players over time
+const nodeSeries = new Map(); // node -> connections over time
 window.dash = { samples, last: null, errors: 0 };
 
 // Cards: each shows a current value, a line under it and a chart. value
@@ -157,14 +158,7 @@ function hunts(s) {
       td.textContent = v;
       tr.append(td);
     }
-    const td = document.createElement('td');
-    const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-    svg.setAttribute('class', 'mini');
-    svg.setAttribute('viewBox', '0 0 300 64');
-    svg.setAttribute('preserveAspectRatio', 'none');
-    chart(svg, [huntSeries.get(n)]);
-    td.append(svg);
-    tr.append(td);
+    tr.append(miniChart(huntSeries.get(n)));
     return tr;
   }));
 }
@@ -176,16 +170,36 @@ function nodes(s) {
     return;
   }
   card.hidden = false;
+  for (const n of s.nodes) {
+    const a = nodeSeries.get(n.id) || [];
+    a.push(n.connections ?? NaN);
+    if (a.length > KEEP) a.shift();
+    nodeSeries.set(n.id, a);
+  }
+  for (const id of [...nodeSeries.keys()]) if (!s.nodes.some((n) => n.id === id)) nodeSeries.delete(id);
   $('nodes').tBodies[0].replaceChildren(...s.nodes.map((n) => {
     const tr = document.createElement('tr');
-    const conns = n.connections ?? (n.self ? s.connections.total : undefined);
-    for (const v of [n.id, conns === undefined ? '-' : conns, n.self ? 'this node' : '']) {
+    tr.dataset.node = n.id;
+    for (const v of [n.id + (n.self ? ' (this node)' : ''), n.connections ?? '-']) {
       const td = document.createElement('td');
       td.textContent = v;
       tr.append(td);
     }
+    tr.append(miniChart(nodeSeries.get(n.id)));
     return tr;
   }));
+}
+
+// miniChart is a table cell with a small chart of one series.
+function miniChart(series) {
+  const td = document.createElement('td');
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('class', 'mini');
+  svg.setAttribute('viewBox', '0 0 300 64');
+  svg.setAttribute('preserveAspectRatio', 'none');
+  chart(svg, [series]);
+  td.append(svg);
+  return td;
 }
 
 // chart draws each series as a line over the last KEEP samples, scaled to

@@ -94,6 +94,8 @@ type Engine struct {
 	node     string
 	prefix   string
 	nodesKey string // registry of the nodes: sorted set, id scored by heartbeat expiry
+	loadKey  string // connections per node, as of each node's last heartbeat: hash, id -> count
+	load     atomic.Pointer[func() int64]
 	hmax     any    // HistoryMax as a script argument, boxed once
 	hmaxN    int
 	hage     time.Duration
@@ -244,6 +246,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.hbTTLArg = strconv.FormatInt(e.hbTTL.Milliseconds(), 10)
 	e.nodesKey = e.prefix + "nodes"
+	e.loadKey = e.prefix + "nodes:conns"
 	if err := e.beat(ctx); err != nil {
 		_ = e.rdb.Close()
 		_ = e.probe.Close()
@@ -337,9 +340,32 @@ func (e *Engine) heartbeat() {
 	}
 }
 
-// beat renews this node's entry in the registry.
+// beat renews this node's entry in the registry, and its connection count
+// when a load function was set.
 func (e *Engine) beat(ctx context.Context) error {
-	return beatLua.Run(ctx, e.rdb, []string{e.nodesKey}, e.node, e.hbTTLArg).Err()
+	if err := beatLua.Run(ctx, e.rdb, []string{e.nodesKey}, e.node, e.hbTTLArg).Err(); err != nil {
+		return err
+	}
+	if fn := e.load.Load(); fn != nil {
+		// Its own command, not in the script: on a Redis Cluster the hash
+		// may live in another slot than the registry.
+		return e.rdb.HSet(ctx, e.loadKey, e.node, (*fn)()).Err()
+	}
+	return nil
+}
+
+// SetLoad gives the engine a function of the node's open connections, sent
+// with every heartbeat (a third of HeartbeatTTL apart) so that Nodes reports
+// it for every node; the gateway sets it. The count of a node that
+// crashed stays in Redis, but Nodes lists live nodes only, and Close removes
+// this node's.
+func (e *Engine) SetLoad(fn func() int64) {
+	e.load.Store(&fn)
+	ctx, cancel := context.WithTimeout(e.ctx, time.Second)
+	defer cancel()
+	if err := e.rdb.HSet(ctx, e.loadKey, e.node, fn()).Err(); err != nil && e.ctx.Err() == nil {
+		e.log.Warn().Err(err).Msg("redisengine: publish the connection count")
+	}
 }
 
 // stopHeartbeat stops renewing the registry entry and the player counts
@@ -738,6 +764,22 @@ func (e *Engine) Nodes(ctx context.Context) ([]state.NodeInfo, error) {
 	for i, id := range ids {
 		nodes[i] = state.NodeInfo{ID: id, Self: id == e.node}
 	}
+	if len(ids) == 0 {
+		return nodes, nil
+	}
+	// The counts are an extra: without them the list is still served.
+	counts, err := e.rdb.HMGet(ctx, e.loadKey, ids...).Result()
+	if err != nil {
+		e.log.Warn().Err(err).Msg("redisengine: read the nodes' connection counts")
+		return nodes, nil
+	}
+	for i, c := range counts {
+		if s, ok := c.(string); ok {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				nodes[i].Conns, nodes[i].Reported = n, true
+			}
+		}
+	}
 	return nodes, nil
 }
 
@@ -766,6 +808,7 @@ func (e *Engine) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	p := e.rdb.Pipeline()
 	p.ZRem(ctx, e.nodesKey, e.node)
+	p.HDel(ctx, e.loadKey, e.node)
 	e.locals.Range(func(h, _ any) bool {
 		k := e.keysOf(h.(string))
 		p.ZRem(ctx, k.live, e.node)
