@@ -109,7 +109,11 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err := e.check(); err != nil {
 		return err
 	}
-	ids, err := dueLua.Run(ctx, e.rdb, []string{e.prefix + "schedule"}).StringSlice()
+	// Listed through the probe's own connection: while Redis is away the
+	// ticks' failed dials then stay out of the main pool, which go-redis
+	// makes fail fast for a while after repeated dial errors (the first
+	// calls after Redis came back failed: TestRedisRestart).
+	ids, err := dueLua.Run(ctx, e.probe, []string{e.prefix + "schedule"}).StringSlice()
 	if err != nil {
 		return wrap(err)
 	}
@@ -131,6 +135,12 @@ func (e *Engine) scheduler() {
 		case <-e.ctx.Done():
 			return
 		case <-t.C:
+			if e.health.Load() != nil {
+				// Redis did not answer the readiness probe: a tick would
+				// only add failed dials, which make go-redis's pool fail
+				// fast for a while after Redis is back.
+				continue
+			}
 			ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 			if err := e.Tick(ctx); err != nil && e.ctx.Err() == nil {
 				e.log.Warn().Err(err).Msg("redisengine: schedule tick")
