@@ -23,12 +23,13 @@ const testWebhookSecret = "hook-secret"
 // receiver is a real HTTP webhook receiver on a loopback port that can fail,
 // answer slowly, and go away and come back on the same port.
 type receiver struct {
-	t    *testing.T
+	t    testing.TB
 	addr string
 	srv  *http.Server
 
 	mu       sync.Mutex
 	got      map[string][]uint64 // hunt -> seqs in arrival order (2xx answers only)
+	firstAt  map[uint64]time.Time // seq -> first 2xx arrival (any hunt; benchmarks use one)
 	bodies   map[string]string   // delivery -> body
 	requests int
 	failNext int           // answer 500 to this many requests
@@ -38,8 +39,8 @@ type receiver struct {
 	arrived  chan struct{}
 }
 
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{t: t, got: map[string][]uint64{}, bodies: map[string]string{}, arrived: make(chan struct{}, 1)}
+func newReceiver(t testing.TB) *receiver {
+	r := &receiver{t: t, got: map[string][]uint64{}, bodies: map[string]string{}, firstAt: map[uint64]time.Time{}, arrived: make(chan struct{}, 1)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +48,9 @@ func newReceiver(t *testing.T) *receiver {
 	r.addr = ln.Addr().String()
 	r.serve(ln)
 	t.Cleanup(func() { r.down() })
+	benchReceiversMu.Lock()
+	benchReceivers = append(benchReceivers, r)
+	benchReceiversMu.Unlock()
 	return r
 }
 
@@ -121,6 +125,9 @@ func (r *receiver) handle(w http.ResponseWriter, req *http.Request) {
 		r.bad = append(r.bad, "delivery id "+req.Header.Get("X-Huntgate-Delivery")+" for "+string(body))
 	}
 	r.got[u.Hunt] = append(r.got[u.Hunt], u.Seq)
+	if _, ok := r.firstAt[u.Seq]; !ok {
+		r.firstAt[u.Seq] = time.Now()
+	}
 	r.bodies[req.Header.Get("X-Huntgate-Delivery")] = string(body)
 	select {
 	case r.arrived <- struct{}{}:
