@@ -379,7 +379,8 @@ func TestStatsNodesOnlyWhenServed(t *testing.T) {
 	code, body := tg.adminDo(t, "GET", "/v1/stats", "", "")
 	var st Stats
 	if code != 200 || json.Unmarshal(body, &st) != nil || e.reads.Load() != 1 ||
-		len(st.Nodes) != 2 || st.Nodes[0] != (NodeStats{ID: "a", Self: true}) || st.Nodes[1] != (NodeStats{ID: "b"}) {
+		len(st.Nodes) != 2 || st.Nodes[0].ID != "a" || !st.Nodes[0].Self || st.Nodes[0].Connections == nil || *st.Nodes[0].Connections != 0 ||
+		st.Nodes[1] != (NodeStats{ID: "b"}) {
 		t.Fatalf("/v1/stats: %d, %d node reads: %s", code, e.reads.Load(), body)
 	}
 }
