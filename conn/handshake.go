@@ -2,6 +2,7 @@ package conn
 
 import (
 	"errors"
+	"net/netip"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +39,25 @@ func (l *Loop) readHandshake(idx uint32) {
 	}
 	s.lastRead = l.now
 	data := l.rbuf[:n0+n]
+	var peer netip.AddrPort // the client's address from a PROXY header
+	if s.hs != 0 {
+		peer = l.hss.at(s.hs).peer
+	}
+	if s.state == stHandshake && l.cfg.ProxyProtocol && s.flags&fProxied == 0 {
+		used, info, err := framing.ParseProxy(data, max)
+		if err != nil {
+			// Nothing is answered: the peer is not the proxy we expect.
+			l.handshakeDone(idx, 0)
+			l.closeSlot(idx, framing.StatusAbnormal, errors.Join(ErrProxyHeader, err))
+			return
+		}
+		if used == 0 {
+			l.keepHead(idx, data, peer)
+			return
+		}
+		s.flags |= fProxied
+		peer, data = info.Source, data[used:]
+	}
 	end, err := framing.RequestEnd(data, max)
 	if err != nil {
 		if s.state == stHandshake {
@@ -51,17 +71,15 @@ func (l *Loop) readHandshake(idx uint32) {
 		if s.state == stHandshake && framing.BadRequestStart(data) && !(l.cfg.Static != nil && framing.PlainRequestStart(data)) {
 			// Answered now: a peer that is not speaking HTTP may never send
 			// the blank line, and would otherwise get no answer at all.
+			l.curPeer = peer
 			l.upgrade(idx, data, nil)
 			return
 		}
-		if s.hs == 0 {
-			s.hs = l.hss.alloc()
-		}
-		hb := l.hss.at(s.hs)
-		hb.buf = append(hb.buf[:0], data...)
+		l.keepHead(idx, data, peer)
 		return
 	}
 	if s.state == stHandshake {
+		l.curPeer = peer
 		if l.cfg.Static != nil && l.serveStatic(idx, data[:end]) {
 			return
 		}
@@ -69,6 +87,19 @@ func (l *Loop) readHandshake(idx uint32) {
 		return
 	}
 	l.clientOpen(idx, data[:end], data[end:], l.hss.at(s.hs).key)
+}
+
+// keepHead keeps the part of a head that has arrived (and the client address
+// a PROXY header gave) in the connection's handshake buffer until the rest
+// comes.
+func (l *Loop) keepHead(idx uint32, data []byte, peer netip.AddrPort) {
+	s := l.slots.at(idx)
+	if s.hs == 0 {
+		s.hs = l.hss.alloc()
+	}
+	hb := l.hss.at(s.hs)
+	hb.buf = append(hb.buf[:0], data...)
+	hb.peer = peer
 }
 
 // serveStatic answers a plain request (Config.Static) and reports whether it
@@ -102,6 +133,10 @@ func (l *Loop) serveStatic(idx uint32, head []byte) bool {
 // check is the Upgrader's Check: it asks the Handler about the connection
 // being upgraded.
 func (l *Loop) check(r *framing.Request) int {
+	r.RemoteAddr = l.curPeer
+	if !r.RemoteAddr.IsValid() {
+		r.RemoteAddr = peerAddr(int(l.slots.at(l.cur.Index()).fd))
+	}
 	l.curAcc = l.h.OnUpgrade(l, l.cur, r)
 	if !l.curAcc.Deflate {
 		r.Deflate = false

@@ -2,6 +2,7 @@ package conn
 
 import (
 	"errors"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -116,8 +117,9 @@ type deadEntry struct {
 // hsState is the handshake side arena item: the request (or response) head
 // being collected, and for a client its key and the request to send.
 type hsState struct {
-	buf []byte
-	key [24]byte
+	buf  []byte
+	key  [24]byte
+	peer netip.AddrPort // server: the client address a PROXY header gave
 }
 
 // Loop is one event loop: an epoll instance, a listener, an inbox, a timer
@@ -179,6 +181,7 @@ type Loop struct {
 	curAcc     Accept
 	rng        uint64            // client masks
 	hsObs      HandshakeObserver // the Handler, if it observes handshakes
+	curPeer    netip.AddrPort    // client address of the head being upgraded, from a PROXY header
 	flushWait  []FlushWaiter     // AfterFlush callbacks
 
 	base time.Time
@@ -207,7 +210,7 @@ func newLoop(n *Node, id int) (*Loop, error) {
 			*b = (*b)[:0]
 		}
 	}
-	l.hss.reset = func(s *hsState) { s.buf = s.buf[:0]; s.key = [24]byte{} }
+	l.hss.reset = func(s *hsState) { s.buf = s.buf[:0]; s.key = [24]byte{}; s.peer = netip.AddrPort{} }
 	l.queues.reset = resetQueue
 	l.hss.keep, l.bufs.keep, l.queues.keep = 64, 256, 512
 	l.upg.Check = l.check

@@ -89,6 +89,14 @@ type Config struct {
 	// Deflate allows permessage-deflate when a client asks (and the Handler's
 	// Accept allows it).
 	Deflate bool
+	// ProxyProtocol requires every accepted connection to start with a
+	// PROXY protocol v2 header (haproxy's send-proxy-v2), whose source
+	// address is then the client's (framing.Request.RemoteAddr). A
+	// connection without a valid header is closed without an answer. The
+	// header counts against MaxHandshake and HandshakeTimeout with the head
+	// that follows it. Only for a listener that nothing but the proxy can
+	// reach: the header is believed.
+	ProxyProtocol bool
 	// Static answers plain HTTP requests on the listener: a GET or HEAD over
 	// HTTP/1.1 without an Upgrade field (framing.PlainRequest), such as a
 	// browser opening the player address. It gets the path (without the

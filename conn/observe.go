@@ -2,7 +2,11 @@ package conn
 
 import (
 	"context"
+	"errors"
+	"net/netip"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // HandshakeObserver is an optional interface of a Handler. A Handler that
@@ -102,4 +106,25 @@ func (n *Node) QueuedBytes(ctx context.Context) []int64 {
 		}
 	}
 	return out
+}
+
+// ErrProxyHeader is given (joined with framing's reason) when a connection
+// to a Config.ProxyProtocol listener does not start with a valid PROXY
+// header.
+var ErrProxyHeader = errors.New("conn: no valid PROXY protocol header")
+
+// peerAddr is the socket's peer address (one getpeername; only at upgrade,
+// when no PROXY header gave it).
+func peerAddr(fd int) netip.AddrPort {
+	sa, err := unix.Getpeername(fd)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	return netip.AddrPort{}
 }

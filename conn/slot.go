@@ -67,6 +67,7 @@ const (
 	fUrgent                        // a reply or control frame is pending: flushed ahead of bulk output
 	fDeferred                      // in the loop's list of bulk output left for the next pass
 	fOffered                       // client: our request offered permessage-deflate
+	fProxied                       // server: the PROXY header has been read
 )
 
 // slot is the per-connection state. It holds no pointers, so the slot table

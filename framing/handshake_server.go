@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 
@@ -47,6 +48,10 @@ func RequestEnd(b []byte, max int) (int, error) {
 // header or an empty query is an empty slice.
 type Request struct {
 	Path, Query, Host, Origin, Authorization []byte
+	// RemoteAddr is the client's address when the caller knows it: package
+	// conn sets it before Check (the PROXY header's source, else the
+	// socket's peer). The Upgrader itself leaves it zero.
+	RemoteAddr netip.AddrPort
 	// Deflate is true when the client offered permessage-deflate in a form
 	// this side accepts (Upgrader.Deflate set, no context takeover). Check may
 	// set it to false to decline the extension for this connection.

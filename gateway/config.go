@@ -45,6 +45,12 @@ type Config struct {
 	// uncompressed, as RFC 7692 allows); inbound messages are inflated up to
 	// MaxMessage. false declines every offer on /ws.
 	Deflate bool
+	// ProxyProtocol requires a PROXY protocol v2 header (haproxy's
+	// send-proxy-v2) at the start of every player connection and takes the
+	// client's address from it (logs; Request.RemoteAddr); a connection
+	// without one is closed unanswered. For a player listener only the
+	// proxy can reach (deploy/haproxy.cfg).
+	ProxyProtocol bool
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin listener;
 	// false serves nothing there. Profiles are read-only, but they reveal
 	// internals, so keep the admin listener private when this is on.
@@ -213,6 +219,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for player tokens")
 	fs.StringVar(&c.APIKey, "api-key", "", "key for mutating admin endpoints (X-API-Key or Authorization: Bearer)")
 	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout")
+	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v2 header (haproxy send-proxy-v2) on player connections; the client address is taken from it")
 	fs.BoolVar(&c.Deflate, "deflate", false, "negotiate permessage-deflate on /ws (each update compressed once for all players)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")
 	fs.StringVar(&c.Redis, "redis", "", "cluster mode on Redis (absent: embedded memory engine)")

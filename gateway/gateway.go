@@ -101,6 +101,7 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 		FlushBudget:      c.FlushBudget,
 		BusyPoll:         c.BusyPoll,
 		Deflate:          c.TestEndpoints || c.Deflate,
+		ProxyProtocol:    c.ProxyProtocol,
 		Static:           newStaticSite(c.DevMode).serve,
 		Logger:           c.Logger,
 	}, handler{g})

@@ -51,10 +51,13 @@ func (hd handler) OnUpgrade(l *conn.Loop, h conn.Handle, r *framing.Request) con
 		id, err := g.auth.Authenticate(r.Query, r.Authorization)
 		if err != nil {
 			g.m.authFailures.Add(1)
-			if g.log.Debug().Enabled() {
-				g.log.Debug().Err(err).Msg("gateway: handshake refused")
+			if e := g.log.Debug(); e.Enabled() {
+				e.Err(err).Str("client", r.RemoteAddr.String()).Msg("gateway: handshake refused")
 			}
 			return conn.Accept{Status: 401}
+		}
+		if e := g.log.Debug(); e.Enabled() {
+			e.Str("player", id.Player).Str("client", r.RemoteAddr.String()).Msg("gateway: player connected")
 		}
 		s := ls.slot(h)
 		*s = session{h: h, ep: ep, player: id.Player}

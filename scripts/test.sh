@@ -12,6 +12,7 @@ command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
 command -v jq >/dev/null 2>&1 || need_pkgs+=(jq)     # scripts/million.sh
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2) # the many-hosts test (network namespaces)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium) # clients/js browser tests
+command -v haproxy >/dev/null 2>&1 || need_pkgs+=(haproxy)   # TLS + PROXY protocol test (deploy/haproxy.cfg)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
 	sudo=()
 	[ "$(id -u)" = 0 ] || sudo=(sudo -n)
@@ -27,6 +28,7 @@ fi
 
 export GOFLAGS="${GOFLAGS:-} -mod=mod"
 export HUNTGATE_REQUIRE_BROWSER=1 # installed above: the browser tests must not skip
+export HUNTGATE_REQUIRE_HAPROXY=1 # likewise the haproxy test
 go mod download
 go mod verify
 go vet ./...
