@@ -45,6 +45,7 @@ func run(args []string) int {
 	}
 	log := newLogger(cfg.LogLevel)
 	cfg.Logger = log
+	reserveSpareP(cfg.Loops)
 	if cfg.DevMode && cfg.APIKey == "" {
 		// The demo should be drivable from curl at once; a production
 		// config never sets --dev, so it never gets a guessable key.
