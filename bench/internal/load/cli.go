@@ -139,6 +139,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.Drain, "drain", 2*time.Second, "wait after the measured phase for replies and deliveries still in flight; later ones count as lost")
 	fs.DurationVar(&cfg.Ramp, "ramp", 0, "connect the players over this long, at an even arrival rate (0 = as fast as --inflight allows)")
 	fs.IntVar(&cfg.Procs, "procs", 0, fmt.Sprintf("worker processes (0 = enough to keep each under %d sockets)", MaxPerProc))
+	fs.BoolVar(&cfg.Deflate, "deflate", false, "offer permessage-deflate on every connection (conn transport; the gateway needs --deflate for /ws)")
 	fs.Var(srcFlag{cfg}, "src", "source addresses to dial from, e.g. 127.0.0.2-127.0.0.60 (\"\" = kernel's choice)")
 	fs.Var(pidFlag{cfg}, "pid", "server process to sample for RSS and CPU; PID,PID,... sums several processes sharing the port")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to FILE")

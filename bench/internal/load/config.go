@@ -41,6 +41,7 @@ type Config struct {
 	Ramp      time.Duration `json:"ramp"`        // connect players over this long; 0 = as fast as allowed
 	Procs     int           `json:"procs"`       // worker processes; 0 = enough to stay under MaxPerProc sockets
 	Src       []string      `json:"src"`         // source IPs to dial from; empty = kernel's choice
+	Deflate   bool          `json:"deflate"`     // offer permessage-deflate (conn transport)
 	PID       int           `json:"pid"`         // server process to sample; 0 = none
 	ExtraPIDs []int         `json:"extra_pids"`  // further server processes (sharing the port) summed with PID; nil = none
 	Loops     int           `json:"loops"`       // client loops per worker; 0 = CPUs / workers, at least 1

@@ -387,7 +387,7 @@ func (w *worker) dial(p *player) {
 	p.dialAt = time.Now()
 	err := w.cl.Dial(wsc.DialOptions{
 		Addr: w.cfg.HostPort(), LocalAddr: src, Path: w.sc.path(w, p),
-		Tag: uint32(p.n - w.cfg.First), Loop: p.loop,
+		Tag: uint32(p.n - w.cfg.First), Loop: p.loop, Deflate: w.cfg.Deflate,
 	})
 	if err != nil {
 		w.log.Debug().Err(err).Msg("load: dial")

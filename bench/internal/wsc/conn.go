@@ -59,7 +59,7 @@ func (c *connClient) Post(loop int, fn func(l Loop)) {
 func (c *connClient) Dial(o DialOptions) error {
 	return c.n.Dial(conn.DialOptions{
 		Addr: o.Addr, LocalAddr: o.LocalAddr, Host: o.Host, Path: o.Path,
-		Header: o.Header, Tag: o.Tag, Loop: o.Loop,
+		Header: o.Header, Tag: o.Tag, Loop: o.Loop, Deflate: o.Deflate,
 	})
 }
 

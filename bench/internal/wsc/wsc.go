@@ -59,6 +59,7 @@ type DialOptions struct {
 	Header    [][2]string
 	Tag       uint32 // stored with the connection, returned by Loop.Tag
 	Loop      int    // loop to own the connection, -1 = round robin
+	Deflate   bool   // offer permessage-deflate (conn transport only)
 }
 
 // Client is a set of loops that dial and own connections.
