@@ -191,4 +191,3 @@ func (r *receiver) latencies(sent map[uint64]time.Time) []time.Duration {
 	}
 	return out
 }
-

@@ -28,9 +28,9 @@ type receiver struct {
 	srv  *http.Server
 
 	mu       sync.Mutex
-	got      map[string][]uint64 // hunt -> seqs in arrival order (2xx answers only)
+	got      map[string][]uint64  // hunt -> seqs in arrival order (2xx answers only)
 	firstAt  map[uint64]time.Time // seq -> first 2xx arrival (any hunt; benchmarks use one)
-	bodies   map[string]string   // delivery -> body
+	bodies   map[string]string    // delivery -> body
 	requests int
 	failNext int           // answer 500 to this many requests
 	slowNext int           // sleep past the gateway's timeout on this many

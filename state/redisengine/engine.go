@@ -96,7 +96,7 @@ type Engine struct {
 	nodesKey string // registry of the nodes: sorted set, id scored by heartbeat expiry
 	loadKey  string // connections per node, as of each node's last heartbeat: hash, id -> count
 	load     atomic.Pointer[func() int64]
-	hmax     any    // HistoryMax as a script argument, boxed once
+	hmax     any // HistoryMax as a script argument, boxed once
 	hmaxN    int
 	hage     time.Duration
 	hbTTL    time.Duration
