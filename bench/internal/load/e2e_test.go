@@ -99,18 +99,23 @@ func startHuntgateAdmin(t *testing.T) (addr, admin string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Both listeners: the admin server starts after the player port, and
+	// scenarios that create hunts use it first.
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr, admin
+	for _, a := range []string{addr, admin} {
+		for {
+			c, err := net.DialTimeout("tcp", a, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("huntgate did not listen on %s: %v", a, err)
+			}
+			time.Sleep(20 * time.Millisecond) // nothing to await: the process gives no signal
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("huntgate did not listen on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // nothing to await: the process gives no signal
 	}
+	return addr, admin
 }
 
 func TestEndToEndEchoAndFanout(t *testing.T) {
