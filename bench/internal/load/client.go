@@ -3,12 +3,12 @@ package load
 import (
 	"errors"
 	"net/url"
-	"os"
 	"runtime"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/huntgate/huntgate/bench/internal/wsc"
+	"github.com/huntgate/huntgate/conn"
 	"github.com/rs/zerolog"
 )
 
@@ -22,26 +22,12 @@ func errUnknownScenario(s string) error { return errors.New("load: unknown scena
 // worker 293-328 ms.
 func defaultLoops(workers int) int { return max(1, runtime.NumCPU()/max(1, workers)) }
 
-// reservePacerP makes sure the process has a P beyond its busy loops: a
-// loop that is never idle keeps its P, so with GOMAXPROCS = loops the
-// pacer, publisher and tick goroutines wait for the scheduler's 10 ms
-// preemption before they run, and that wait would be the load generator's
-// own latency in every open-loop operation. An explicit GOMAXPROCS in the
-// environment is left alone.
-func reservePacerP(loops int) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return
-	}
-	if runtime.GOMAXPROCS(0) < loops+1 {
-		runtime.GOMAXPROCS(loops + 1)
-	}
-}
-
 // newClient builds the transport: conn's epoll loops unless asked otherwise.
 func newClient(kind string, loops int, h wsc.Handler, log zerolog.Logger, t wsc.Timeouts) (wsc.Client, error) {
 	switch kind {
 	case "", wsc.KindConn:
-		reservePacerP(loops)
+		// The pacer, publisher and tick goroutines need a P beside the busy loops.
+		conn.ReserveSpareP(loops)
 		return wsc.NewConn(loops, h, log, 0, t)
 	case wsc.KindGorilla:
 		return wsc.NewGorilla(loops, h), nil

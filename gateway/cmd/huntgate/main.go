@@ -18,6 +18,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"github.com/huntgate/huntgate/conn"
 	"github.com/huntgate/huntgate/gateway"
 	"github.com/huntgate/huntgate/state"
 	"github.com/huntgate/huntgate/state/redisengine"
@@ -45,7 +46,7 @@ func run(args []string) int {
 	}
 	log := newLogger(cfg.LogLevel)
 	cfg.Logger = log
-	reserveSpareP(cfg.Loops)
+	conn.ReserveSpareP(cfg.Loops)
 	if cfg.DevMode && cfg.APIKey == "" {
 		// The demo should be drivable from curl at once; a production
 		// config never sets --dev, so it never gets a guessable key.
