@@ -181,6 +181,8 @@ func (e *Engine) apply(u *state.Update) bool {
 		switch u.Kind {
 		case state.KindClaimed:
 			st.TreasuresLeft = max(0, st.TreasuresLeft-1)
+		case state.KindStarted:
+			st.State = state.StateOpen
 		case state.KindEnded:
 			st.State, st.Top = state.StateEnded, u.Top
 		}

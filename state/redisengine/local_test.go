@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/huntgate/huntgate/state"
 )
 
@@ -103,14 +105,105 @@ func TestRewatchGetsACopy(t *testing.T) {
 	if !e.AwaitLocal(ctx, "h") {
 		t.Fatal("no copy of a watched hunt")
 	}
+	rewatchRounds(t, e, "h")
+}
+
+// rewatchRounds unwatches and watches hunt again 20 times and fails if its
+// copy is not in step again within a second each time.
+func rewatchRounds(t *testing.T, e *Engine, hunt string) {
+	t.Helper()
 	for i := range 20 {
-		e.Unwatch("h")
-		e.Watch("h")
+		e.Unwatch(hunt)
+		e.Watch(hunt)
 		c, cancel := context.WithTimeout(ctx, time.Second) // below readyWait: a copy that never comes fails here
-		ok := e.AwaitLocal(c, "h")
+		ok := e.AwaitLocal(c, hunt)
 		cancel()
 		if !ok {
 			t.Fatalf("round %d: no copy after the hunt was watched again", i)
 		}
 	}
+}
+
+// TestJoinLocalAfterStart: a scheduled hunt that starts while a node watches
+// it is open in the node's copy, so joins answered from the copy do not say
+// "scheduled" to players who can dig.
+func TestJoinLocalAfterStart(t *testing.T) {
+	a := admin(t)
+	e := newEngine(t, Config{ScheduleTick: 5 * time.Millisecond})
+	c := newCollector()
+	e.Subscribe(c.sink)
+	later := time.Now().Add(time.Hour)
+	if _, err := e.Create(ctx, state.Spec{ID: "h", Width: 2, Height: 2, StartsAt: &later}); err != nil {
+		t.Fatal(err)
+	}
+	watchAndWait(t, a, e, "h", 1)
+	if !e.AwaitLocal(ctx, "h") {
+		t.Fatal("no copy of a watched hunt")
+	}
+	if st, _, _, ok := e.JoinLocal("h", "p", false, 0, 0); !ok || st.State != state.StateScheduled {
+		t.Fatalf("before the start: %+v %v", st, ok)
+	}
+	// Bring the start forward to now, on Redis's clock, for the ticker.
+	k := e.keysOf("h")
+	if err := a.HSet(ctx, k.meta, "starts", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ZAdd(ctx, e.prefix+"schedule", redis.Z{Score: 1, Member: "h"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(t, "started", func(ups []state.Update) bool {
+		return len(ups) > 0 && ups[len(ups)-1].Kind == state.KindStarted
+	})
+	// The sink got started after the copy took it: the copy says open.
+	st, _, _, ok := e.JoinLocal("h", "q", false, 0, 0)
+	want, err := e.Status(ctx, "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || st.State != state.StateOpen || st.Seq != 1 || want.State != state.StateOpen {
+		t.Fatalf("after the start: copy %+v (ok %v), Redis %+v", st, ok, want)
+	}
+}
+
+// TestRewatchUnderTrafficGetsACopy: a hunt watched again while its updates
+// keep coming on the shared pub/sub connection (an update of the old watch
+// still in flight reaches the reader after the new Watch) gets a copy in
+// step again, so joins keep avoiding Redis instead of each waiting
+// readyWait for a copy that never comes.
+func TestRewatchUnderTrafficGetsACopy(t *testing.T) {
+	a := admin(t)
+	e := newEngine(t, Config{})
+	pub := newEngine(t, Config{Prefix: e.prefix})
+	for _, h := range []string{"h", "o"} {
+		if _, err := e.Create(ctx, state.Spec{ID: h, Width: 2, Height: 2}); err != nil {
+			t.Fatal(err)
+		}
+		watchAndWait(t, a, e, h, 1) // "o" keeps the connection open when "h" is unwatched
+	}
+	if !e.AwaitLocal(ctx, "h") {
+		t.Fatal("no copy of a watched hunt")
+	}
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := pub.Publish(ctx, "h", []byte(`"tick"`)); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	rewatchRounds(t, e, "h")
 }

@@ -345,12 +345,24 @@ func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
 		return
 	}
 	t := tracks[hunt]
+	if (t == nil || t.gen != gen) && e.replay >= 0 {
+		// A new watch whose first update came before its subscription's
+		// confirmation (the channel stayed subscribed on a shared
+		// connection while the hunt was unwatched and watched again): the
+		// confirmation will find this track, so the watch's replay, which
+		// also sets the node's copy, is made here.
+		_, at := e.watchOf(hunt)
+		t = &track{gen: gen, at: at, pending: true}
+		tracks[hunt] = t
+	}
+	noBaseline := (t == nil || t.gen != gen) && e.replay < 0
 	if t != nil && t.gen == gen && t.pending {
-		// The replay at the subscription failed: what was published
-		// since Watch may still be in the history.
+		// The replay at the subscription failed, or is made here: what
+		// was published since Watch may still be in the history.
 		if err := e.watchReplay(hunt, t); err != nil {
 			e.gaps.Add(1)
 			e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: watch replay")
+			noBaseline = true
 		}
 	}
 	if t == nil || t.fresh || t.gen != gen || t.epoch != u.Epoch {
@@ -358,6 +370,11 @@ func (e *Engine) onMessage(tracks map[string]*track, m *redis.Message) {
 		// hunt was re-created: the stream starts here.
 		t = &track{gen: gen, epoch: u.Epoch, seq: u.Seq}
 		tracks[hunt] = t
+		if noBaseline {
+			// No replay set the node's copy of this watch: read its
+			// baseline, or the copy would wait for one forever.
+			e.rebase(hunt)
+		}
 		e.deliver(u)
 		return
 	}
