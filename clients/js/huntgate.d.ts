@@ -17,7 +17,7 @@ export interface Status {
   seq: number;
   players: number;
   treasures_left: number;
-  state: 'open' | 'ended';
+  state: 'scheduled' | 'open' | 'ended';
   top: Entry[];
 }
 
@@ -54,8 +54,13 @@ export interface EndedUpdate extends UpdateBase {
   top: Entry[];
 }
 
+/** A scheduled hunt reached its starts_at: digs work from now on (reliable). */
+export interface StartedUpdate extends UpdateBase {
+  kind: 'started';
+}
+
 /** Any update pushed for a joined hunt. */
-export type Update = ClaimedUpdate | LeaderboardUpdate | EventUpdate | EndedUpdate;
+export type Update = ClaimedUpdate | LeaderboardUpdate | EventUpdate | EndedUpdate | StartedUpdate;
 
 /** The reply to dig. */
 export interface Dug {

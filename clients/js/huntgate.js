@@ -9,7 +9,7 @@ export const VERSION = '1.0.0';
 const REPLY = { join: 'joined', leave: 'left', dig: 'dug', status: 'status', ping: 'pong' };
 
 /** Reliable update kinds: each takes the next seq of its hunt. */
-const RELIABLE = new Set(['claimed', 'event', 'ended']);
+const RELIABLE = new Set(['claimed', 'event', 'ended', 'started']);
 
 /** Updates held for one hunt while it resynchronises, at most. */
 const MAX_HELD = 8192;
@@ -30,7 +30,7 @@ export class HuntError extends Error {
 /**
  * A player's connection to a huntgate gateway, with reconnect and resume.
  *
- * Reliable updates (claimed, event, ended) reach `update` listeners once each
+ * Reliable updates (claimed, event, ended, started) reach `update` listeners once each
  * and in seq order per hunt, across reconnects; what the gateway's history no
  * longer holds is reported with a `reset` event carrying the fresh status.
  */
@@ -423,7 +423,11 @@ export class HuntClient {
   _deliver(h, u) {
     const reliable = RELIABLE.has(u.kind);
     if (u.epoch !== h.epoch) {
-      if (reliable) this._resync(h, u);
+      // Any update of another epoch means the history behind h.epoch is
+      // gone (docs/protocol.md, Resume): a hunt given a new epoch in cluster
+      // mode announces it with a leaderboard only, so waiting for a
+      // reliable one would leave listeners on stale state.
+      this._resync(h);
       return;
     }
     if (!reliable) {

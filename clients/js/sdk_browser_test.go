@@ -1,0 +1,119 @@
+package huntgatejs_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/huntgate/huntgate/internal/redistest"
+)
+
+// sdkPage opens a tab on the gateway g whose SDK client (imported from
+// /sdk/huntgate.js, as a game would) joins hunt as player and records what
+// its listeners get in window.t; it returns once the join is answered.
+func sdkPage(t *testing.T, b context.Context, g *gatewayProc, hunt, player string) context.Context {
+	t.Helper()
+	p := newTab(t, b, "http://"+g.addr+"/sdk/huntgate.js")
+	run(t, p, evalVoid(fmt.Sprintf(`(async () => {
+		const { HuntClient } = await import('/sdk/huntgate.js');
+		const c = new HuntClient('ws://' + location.host, { player: %q });
+		window.t = { client: c, updates: [], resets: [], errors: [], joined: null };
+		c.on('update', (u) => window.t.updates.push(u));
+		c.on('reset', (h, st) => window.t.resets.push(st));
+		c.on('error', (e) => window.t.errors.push(e.code));
+		await c.connect();
+		window.t.joined = await c.join(%q);
+	})()`, player, hunt)))
+	waitJS(t, p, "joined", "window.t && window.t.joined", 15*time.Second)
+	return p
+}
+
+// reliableSeqs is the JavaScript expression of the kinds and seqs of the
+// updates other than leaderboards that the page's listeners got.
+const reliableSeqs = `window.t.updates.filter((u) => u.kind !== 'leaderboard').map((u) => u.kind + ':' + u.seq).join(' ')`
+
+// TestBrowserSDKStartedIsReliable: a scheduled hunt's started update takes a
+// seq like claimed and event, so the SDK delivers it once and in order and
+// the updates after it follow with no resync loop and no duplicate.
+func TestBrowserSDKStartedIsReliable(t *testing.T) {
+	b := newBrowser(t)
+	srv := redistest.Standalone(t, redistest.Options{})
+	g := startGateway(t, "--redis", srv.URL(), "--dev")
+	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	g.createHunt(t, `{"id":"s1","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}],"starts_at":"`+later+`"}`)
+	p := sdkPage(t, b, g, "s1", "alice")
+	if st := eval[string](t, p, "window.t.joined.state"); st != "scheduled" {
+		t.Fatalf("joined state %q, want scheduled", st)
+	}
+	// Bring the start forward to now on Redis's clock; the gateway's
+	// schedule ticker then starts the hunt.
+	a := srv.Client()
+	defer a.Close()
+	if err := a.HSet(context.Background(), "hg:{s1}:m", "starts", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ZAdd(context.Background(), "hg:schedule", redis.Z{Score: 1, Member: "s1"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, p, "started", "window.t.updates.some((u) => u.kind === 'started')", 10*time.Second)
+	for i := range 2 {
+		if code, body := g.post("/v1/hunts/s1/events", fmt.Sprintf(`{"i":%d}`, i)); code != 200 {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	waitJS(t, p, "both events", "window.t.updates.some((u) => u.seq === 3)", 10*time.Second)
+	if got := eval[string](t, p, reliableSeqs); got != "started:1 event:2 event:3" {
+		t.Fatalf("updates %q, want started:1 event:2 event:3", got)
+	}
+	if got := eval[int](t, p, "window.t.resets.length + window.t.errors.length"); got != 0 {
+		t.Fatalf("%d resets or errors", got)
+	}
+}
+
+// TestBrowserSDKEpochFromLeaderboard: a hunt whose Redis lost writes gets a
+// new epoch, which the gateway announces with a leaderboard update only
+// (docs/protocol.md: an update of another epoch means rejoin); the SDK
+// rejoins at once and reports the reset, without waiting for a reliable
+// update that may not come.
+func TestBrowserSDKEpochFromLeaderboard(t *testing.T) {
+	b := newBrowser(t)
+	srv := redistest.Standalone(t, redistest.Options{})
+	g := startGateway(t, "--redis", srv.URL(), "--dev")
+	g.createHunt(t, `{"id":"r1","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}]}`)
+	p := sdkPage(t, b, g, "r1", "alice")
+	old := eval[float64](t, p, "window.t.joined.epoch")
+	for i := range 3 {
+		if code, body := g.post("/v1/hunts/r1/events", fmt.Sprintf(`{"i":%d}`, i)); code != 200 {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	waitJS(t, p, "the events", "window.t.updates.some((u) => u.seq === 3)", 10*time.Second)
+	// Redis loses the last two writes, as after a failover to a replica
+	// that had not got them: the gateway, which saw seq 3, finds seq 1 at
+	// its next count refresh (every second) and gives the hunt a new epoch.
+	a := srv.Client()
+	defer a.Close()
+	if err := a.HSet(context.Background(), "hg:{r1}:m", "seq", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, p, "reset", "window.t.resets.length === 1", 15*time.Second)
+	st := eval[struct {
+		Epoch float64
+		Seq   int
+	}](t, p, "window.t.resets[0]")
+	if st.Epoch == old || st.Seq != 1 {
+		t.Fatalf("reset to %+v, old epoch %v", st, old)
+	}
+	if got := eval[string](t, p, reliableSeqs); got != "event:1 event:2 event:3" {
+		t.Fatalf("updates %q", got)
+	}
+}
+
+// evalVoid evaluates a JavaScript expression, ignoring its value.
+func evalVoid(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Evaluate[chromedp.Void](expr)
+}
