@@ -36,6 +36,7 @@
 # per process: a transport comparison, not a game.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 mode=full
 case "${1:-}" in
@@ -96,16 +97,6 @@ stop_server() {
 	pids=()
 }
 trap stop_server EXIT
-
-wait_port() {
-	local hp=$1 i
-	for i in $(seq 200); do
-		if (exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}") 2>/dev/null; then return 0; fi
-		sleep 0.05
-	done
-	echo "bench: nothing listens on $hp" >&2
-	return 1
-}
 
 # huntgate_proc ADMIN_ADDR LOG [ENV/PREFIX...] -- [FLAGS...]: one gateway process.
 huntgate_proc() {

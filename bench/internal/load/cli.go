@@ -142,6 +142,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.Deflate, "deflate", false, "offer permessage-deflate on every connection (conn transport; the gateway needs --deflate for /ws)")
 	fs.Var(srcFlag{cfg}, "src", "source addresses to dial from, e.g. 127.0.0.2-127.0.0.60 (\"\" = kernel's choice)")
 	fs.Var(pidFlag{cfg}, "pid", "server process to sample for RSS and CPU; PID,PID,... sums several processes sharing the port")
+	fs.BoolVar(&cfg.Syscalls, "syscalls", false, "count the system calls of the --pid processes over the measured phase (perf stat on the syscall tracepoints)")
 	fs.StringVar(&c.JSON, "json", "", "write the report as JSON to FILE")
 	fs.StringVar(&c.HTML, "html", "", "write a self-contained HTML picture to FILE")
 	fs.IntVar(&cfg.Loops, "loops", 0, "client event loops per worker (0 = the CPUs shared among the workers, at least 1)")

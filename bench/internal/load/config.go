@@ -44,6 +44,7 @@ type Config struct {
 	Deflate   bool          `json:"deflate"`     // offer permessage-deflate (conn transport)
 	PID       int           `json:"pid"`         // server process to sample; 0 = none
 	ExtraPIDs []int         `json:"extra_pids"`  // further server processes (sharing the port) summed with PID; nil = none
+	Syscalls  bool          `json:"syscalls"`    // count the server's system calls over the measured phase (perf stat; needs PID)
 	Loops     int           `json:"loops"`       // client loops per worker; 0 = CPUs / workers, at least 1
 	Transport string        `json:"transport"`   // wsc kind; "" = conn
 	Pipeline  int           `json:"pipeline"`    // echo: messages in flight per connection; 0 = open loop at Rate

@@ -159,6 +159,16 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	}
 	s1 := smp.sample()
 	connectWall := time.Since(wall0)
+	var sys *syscallCounter
+	if cfg.Syscalls && cfg.PID != 0 {
+		var err error
+		if sys, err = startSyscalls(cfg.PIDs()); err != nil {
+			for _, p := range procs {
+				p.abort()
+			}
+			return nil, err
+		}
+	}
 	slab1, _ := measure.KernelSlab()
 	self1, _ := measure.SampleProc(os.Getpid())
 	if opt.Exec == "" {
@@ -181,6 +191,9 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	// and this process's CPU over the measured phase.
 	var s2 measure.ProcSample
 	var selfStart, selfEnd float64
+	var sysTotal int64
+	var sysBy map[string]int64
+	var sysErr error
 	s2done := make(chan struct{})
 	go func() {
 		defer close(s2done)
@@ -189,6 +202,9 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		time.Sleep(time.Until(end.Add(-50 * time.Millisecond)))
 		s2 = smp.sample()
 		selfEnd = measure.SelfCPU()
+		if sys != nil {
+			sysTotal, sysBy, sysErr = sys.stop()
+		}
 	}()
 
 	var pub *publisher
@@ -295,9 +311,35 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		}
 		f.ServerCPUS = s2.CPUSeconds - s1.CPUSeconds
 		f.ServerCPUCores = f.ServerCPUS / cfg.Duration.Seconds()
+		if ops := serverOps(rep); ops > 0 {
+			f.ServerCPUPerOpUS = f.ServerCPUS / ops * 1e6
+			if sysErr != nil {
+				log.Error().Err(sysErr).Msg("load: counting the server's system calls")
+			} else if sys != nil {
+				f.ServerSyscalls, f.ServerSyscallsBy = sysTotal, sysBy
+				f.ServerSyscallsPerOp = float64(sysTotal) / ops
+			}
+		}
 	}
 	_ = connected
 	return rep, nil
+}
+
+// serverOps is what the server did in the measured phase, per which its CPU
+// and system calls are quoted: echoed messages (echo) or deliveries
+// (fanout); 0 for other scenarios.
+func serverOps(r *Report) float64 {
+	switch r.Scenario {
+	case Echo:
+		return r.Facts.ThroughputPerS * r.Config.Duration.Seconds()
+	case Fanout:
+		var n int64
+		for _, s := range r.Steps {
+			n += s.Delivered
+		}
+		return float64(n)
+	}
+	return 0
 }
 
 func numCPU() int { return runtime.NumCPU() }

@@ -53,6 +53,10 @@ type Facts struct {
 	ServerCPUPerConnUS   float64          `json:"server_cpu_per_conn_us"`   // CPU µs per accepted+upgraded connection (connect phase)
 	ServerCPUS           float64          `json:"server_cpu_s"`             // CPU seconds in the measured phase
 	ServerCPUCores       float64          `json:"server_cpu_cores"`         // server_cpu_s / duration
+	ServerCPUPerOpUS     float64          `json:"server_cpu_per_op_us"`     // echo: CPU µs per echoed message; fanout: per delivery (measured phase)
+	ServerSyscalls       int64            `json:"server_syscalls"`          // --syscalls: system calls of the server in the measured phase
+	ServerSyscallsBy     map[string]int64 `json:"server_syscalls_by"`       // --syscalls: the counted ones by name
+	ServerSyscallsPerOp  float64          `json:"server_syscalls_per_op"`   // --syscalls: per echoed message (echo) or delivery (fanout)
 	OwnCPUS              float64          `json:"own_cpu_s"`                // load generator CPU seconds, all processes, whole run
 	OwnCPUMeasuredS      float64          `json:"own_cpu_measured_s"`       // load generator CPU seconds in the measured phase, all processes
 	OwnCPUCores          float64          `json:"own_cpu_cores"`            // own_cpu_measured_s / duration
@@ -452,6 +456,12 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "server: rss %.1f MiB (%.0f B/conn)  cpu %.0f µs/conn accepted  cpu %.2f cores in the measured phase\n",
 			float64(f.ServerRSS)/(1<<20), f.ServerRSSPerConn, f.ServerCPUPerConnUS, f.ServerCPUCores)
 		fmt.Fprintf(w, "server rss taken: %s\n", f.ServerRSSHow)
+		if f.ServerCPUPerOpUS > 0 {
+			fmt.Fprintf(w, "server cpu per %s: %.3f µs\n", opNoun(r.Scenario), f.ServerCPUPerOpUS)
+		}
+		if f.ServerSyscalls > 0 {
+			fmt.Fprintf(w, "server system calls in the measured phase: %d (%.3f per %s) %v\n", f.ServerSyscalls, f.ServerSyscallsPerOp, opNoun(r.Scenario), f.ServerSyscallsBy)
+		}
 		if f.ServerRSSCold != 0 && f.ServerRSSCold != f.ServerRSSBefore {
 			fmt.Fprintf(w, "server rss per conn from after %d warm-up connections came and went; from the cold start: %.0f B/conn\n", warmUpConns, f.ServerRSSPerConnCold)
 		}
@@ -479,4 +489,12 @@ func prefixed(c map[string]int64, prefix string) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// opNoun names what server_cpu_per_op_us divides by.
+func opNoun(scenario string) string {
+	if scenario == Fanout {
+		return "delivery"
+	}
+	return "echoed message"
 }

@@ -24,9 +24,13 @@ var SuiteMetrics = []SuiteMetric{
 	{"hold", "server CPU per accepted+upgraded conn (µs)", false, func(r *Report) float64 { return r.Facts.ServerCPUPerConnUS }},
 	{"hold", "handshake p99 (ms)", false, func(r *Report) float64 { return r.Ops["handshake"].P99 }},
 	{"echo-tput", "echo throughput, pipelined (msg/s)", true, func(r *Report) float64 { return r.Facts.ThroughputPerS }},
+	{"echo-tput", "server CPU per pipelined echoed message (µs)", false, func(r *Report) float64 { return r.Facts.ServerCPUPerOpUS }},
 	{"echo-tput", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
 	{"echo-rtt", "echo RTT p50 (ms)", false, func(r *Report) float64 { return r.Ops["rtt"].P50 }},
 	{"echo-rtt", "echo RTT p99 (ms)", false, func(r *Report) float64 { return r.Ops["rtt"].P99 }},
+	{"echo-rtt", "echo RTT p99.9 (ms)", false, func(r *Report) float64 { return r.Ops["rtt"].P999 }},
+	{"echo-rtt", "server CPU per echoed message (µs)", false, func(r *Report) float64 { return r.Facts.ServerCPUPerOpUS }},
+	{"echo-sys", "system calls per echoed message", false, func(r *Report) float64 { return r.Facts.ServerSyscallsPerOp }},
 	{"echo-rtt", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
 	{"fanout", "fanout max rate, 100% delivered, p99<250ms (msg/s)", true, func(r *Report) float64 { return r.Facts.MaxRateOK }},
 	{"fanout", "fanout deliveries/s at that rate", true, func(r *Report) float64 { return r.Facts.DeliveriesPerS }},
@@ -38,6 +42,14 @@ var SuiteMetrics = []SuiteMetric{
 			}
 		}
 		return best
+	}},
+	{"fanout", "server CPU per delivery (µs)", false, func(r *Report) float64 { return r.Facts.ServerCPUPerOpUS }},
+	{"fanout-sys", "system calls per delivery", false, func(r *Report) float64 { return r.Facts.ServerSyscallsPerOp }},
+	{"fanout-4m", "fanout deliveries/s at 4,000,000/s offered, nothing lost", true, func(r *Report) float64 {
+		if r.Facts.Lost != 0 || len(r.Steps) == 0 || r.Steps[0].Lost != 0 {
+			return 0
+		}
+		return r.Steps[0].DeliveryPS
 	}},
 	{"fanout", "  load generator CPU (cores)", false, func(r *Report) float64 { return r.Facts.OwnCPUCores }},
 	{"dig", "dig: dug p50 (ms)", false, func(r *Report) float64 { return r.Ops["dug"].P50 }},

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# CPU and system calls per operation (issue 14), huntgate against the
+# gorilla/websocket baseline in the same run, servers interleaved within each
+# round, medians over the rounds:
+#   hold        10,000 connections: server CPU per accepted+upgraded connection
+#               (and RSS per idle connection);
+#   echo-rtt    15,000 msg/s over 10,000 connections (64 B): server CPU per
+#               echoed message, RTT tails;
+#   echo-sys    the same load again with the server's system calls counted
+#               (perf stat on the syscall tracepoints, all threads, over the
+#               measured phase; a separate run so the counting does not touch
+#               the CPU figures): system calls per echoed message;
+#   echo-tput   200 connections x 8 pipelined (64 B): server CPU per echoed
+#               message;
+#   fanout      one sender, 200 msg/s to 10,000 subscribers (2,000,000
+#               deliveries/s, 64 B): server CPU per delivery; fanout-sys the
+#               same with system calls counted;
+#   fanout-4m   huntgate (and EFF_OTHER) only: 400 msg/s to 10,000 (4,000,000
+#               deliveries/s), the broadcast ceiling, 100 % delivered or not.
+#
+#   scripts/efficiency.sh            3 rounds (about 20 minutes)
+#   EFF_ROUNDS=1 EFF_N=1000 scripts/efficiency.sh   a smoke run
+#
+# EFF_OTHER=NAME=PATH adds a third server: PATH PORT must serve /echo (echo
+# every message) and /fanout (every message to every /fanout connection, the
+# sender too) on 127.0.0.1:PORT, as gorillaserver does; the tables then give
+# ratios to it as well (NAME/gorilla and huntgate/NAME). Nothing here builds
+# it.
+#
+# Run it under the machine's measurement lock: flock /work/measure.lock
+# scripts/efficiency.sh. Results: bench/results/<UTC time>-efficiency/ (one
+# JSON, HTML and text report per server, test and round, commands.txt,
+# summary*.txt, syscalls.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+base=${EFF_PORT_BASE:-18100}
+rounds=${EFF_ROUNDS:-3}
+n=${EFF_N:-10000}
+rate=${EFF_RATE:-15000}
+dur=${EFF_DURATION:-10s}
+sysdur=${EFF_SYS_DURATION:-8s}
+hg_addr=127.0.0.1:$base
+hg_admin=127.0.0.1:$((base + 1))
+gorilla_addr=127.0.0.1:$((base + 2))
+other_addr=127.0.0.1:$((base + 3))
+src=127.0.0.2-127.0.0.60
+ncpu=$(nproc)
+other=${EFF_OTHER:-}
+other_name=${other%%=*}
+other_bin=${other#*=}
+
+ulimit -n 20000 2>/dev/null || true
+if ! perf stat -e raw_syscalls:sys_enter true 2>/dev/null; then
+	echo "efficiency: perf stat cannot count syscall tracepoints here (apt-get install linux-perf; run as root)" >&2
+	exit 1
+fi
+
+out=bench/results/$(date -u +%Y%m%dT%H%M%SZ)-efficiency
+bin=bench/results/bin
+mkdir -p "$out" "$bin"
+echo "== building"
+go build -o "$bin/huntgate" ./gateway/cmd/huntgate
+go build -o "$bin/gorillaserver" ./bench/cmd/gorillaserver
+go build -o "$bin/huntload" ./bench/cmd/huntload
+{
+	echo "# $(date -u) scripts/efficiency.sh rounds=$rounds players=$n rate=$rate duration=$dur"
+	echo "# $(uname -srm), $ncpu CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
+	if [ -n "$other" ]; then echo "# $other_name: $other_bin PORT"; fi
+} >"$out/commands.txt"
+
+pid=
+stop_server() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		pid=
+	fi
+}
+trap stop_server EXIT
+
+# start_server NAME: a fresh process per run; sets url and pid.
+start_server() {
+	case $1 in
+	huntgate)
+		"$bin/huntgate" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
+			--api-key bench --rate -1 --log-level warn --loops "$ncpu" 2>>"$out/huntgate.log" &
+		pid=$!
+		url=ws://$hg_addr
+		;;
+	gorilla)
+		"$bin/gorillaserver" --addr "$gorilla_addr" 2>>"$out/gorilla.log" &
+		pid=$!
+		url=ws://$gorilla_addr
+		;;
+	"$other_name")
+		"$other_bin" "${other_addr#*:}" >>"$out/$other_name.log" 2>&1 &
+		pid=$!
+		url=ws://$other_addr
+		;;
+	esac
+	wait_port "${url#ws://}"
+}
+
+failed=()
+# run SERVER TEST SCENARIO ARGS...
+run() {
+	local server=$1 test=$2 scenario=$3
+	shift 3
+	local name=$server-$test-r$round
+	start_server "$server"
+	local cmd=("$bin/huntload" "$scenario" --url "$url" --pid "$pid" --src "$src"
+		--json "$out/$name.json" --html "$out/$name.html" "$@")
+	echo "[$server] ${cmd[*]}" >>"$out/commands.txt"
+	echo "== $name"
+	if ! "${cmd[@]}" 2>"$out/$name.progress" >"$out/$name.txt"; then
+		echo "efficiency: $name failed (see $out/$name.progress)" >&2
+		failed+=("$name")
+	fi
+	grep -E "^server (cpu|system)|^echo throughput|^  *[0-9]+ .*(true|false)$" "$out/$name.txt" || true
+	stop_server
+}
+
+servers=(gorilla huntgate)
+if [ -n "$other" ]; then servers+=("$other_name"); fi
+echo_args=(--players "$n" --rate "$rate" --size 64)
+fan_args=(--players "$n" --size 64)
+for round in $(seq "$rounds"); do
+	for server in "${servers[@]}"; do
+		run "$server" hold hold --players "$n" --duration "$dur"
+		run "$server" echo-rtt echo "${echo_args[@]}" --duration "$dur"
+		run "$server" echo-sys echo "${echo_args[@]}" --duration "$sysdur" --syscalls
+		run "$server" echo-tput echo --players 200 --pipeline 8 --size 64 --duration "$dur"
+		run "$server" fanout fanout "${fan_args[@]}" --rate 200 --duration "$dur"
+		run "$server" fanout-sys fanout "${fan_args[@]}" --rate 200 --duration "$sysdur" --syscalls
+		if [ "$server" != gorilla ]; then
+			run "$server" fanout-4m fanout "${fan_args[@]}" --rate 400 --duration "$dur"
+		fi
+	done
+done
+
+tests=hold,echo-rtt,echo-sys,echo-tput,fanout,fanout-sys,fanout-4m
+echo "== summary: ratios to gorilla ($out)"
+"$bin/huntload" summary --tests "$tests" "$out" gorilla "${servers[@]}" | tee "$out/summary.txt"
+mv "$out/summary-${tests//,/-}.json" "$out/summary.json"
+if [ -n "$other" ]; then
+	echo
+	echo "== summary: huntgate / $other_name"
+	"$bin/huntload" summary --tests "$tests" "$out" "$other_name" "$other_name" huntgate | tee "$out/summary-$other_name.txt"
+	mv "$out/summary-${tests//,/-}.json" "$out/summary-$other_name.json"
+fi
+{
+	for f in "$out"/*-sys-r*.txt; do
+		echo "$(basename "$f" .txt): $(grep '^server system calls' "$f" || echo -)"
+	done
+} >"$out/syscalls.txt"
+echo
+cat "$out/syscalls.txt"
+if [ "${#failed[@]}" -gt 0 ]; then
+	echo "efficiency: failed runs: ${failed[*]}" >&2
+	exit 1
+fi
