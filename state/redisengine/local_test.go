@@ -3,6 +3,7 @@ package redisengine
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,4 +207,68 @@ func TestRewatchUnderTrafficGetsACopy(t *testing.T) {
 		}
 	}()
 	rewatchRounds(t, e, "h")
+}
+
+// TestRewatchKeepsConnection: the SUNSUBSCRIBE confirmation of a hunt that
+// was unwatched and watched again before the reader got to it is the
+// engine's own, not Redis dropping the channel (a slot that moved), so the
+// pub/sub connection that every hunt of the node shares is kept rather
+// than closed, with every hunt on it subscribed and read from the history
+// again.
+func TestRewatchKeepsConnection(t *testing.T) {
+	a := admin(t)
+	e := newEngine(t, Config{})
+	pub := newEngine(t, Config{Prefix: e.prefix})
+	for _, h := range []string{"h", "o", "z"} {
+		if _, err := e.Create(ctx, state.Spec{ID: h, Width: 2, Height: 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The sink holds the reader on an update of "o" until released, so
+	// that the confirmations of "h" wait behind it.
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	e.Subscribe(func(u state.Update) {
+		if u.Hunt == "o" && u.Kind == state.KindEvent {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+	})
+	for _, h := range []string{"h", "o"} {
+		watchAndWait(t, a, e, h, 1)
+	}
+	if !e.AwaitLocal(ctx, "h") || !e.AwaitLocal(ctx, "o") {
+		t.Fatal("no copies")
+	}
+	conn := func() *subConn {
+		e.subs.mu.Lock()
+		defer e.subs.mu.Unlock()
+		return e.subs.conns[0]
+	}
+	before := conn()
+	if _, err := pub.Publish(ctx, "o", []byte(`"hold"`)); err != nil {
+		t.Fatal(err)
+	}
+	<-held
+	ch := e.keysOf("h").ch
+	e.Unwatch("h")
+	eventually(t, "h unsubscribed", func() bool { return numSub(t, a, ch) == 0 })
+	e.Watch("h")
+	eventually(t, "h subscribed again", func() bool { return numSub(t, a, ch) == 1 })
+	close(release)
+	// A barrier: the confirmation of "z" comes after those of "h" on the
+	// shared connection, and the reader marks a connection broken as it
+	// reads a confirmation.
+	e.Watch("z")
+	if !e.AwaitLocal(ctx, "z") || !e.AwaitLocal(ctx, "h") {
+		t.Fatal("no copies after the rewatch")
+	}
+	e.subs.mu.Lock()
+	broken := len(e.subs.broken)
+	e.subs.mu.Unlock()
+	if after := conn(); after != before || broken != 0 {
+		t.Fatalf("the shared pub/sub connection was replaced (%p -> %p, %d marked broken)", before, after, broken)
+	}
 }

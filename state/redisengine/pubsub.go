@@ -38,6 +38,10 @@ type subConn struct {
 	ps    *redis.PubSub
 	slot  int
 	hunts map[string]struct{}
+	// unsubs counts, per hunt, the SUNSUBSCRIBEs sent on ps whose
+	// confirmation the reader has yet to see: a confirmation is the
+	// engine's own until they are used up, whatever the watch did since.
+	unsubs map[string]int
 }
 
 // subEvent is a message or subscription confirmation read from c.
@@ -87,7 +91,7 @@ func (s *subConns) subscribe(ctx context.Context, hunt, ch string) error {
 		_ = ps.Close()
 		return err
 	}
-	c := &subConn{ps: ps, slot: slot, hunts: map[string]struct{}{hunt: {}}}
+	c := &subConn{ps: ps, slot: slot, hunts: map[string]struct{}{hunt: {}}, unsubs: make(map[string]int)}
 	s.conns[slot] = c
 	s.e.wg.Add(1)
 	go s.pump(c)
@@ -106,17 +110,32 @@ func (s *subConns) unsubscribe(ctx context.Context, hunt, ch string) error {
 	}
 	delete(c.hunts, hunt)
 	if len(c.hunts) > 0 {
-		return c.ps.SUnsubscribe(ctx, ch)
+		c.unsubs[hunt]++
+		err := c.ps.SUnsubscribe(ctx, ch)
+		if err != nil {
+			c.unsubs[hunt]-- // not sent: no confirmation to expect
+		}
+		return err
 	}
 	delete(s.conns, slot)
 	delete(s.broken, c)
 	return c.ps.Close()
 }
 
-// holds reports whether c is hunt's connection and still lists it.
-func (s *subConns) holds(c *subConn, hunt string) bool {
+// dropped reports whether a SUNSUBSCRIBE confirmation of hunt read from c
+// is Redis dropping a subscription that c still holds (its slot moved),
+// rather than the confirmation of one the engine sent: a hunt unwatched and
+// watched again before the reader got to the confirmation is subscribed on
+// c again by then.
+func (s *subConns) dropped(c *subConn, hunt string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.unsubs[hunt] > 0 {
+		if c.unsubs[hunt]--; c.unsubs[hunt] == 0 {
+			delete(c.unsubs, hunt)
+		}
+		return false
+	}
 	_, ok := c.hunts[hunt]
 	return ok && s.conns[c.slot] == c
 }

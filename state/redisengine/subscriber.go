@@ -191,7 +191,7 @@ func (e *Engine) reader() {
 			case "ssubscribe":
 				e.onSubscribed(tracks, hunt)
 			case "sunsubscribe":
-				if e.watchGen(hunt) != 0 && e.subs.holds(ev.c, hunt) {
+				if e.subs.dropped(ev.c, hunt) && e.watchGen(hunt) != 0 {
 					// Not asked for: Redis drops the shard channels of
 					// a slot its node no longer serves.
 					e.log.Warn().Str("hunt", hunt).Msg("redisengine: shard channel dropped by Redis, subscribing again")
