@@ -14,6 +14,9 @@ const RELIABLE = new Set(['claimed', 'event', 'ended', 'started']);
 /** Updates held for one hunt while it resynchronises, at most. */
 const MAX_HELD = 8192;
 
+/** A rejoin refused with rate_limited is asked again after 1 to 2 times this (ms). */
+const RETRY_MIN = 500;
+
 /**
  * An error from the gateway (code is the wire code, such as `not_joined`) or
  * from the SDK itself (`closed`, `disconnected`, `no_websocket`).
@@ -164,6 +167,7 @@ export class HuntClient {
     this._inflight.clear();
     this._queue = [];
     this._connectWaiters = [];
+    for (const h of this._hunts.values()) clearTimeout(h.retry);
     this._hunts.clear();
     this._setState('closed');
   }
@@ -207,6 +211,8 @@ export class HuntClient {
     // Rejoin first, so that queued requests (a dig) find their hunts joined
     // and listeners see the resumed stream before anything new.
     for (const h of this._hunts.values()) {
+      clearTimeout(h.retry); // this rejoin supersedes a retry still waiting
+      h.retry = null;
       h.ready = false;
       h.replaying = 0;
       h.held = [];
@@ -232,6 +238,17 @@ export class HuntClient {
 
   _rejoinFailed(h, err) {
     if (err.code === 'closed' || err.code === 'disconnected') return;
+    if (err.code === 'rate_limited') {
+      // This connection's own rate limit (many hunts rejoined at once after
+      // a reconnect, or a game sending fast): the hunt is still joined on
+      // the gateway, so ask again once the limit has refilled.
+      clearTimeout(h.retry);
+      h.retry = setTimeout(() => {
+        h.retry = null;
+        if (this._hunts.get(h.name) === h) this._resync(h);
+      }, RETRY_MIN + Math.random() * RETRY_MIN);
+      return;
+    }
     if (err.code === 'overloaded' || err.code === 'internal') {
       // Not this hunt's fault: drop the socket and resume it on the next one.
       this._ws?.close(4000, 'resync');
@@ -508,7 +525,7 @@ export class HuntClient {
 function newHunt(name) {
   // seen: a joined reply set epoch and last; lost: they no longer describe
   // what listeners saw, so the next join asks for a fresh status.
-  return { name, epoch: 0, last: 0, seen: false, lost: false, ready: false, resyncing: false, replaying: 0, held: [] };
+  return { name, epoch: 0, last: 0, seen: false, lost: false, ready: false, resyncing: false, replaying: 0, held: [], retry: null };
 }
 
 function detach(ws) {

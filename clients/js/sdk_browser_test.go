@@ -2,6 +2,7 @@ package huntgatejs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -13,22 +14,38 @@ import (
 )
 
 // sdkPage opens a tab on the gateway g whose SDK client (imported from
-// /sdk/huntgate.js, as a game would) joins hunt as player and records what
-// its listeners get in window.t; it returns once the join is answered.
-func sdkPage(t *testing.T, b context.Context, g *gatewayProc, hunt, player string) context.Context {
+// /sdk/huntgate.js, as a game would) joins hunts as player, one after the
+// other (again after a rate_limited refusal), and records what its
+// listeners get in window.t (joined: the first hunt's status); it returns
+// once every join is answered.
+func sdkPage(t *testing.T, b context.Context, g *gatewayProc, player string, hunts ...string) context.Context {
 	t.Helper()
 	p := newTab(t, b, "http://"+g.addr+"/sdk/huntgate.js")
+	list, _ := json.Marshal(hunts)
 	run(t, p, evalVoid(fmt.Sprintf(`(async () => {
 		const { HuntClient } = await import('/sdk/huntgate.js');
 		const c = new HuntClient('ws://' + location.host, { player: %q });
-		window.t = { client: c, updates: [], resets: [], errors: [], joined: null };
+		window.t = { client: c, updates: [], resets: [], errors: [], states: [], joined: null, ready: false };
 		c.on('update', (u) => window.t.updates.push(u));
 		c.on('reset', (h, st) => window.t.resets.push(st));
 		c.on('error', (e) => window.t.errors.push(e.code));
+		c.on('state', (s) => window.t.states.push(s));
 		await c.connect();
-		window.t.joined = await c.join(%q);
-	})()`, player, hunt)))
-	waitJS(t, p, "joined", "window.t && window.t.joined", 15*time.Second)
+		for (const h of %s) {
+			for (;;) {
+				try {
+					const st = await c.join(h);
+					window.t.joined = window.t.joined || st;
+					break;
+				} catch (e) {
+					if (e.code !== 'rate_limited') throw e;
+					await new Promise((r) => setTimeout(r, 200));
+				}
+			}
+		}
+		window.t.ready = true;
+	})()`, player, list)))
+	waitJS(t, p, "joined", "window.t && window.t.ready", 15*time.Second)
 	return p
 }
 
@@ -45,7 +62,7 @@ func TestBrowserSDKStartedIsReliable(t *testing.T) {
 	g := startGateway(t, "--redis", srv.URL(), "--dev")
 	later := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	g.createHunt(t, `{"id":"s1","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}],"starts_at":"`+later+`"}`)
-	p := sdkPage(t, b, g, "s1", "alice")
+	p := sdkPage(t, b, g, "alice", "s1")
 	if st := eval[string](t, p, "window.t.joined.state"); st != "scheduled" {
 		t.Fatalf("joined state %q, want scheduled", st)
 	}
@@ -84,7 +101,7 @@ func TestBrowserSDKEpochFromLeaderboard(t *testing.T) {
 	srv := redistest.Standalone(t, redistest.Options{})
 	g := startGateway(t, "--redis", srv.URL(), "--dev")
 	g.createHunt(t, `{"id":"r1","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}]}`)
-	p := sdkPage(t, b, g, "r1", "alice")
+	p := sdkPage(t, b, g, "alice", "r1")
 	old := eval[float64](t, p, "window.t.joined.epoch")
 	for i := range 3 {
 		if code, body := g.post("/v1/hunts/r1/events", fmt.Sprintf(`{"i":%d}`, i)); code != 200 {
@@ -110,6 +127,39 @@ func TestBrowserSDKEpochFromLeaderboard(t *testing.T) {
 	}
 	if got := eval[string](t, p, reliableSeqs); got != "event:1 event:2 event:3" {
 		t.Fatalf("updates %q", got)
+	}
+}
+
+// TestBrowserSDKRejoinRateLimited: after a reconnect the SDK rejoins every
+// hunt at once; on a gateway whose rate limit is below that burst the last
+// rejoin is refused with rate_limited. The hunt is still the client's: it
+// is asked again once the limit refilled, and its updates keep coming,
+// instead of being dropped with an error as if the hunt were gone.
+func TestBrowserSDKRejoinRateLimited(t *testing.T) {
+	b := newBrowser(t)
+	g := startGateway(t, "--dev", "--rate", "2", "--rate-burst", "2")
+	hunts := []string{"q1", "q2", "q3"}
+	for _, h := range hunts {
+		g.createHunt(t, `{"id":"`+h+`","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}]}`)
+	}
+	p := sdkPage(t, b, g, "alice", hunts...)
+	// Drop the socket from the client side: the SDK reconnects at once (a
+	// new connection, a full burst of 2) and rejoins the three hunts.
+	run(t, p, evalVoid("window.t.client._ws.close()"))
+	waitJS(t, p, "reconnected", "window.t.states.includes('reconnecting') && window.t.client.state === 'open'", 10*time.Second)
+	for _, h := range hunts {
+		if code, body := g.post("/v1/hunts/"+h+"/events", `{"to":"`+h+`"}`); code != 200 {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	waitJS(t, p, "an event of every hunt", "['q1', 'q2', 'q3'].every((h) => window.t.updates.some((u) => u.hunt === h && u.kind === 'event'))", 10*time.Second)
+	got := eval[struct {
+		Hunts  []string
+		Errors []string
+		Events int
+	}](t, p, `({Hunts: window.t.client.hunts.sort(), Errors: window.t.errors, Events: window.t.updates.filter((u) => u.kind === 'event').length})`)
+	if len(got.Hunts) != 3 || len(got.Errors) != 0 || got.Events != 3 {
+		t.Fatalf("after the reconnect: %+v", got)
 	}
 }
 
