@@ -140,6 +140,17 @@ func (s *subConns) dropped(c *subConn, hunt string) bool {
 	return ok && s.conns[c.slot] == c
 }
 
+// confirmed runs when an SSUBSCRIBE of hunt took effect on c: every
+// SUNSUBSCRIBE sent on c before it has been confirmed by then, as a
+// connection answers in order, or will never be (the connection broke
+// before its answer and go-redis subscribed again), so none is left to
+// expect.
+func (s *subConns) confirmed(c *subConn, hunt string) {
+	s.mu.Lock()
+	delete(c.unsubs, hunt)
+	s.mu.Unlock()
+}
+
 // markBroken records that Redis dropped a subscription of c that the
 // engine did not drop (its slot moved to another node): c is replaced by
 // the subscriber.

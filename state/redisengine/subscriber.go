@@ -189,6 +189,7 @@ func (e *Engine) reader() {
 			hunt := e.huntOf(m.Channel)
 			switch m.Kind {
 			case "ssubscribe":
+				e.subs.confirmed(ev.c, hunt)
 				e.onSubscribed(tracks, hunt)
 			case "sunsubscribe":
 				if e.subs.dropped(ev.c, hunt) && e.watchGen(hunt) != 0 {
