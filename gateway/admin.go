@@ -44,6 +44,9 @@ func (g *Gateway) adminHandler() http.Handler {
 		}
 		writeRaw(w, http.StatusOK, []byte(`{"ready":true}`))
 	})
+	if g.cfg.TestEndpoints {
+		mux.HandleFunc("POST /v1/test/broadcast", g.keyed(g.testBroadcast))
+	}
 	if g.cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -38,7 +38,8 @@ type Config struct {
 	// APIKey guards the mutating admin endpoints; "" refuses every mutating
 	// admin request (401).
 	APIKey string
-	// TestEndpoints enables /echo and /fanout; false answers 404 there.
+	// TestEndpoints enables /echo and /fanout, and the admin API's POST
+	// /v1/test/broadcast; false answers 404 there.
 	TestEndpoints bool
 	// Deflate negotiates permessage-deflate on /ws with clients that offer
 	// it: each hunt update is compressed once for all of them (replies stay
@@ -218,7 +219,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.BoolVar(&c.DevMode, "dev", false, "development mode: accept /ws?player=<id> without a token, create the demo hunt")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret for player tokens")
 	fs.StringVar(&c.APIKey, "api-key", "", "key for mutating admin endpoints (X-API-Key or Authorization: Bearer)")
-	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout")
+	fs.BoolVar(&c.TestEndpoints, "test-endpoints", false, "enable /echo and /fanout, and POST /v1/test/broadcast on the admin listener")
 	fs.BoolVar(&c.ProxyProtocol, "proxy-protocol", false, "require a PROXY protocol v2 header (haproxy send-proxy-v2) on player connections; the client address is taken from it")
 	fs.BoolVar(&c.Deflate, "deflate", false, "negotiate permessage-deflate on /ws (each update compressed once for all players)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof/ on the admin listener")

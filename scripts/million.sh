@@ -1,24 +1,39 @@
 #!/usr/bin/env bash
 # The million-player run: a cluster on this machine (scripts/cluster.sh),
-# every player joined to a few hunts, then at once a steady dig rate, events
-# published to every hunt, and one node killed with SIGKILL halfway (its
-# players reconnect to the others through the shared port and resume with
-# since/epoch). Measures players held, connect and join admission rates,
-# event delivery (all players, time to everyone), dug latency, claims fanned
-# out, seq gaps and resets (nothing lost after the kill), and memory: RSS per
-# node and per player, kernel slab per socket, load-generator memory per
-# player.
+# every player joined to a few hunts, then three phases over the same held
+# players:
+#
+#   1. the event phase, with nothing else sent: one event published to every
+#      hunt (each player gets it once), waited for until every player has it
+#      (at most --event-wait); then its floor: one plain broadcast of the same
+#      size from every node (POST /v1/test/broadcast, no hunt engine) over
+#      the same sockets, waited for the same way;
+#   2. the dig floor: pings at the dig rate over the same sockets for
+#      --ping-floor (answered on the gateway's loop, no Redis);
+#   3. the dig phase: a steady dig rate, --events N more events, and one node
+#      killed with SIGKILL (its players reconnect to the others through the
+#      shared port and resume with since/epoch).
+#
+# Measures players held, connect and join admission rates, the event's time
+# to everyone against its floor, dug latency against the ping floor at the
+# same offered rate, claims fanned out, seq gaps and resets (nothing lost
+# after the kill), and memory: RSS per node and per player, kernel slab per
+# socket, load-generator memory per player.
 #
 #   scripts/million.sh [--players 1000000] [--nodes 60] [--procs auto] [--hunts 4] [--ramp auto]
 #                      [--rate 15000] [--duration 60s] [--events 2] [--treasures 8]
+#                      [--event-wait auto] [--ping-floor 20s]
 #                      [--kill 1] [--redis-cluster] [--port 8080] [--admin-port 9000]
 #                      [--redis-port 6380] [--src 127.0.0.2-127.0.0.250]
 #                      [--handshake-timeout 5s] [--out DIR] [--limit 1800]
 #
 # --ramp auto connects at 2,000 players/s (what this 2-core machine sustained
-# with the load generator on it and other work beside: 2,000-2,700/s). --events N spreads N events over the dig
-# phase; --kill 0 kills no node; --procs auto runs one load-generator process
-# per 18,000 players. Results go to --out (default
+# with the load generator on it and other work beside: 2,000-2,700/s).
+# --event-wait auto allows 10 s plus 1 s per 25,000 players for each of the
+# event and its floor (a step ends as soon as every player has it); 0 skips
+# the event phase. --ping-floor 0 skips the dig floor. --events N spreads N
+# events over the dig phase; --kill 0 kills no node; --procs auto runs one
+# load-generator process per 18,000 players. Results go to --out (default
 # bench/results/<UTC time>-million/): huntload's report (crowd.json,
 # crowd.html, crowd.txt), mem.log (every 5 s: node RSS, huntload RSS, kernel
 # slab, TCP sockets), the cluster's logs, commands.txt and summary.json /
@@ -33,6 +48,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 
 players=1000000 nodes=60 procs=auto hunts=4 ramp=auto rate=15000 duration=60s events=2 treasures=8 kill=1
+event_wait=auto ping_floor=20s
 engine=() port=8080 admin_port=9000 redis_port=6380 src=127.0.0.2-127.0.0.250 hs_timeout=5s out="" limit=1800
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -45,6 +61,8 @@ while [ $# -gt 0 ]; do
 	--duration) duration="$2"; shift 2 ;;
 	--events) events="$2"; shift 2 ;;
 	--treasures) treasures="$2"; shift 2 ;;
+	--event-wait) event_wait="$2"; shift 2 ;;
+	--ping-floor) ping_floor="$2"; shift 2 ;;
 	--kill) kill="$2"; shift 2 ;;
 	--redis-cluster) engine=(--redis-cluster); shift ;;
 	--port) port="$2"; shift 2 ;;
@@ -63,6 +81,7 @@ for tool in jq curl redis-server; do
 done
 dur_s="${duration%s}"
 [ "$ramp" = auto ] && ramp="$(((players + 1999) / 2000))s"
+[ "$event_wait" = auto ] && event_wait="$((10 + players / 25000))s"
 # Load-generator processes: 18,000 players each, under the 20,000 files a
 # process may open here, so that fewer Go runtimes share the 2 CPUs.
 [ "$procs" = auto ] && procs=$(((players + 17999) / 18000))
@@ -95,7 +114,8 @@ trap 'exit 130' INT TERM
 # Idle timeout 10 min on both sides: a ping every 5 min per player. At
 # huntgate's default (pings after 30 s) the keepalive traffic alone of 290,000
 # idle players took 0.9 of this machine's 2 cores (see README).
-node_flags=(--dev --api-key "$key" --loops 1 --idle-timeout 10m --log-level warn)
+# --test-endpoints: the event's floor (POST /v1/test/broadcast on each node).
+node_flags=(--dev --api-key "$key" --loops 1 --idle-timeout 10m --log-level warn --test-endpoints)
 up_cmd=("${cluster[@]}" up --nodes "$nodes" "${engine[@]}" --port "$port" --admin-port "$admin_port"
 	--redis-port "$redis_port" --dir "$cdir" --bin "$out/bin/huntgate" --timeout 120 -- "${node_flags[@]}")
 echo "${up_cmd[*]}" >"$out/commands.txt"
@@ -143,6 +163,7 @@ event_rate="$(awk -v n="$events" -v d="$dur_s" 'BEGIN {printf "%.6f", (n > 0 ? n
 hl_cmd=("$out/bin/huntload" crowd --url "ws://127.0.0.1:$port" --admin "http://127.0.0.1:$admin_port" --api-key "$key"
 	--dev --players "$players" --procs "$procs" --hunts "$hunts" --grid 1000 --treasures "$treasures" --ramp "$ramp" --rate "$rate"
 	--duration "$duration" --event-rate "$event_rate" --drain "$drain" --src "$src" --idle-timeout 10m
+	--event-wait "$event_wait" --floor-nodes "$([ "${event_wait%s}" = 0 ] && echo 0 || echo "$nodes")" --ping-floor "$ping_floor"
 	--handshake-timeout "$hs_timeout" --hunt-prefix "m$(date +%s)" "${kill_flags[@]}"
 	--json "$out/crowd.json" --html "$out/crowd.html")
 echo "${hl_cmd[*]}" >>"$out/commands.txt"
@@ -174,6 +195,8 @@ held="$(jq '.facts.connections' "$out/crowd.json")"
 jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r "$out/crowd.json" \
 	--argjson players "$players" --argjson nodes "$nodes" '
 	def f($s; $i): ($s | split(" ") | .[$i] | tonumber);
+	def step: {name, bytes, sent, expected, delivered, lost, delivered_pct: (if .expected > 0 then 100 * .delivered / .expected else 0 end),
+		deliveries_per_s, time_to_each: .oneway, time_to_everyone: .time_to_everyone};
 	$r[0] as $r | $r.facts as $f | ($r.steps // []) as $st |
 	{
 		players: $players, nodes: $nodes, hunts: $r.config.hunts,
@@ -185,9 +208,14 @@ jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r
 		joins: $f.joins,
 		handshake: $r.ops.handshake,
 		join: $r.ops.join,
-		events: [ $st[] | {sent, expected, delivered, lost, delivered_pct: (if .expected > 0 then 100 * .delivered / .expected else 0 end),
-			time_to_each: .oneway, time_to_everyone: .time_to_everyone} ],
+		event_phase: ([ $st[] | select(.name == "event alone" or .name == "floor: plain broadcast") | step ]
+			| if length == 2 then {event: .[0], floor: .[1], event_over_floor_p99: (if .[1].time_to_everyone.p99_ms > 0 then .[0].time_to_everyone.p99_ms / .[1].time_to_everyone.p99_ms else null end)}
+			  elif length == 1 then {event: .[0]} else null end),
+		events: [ $st[] | select(.name != "event alone" and .name != "floor: plain broadcast") | step ],
+		dig_floor: ($r.ops.pong // null),
 		dug: $r.ops.dug,
+		dug_over_floor_p99: (if ($r.ops.pong.p99_ms // 0) > 0 then $r.ops.dug.p99_ms / $r.ops.pong.p99_ms else null end),
+		pings_per_s: (if $r.config.ping_for > 0 then ($r.ops.pong.count // 0) / $r.config.ping_for * 1e9 else null end),
 		digs_per_s: ($r.ops.dug.count / $r.config.duration * 1e9),
 		claims_found: $f.counters.found,
 		claimed_pushes: $f.counters.claimed,
@@ -207,8 +235,12 @@ jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r
 jq -r '
 	"players held \(.players_held) of \(.players) on \(.nodes) nodes (\(.players_at_end) at the end), connect \(.connect_s | floor) s = \(.connect_per_s | floor)/s, failed dials \(.failed_dials)",
 	"joins admitted \(.joins.admitted) (\(.joins.admitted_per_s | floor)/s over the connect phase, peak \(.joins.peak_admitted_s)/s), refused \(.joins.refused), retried \(.joins.retries), refused for good \(.joins.gave_up)",
-	(.events[] | "event: \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), time to each p50 \(.time_to_each.p50_ms) ms p99 \(.time_to_each.p99_ms) ms, time to everyone p50 \(.time_to_everyone.p50_ms) ms p99 \(.time_to_everyone.p99_ms) ms"),
+	(.event_phase // empty | (.event, .floor // empty) | "\(.name): \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), \(.bytes) B, time to everyone \(.time_to_everyone.p99_ms) ms (\(.deliveries_per_s | floor) deliveries/s), time to each p50 \(.time_to_each.p50_ms) p99 \(.time_to_each.p99_ms) ms"),
+	(.event_phase.event_over_floor_p99 // empty | "event / floor, time to everyone: \(. * 100 | round / 100)x"),
+	(.events[] | "\(.name // "event"): \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), time to each p50 \(.time_to_each.p50_ms) ms p99 \(.time_to_each.p99_ms) ms, time to everyone p50 \(.time_to_everyone.p50_ms) ms p99 \(.time_to_everyone.p99_ms) ms"),
+	(.dig_floor // empty | "dig floor (pings at the dig rate, same sockets, no Redis): \(.count) answered, p50 \(.p50_ms) p99 \(.p99_ms) p99.9 \(.p999_ms) ms, errors \(.errors)"),
 	"dug: \(.dug.count) (\(.digs_per_s | floor)/s) p50 \(.dug.p50_ms) p99 \(.dug.p99_ms) p99.9 \(.dug.p999_ms) ms, errors \(.dug.errors), unanswered \(.unanswered_digs); claims \(.claims_found), claimed pushes \(.claimed_pushes)",
+	(.dug_over_floor_p99 // empty | "dug / dig floor, p99: \(. * 100 | round / 100)x"),
 	"seq: updates \(.seq.updates) gaps \(.seq.gaps) resets \(.seq.resets) replayed \(.seq.replayed); node killed at \(.killed_at_s) s, reconnects \(.reconnects)",
 	"memory at the peak: nodes \(.memory.nodes_rss_sum / 1048576 | floor) MiB (avg \(.memory.node_rss_avg / 1048576 | floor) MiB, max \(.memory.node_rss_max / 1048576 | floor) MiB per node), \(.memory.node_rss_per_player | floor) B per player; kernel slab \(.memory.kernel_slab_per_socket | floor) B per socket (\(.memory.tcp_sockets_at_peak) sockets); load generator \(.memory.load_rss / 1048576 | floor) MiB, \(.memory.load_rss_per_player | floor) B per player"
 ' "$out/summary.json" | tee "$out/summary.txt"

@@ -20,11 +20,15 @@ type millionSummary struct {
 		PerS     float64 `json:"admitted_per_s"`
 		GaveUp   int64   `json:"gave_up"`
 	} `json:"joins"`
-	Events []struct {
-		Expected  int64 `json:"expected"`
-		Delivered int64 `json:"delivered"`
-		Lost      int64 `json:"lost"`
-	} `json:"events"`
+	EventPhase struct {
+		Event, Floor millionStep
+	} `json:"event_phase"`
+	Events   []millionStep `json:"events"`
+	DigFloor struct {
+		Count  int64   `json:"count"`
+		Errors int64   `json:"errors"`
+		P99    float64 `json:"p99_ms"`
+	} `json:"dig_floor"`
 	Dug struct {
 		Count int64   `json:"count"`
 		P99   float64 `json:"p99_ms"`
@@ -44,9 +48,24 @@ type millionSummary struct {
 	} `json:"memory"`
 }
 
+// millionStep is one broadcast step of summary.json.
+type millionStep struct {
+	Name      string `json:"name"`
+	Bytes     int    `json:"bytes"`
+	Expected  int64  `json:"expected"`
+	Delivered int64  `json:"delivered"`
+	Lost      int64  `json:"lost"`
+	TTE       struct {
+		P99 float64 `json:"p99_ms"`
+	} `json:"time_to_everyone"`
+}
+
 // TestMillionSmoke runs scripts/million.sh with 20,000 players on 3 nodes
-// and one redis-server: every player held and joined, every event delivered
-// to every player, digs answered with claims fanned out, one node killed
+// and one redis-server: every player held and joined; in the event phase
+// the event and its floor (a plain broadcast of the same size from every
+// node) each reach every player, with a time to everyone; the ping floor
+// answered; every event of the dig phase delivered to every player, digs
+// answered with claims fanned out, one node killed
 // with SIGKILL mid-run whose players reconnect and resume with no seq gap
 // and no reset, memory figures reported, and nothing left running.
 func TestMillionSmoke(t *testing.T) {
@@ -58,7 +77,7 @@ func TestMillionSmoke(t *testing.T) {
 	out := t.TempDir()
 	port, admin, redis := freePorts(t, 1), freePorts(t, 3), freePorts(t, 1)
 	cmd := exec.Command("./million.sh", "--players", "20000", "--nodes", "3", "--hunts", "2", "--ramp", "10s",
-		"--rate", "2000", "--duration", "20s", "--events", "2", "--treasures", "500",
+		"--rate", "2000", "--duration", "20s", "--events", "2", "--treasures", "500", "--ping-floor", "4s",
 		"--port", strconv.Itoa(port), "--admin-port", strconv.Itoa(admin), "--redis-port", strconv.Itoa(redis),
 		"--handshake-timeout", "30s", "--out", out, "--limit", "300")
 	var log bytes.Buffer
@@ -90,6 +109,17 @@ func TestMillionSmoke(t *testing.T) {
 	}
 	if s.PlayersHeld != 20000 || s.Joins.Admitted < 20000 || s.Joins.GaveUp != 0 || s.Joins.PerS <= 0 {
 		t.Fatalf("held %d, joins %+v", s.PlayersHeld, s.Joins)
+	}
+	for _, e := range []millionStep{s.EventPhase.Event, s.EventPhase.Floor} {
+		if e.Expected != 20000 || e.Delivered != e.Expected || e.Lost != 0 || e.TTE.P99 <= 0 || e.Bytes <= 0 {
+			t.Fatalf("event phase %+v: want one message to each of 20,000 players, with a time to everyone", e)
+		}
+	}
+	if d := s.EventPhase.Event.Bytes - s.EventPhase.Floor.Bytes; d < -2 || d > 2 {
+		t.Fatalf("event %d B, floor %d B: want the same size", s.EventPhase.Event.Bytes, s.EventPhase.Floor.Bytes)
+	}
+	if s.DigFloor.Count < 4000 || s.DigFloor.P99 <= 0 {
+		t.Fatalf("dig floor %+v: want pings answered at 2,000/s for 4 s", s.DigFloor)
 	}
 	if len(s.Events) != 1 {
 		t.Fatalf("events: %+v", s.Events)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -63,15 +62,7 @@ func (a *admin) ensureHunt(ctx context.Context, id string, grid, treasures int, 
 
 // publish posts one stamped event to hunt id.
 func (a *admin) publish(ctx context.Context, id string, msgID int64, step int, sentNs int64) error {
-	b := make([]byte, 0, 64)
-	b = append(b, `{"t":`...)
-	b = strconv.AppendInt(b, sentNs, 10)
-	b = append(b, `,"i":`...)
-	b = strconv.AppendInt(b, msgID, 10)
-	b = append(b, `,"s":`...)
-	b = strconv.AppendInt(b, int64(step), 10)
-	b = append(b, '}')
-	code, resp, err := a.do(ctx, http.MethodPost, "/v1/hunts/"+id+"/events", b)
+	code, resp, err := a.do(ctx, http.MethodPost, "/v1/hunts/"+id+"/events", []byte(stampData(sentNs, msgID, step)))
 	if err != nil {
 		return err
 	}

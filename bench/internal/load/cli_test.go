@@ -120,7 +120,7 @@ func TestReportJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	agg := newAggregator(cfg, 2, nil, newSampler(nil))
-	rep := buildReport(cfg, syntheticResults(), []float64{10, 20}, time.Second, agg, nil)
+	rep := buildReport(cfg, syntheticResults(), []float64{10, 20}, time.Second, agg, nil, nil)
 	b, err := json.Marshal(rep)
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,21 @@ type Config struct {
 	// the measured phase (its players reconnect and resume); 0 = none.
 	KillPID   int           `json:"kill_pid"`
 	KillAfter time.Duration `json:"kill_after"`
+	// EventWait is crowd's event phase: once every player is held and
+	// before the digs, one stamped event to every hunt, then (with
+	// FloorNodes) one plain broadcast of the same size from every node;
+	// each waits until every player counted it or EventWait passed. 0 =
+	// no event phase.
+	EventWait time.Duration `json:"event_wait"`
+	// FloorNodes is how many nodes share the player port, with their admin
+	// APIs on Admin's port + i (scripts/cluster.sh's layout; they need
+	// --test-endpoints): the event phase's floor broadcast goes to each.
+	// 0 = no floor broadcast.
+	FloorNodes int `json:"floor_nodes"`
+	// PingFor is crowd's dig floor: before the digs, pings at the same
+	// Rate over the same held sockets for this long (answered on the
+	// gateway's loop, no Redis); the digs then run for Duration. 0 = none.
+	PingFor time.Duration `json:"ping_for"`
 }
 
 // gameProtocol says whether a scenario speaks the game protocol on /ws.
@@ -143,6 +158,12 @@ func (c *Config) Validate() error {
 	}
 	if c.KillPID != 0 && c.KillAfter <= 0 {
 		return errors.New("load: --kill-pid needs --kill-after inside --duration")
+	}
+	if (c.FloorNodes > 0 || c.PingFor > 0 || c.EventWait > 0) && c.Scenario != Crowd {
+		return errors.New("load: --event-wait, --floor-nodes and --ping-floor are crowd's")
+	}
+	if c.FloorNodes > 0 && c.EventWait <= 0 {
+		return errors.New("load: --floor-nodes needs --event-wait (the floor broadcast is part of the event phase)")
 	}
 	if gameProtocol(c.Scenario) && c.Admin == "" {
 		return errors.New("load: " + c.Scenario + " needs --admin")

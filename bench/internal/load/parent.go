@@ -81,8 +81,17 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		}
 		stepDur = cfg.Duration / time.Duration(len(stepRates))
 	}
-	if cfg.Scenario == Crowd && cfg.EventRate > 0 {
-		stepRates, stepDur = []float64{cfg.EventRate}, cfg.Duration
+	// Crowd's steps: the event phase's two (the event alone, its floor)
+	// when asked for, then the events of the dig phase.
+	pre := 0
+	if cfg.Scenario == Crowd {
+		if cfg.EventWait > 0 {
+			pre = 2
+			stepRates = []float64{0, 0}
+		}
+		if cfg.EventRate > 0 {
+			stepRates, stepDur = append(stepRates, cfg.EventRate), cfg.Duration
+		}
 	}
 
 	smp := newSampler(cfg.PIDs())
@@ -178,8 +187,21 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		rss += self1.RSSBytes
 		rssBase += self0.RSSBytes
 	}
+	var phase *crowdPhase
+	if cfg.Scenario == Crowd && cfg.EventWait > 0 {
+		var err error
+		if phase, err = eventPhase(cfg, adm, all, agg, connected, log); err != nil {
+			for _, p := range procs {
+				p.abort()
+			}
+			return nil, err
+		}
+	}
 	start := time.Now().Add(200 * time.Millisecond)
-	end := start.Add(cfg.Duration)
+	// Crowd's ping floor (PingFor) comes first; the digs, the dig phase's
+	// events and the kill are timed from digStart.
+	digStart := start.Add(cfg.PingFor)
+	end := digStart.Add(cfg.Duration)
 	for _, p := range procs {
 		p.start(start)
 	}
@@ -210,15 +232,15 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	var pub *publisher
 	switch {
 	case cfg.Scenario == Event:
-		pub = newPublisher(adm, []string{cfg.HuntID + "-0"}, stepRates, stepDur)
+		pub = newPublisher(adm, []string{cfg.HuntID + "-0"}, stepRates, 0, stepDur)
 		go pub.run(start)
-	case cfg.Scenario == Crowd && len(stepRates) > 0:
+	case cfg.Scenario == Crowd && len(stepRates) > pre:
 		hunts := make([]string, cfg.Hunts)
 		for i := range hunts {
 			hunts[i] = cfg.HuntID + "-" + strconv.Itoa(i)
 		}
-		pub = newPublisher(adm, hunts, stepRates, stepDur)
-		go pub.run(start)
+		pub = newPublisher(adm, hunts, stepRates, pre, stepDur)
+		go pub.run(digStart)
 	}
 	var killedAt float64
 	killDone := make(chan struct{})
@@ -227,9 +249,9 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		if cfg.KillPID == 0 {
 			return
 		}
-		time.Sleep(time.Until(start.Add(cfg.KillAfter)))
+		time.Sleep(time.Until(digStart.Add(cfg.KillAfter)))
 		err := syscall.Kill(cfg.KillPID, syscall.SIGKILL)
-		killedAt = time.Since(start).Seconds()
+		killedAt = time.Since(digStart).Seconds()
 		log.Warn().Err(err).Int("pid", cfg.KillPID).Float64("at_s", killedAt).Msg("load: killed a server process with SIGKILL")
 		if err != nil {
 			killedAt = -1
@@ -268,7 +290,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		}
 	}
 	_ = wall
-	rep := buildReport(cfg, results, stepRates, stepDur, agg, pub)
+	rep := buildReport(cfg, results, stepRates, stepDur, agg, pub, phase)
 	rep.StartedAt = start.Sub(agg.t0).Seconds()
 	f := &rep.Facts
 	f.Failed = failed
@@ -290,7 +312,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 		}
 	}
 	f.OwnCPUMeasuredS = measured
-	f.OwnCPUCores = measured / cfg.Duration.Seconds()
+	f.OwnCPUCores = measured / (cfg.PingFor + cfg.Duration).Seconds()
 	f.OwnCPUShare = f.OwnCPUCores / float64(numCPU())
 	if cfg.PID != 0 && s0.CPUSeconds >= 0 && !s1.At.IsZero() {
 		f.ServerRSSBefore = s0.RSSBytes
@@ -310,7 +332,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 			f.ServerCPUPerConnUS = (s1.CPUSeconds - s0.CPUSeconds) / float64(connected) * 1e6
 		}
 		f.ServerCPUS = s2.CPUSeconds - s1.CPUSeconds
-		f.ServerCPUCores = f.ServerCPUS / cfg.Duration.Seconds()
+		f.ServerCPUCores = f.ServerCPUS / (cfg.PingFor + cfg.Duration).Seconds()
 		if ops := serverOps(rep); ops > 0 {
 			f.ServerCPUPerOpUS = f.ServerCPUS / ops * 1e6
 			if sysErr != nil {

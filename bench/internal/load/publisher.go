@@ -26,6 +26,7 @@ type publisher struct {
 	a        *admin
 	hunts    []string // each event goes to every one of them
 	rates    []float64
+	first    int // steps before it are not the publisher's (crowd's event phase)
 	stepDur  time.Duration
 	sent     []atomic.Int64 // answered 2xx, per step
 	intended []atomic.Int64 // due, per step
@@ -43,8 +44,8 @@ const publishers = 64
 // the one-way budget, or an event not published at all).
 const lagBudget = 10 * time.Millisecond
 
-func newPublisher(a *admin, hunts []string, rates []float64, stepDur time.Duration) *publisher {
-	p := &publisher{a: a, hunts: hunts, rates: rates, stepDur: stepDur, sent: make([]atomic.Int64, len(rates)),
+func newPublisher(a *admin, hunts []string, rates []float64, first int, stepDur time.Duration) *publisher {
+	p := &publisher{a: a, hunts: hunts, rates: rates, first: first, stepDur: stepDur, sent: make([]atomic.Int64, len(rates)),
 		intended: make([]atomic.Int64, len(rates)), lat: measure.NewRecorder(publishers), jobs: make(chan [3]int64, 1<<16)}
 	for i := 0; i < publishers; i++ {
 		p.wg.Add(1)
@@ -79,8 +80,9 @@ func newPublisher(a *admin, hunts []string, rates []float64, stepDur time.Durati
 
 func (p *publisher) run(start time.Time) {
 	defer close(p.jobs)
-	for step, rate := range p.rates {
-		s0 := start.Add(time.Duration(step) * p.stepDur)
+	for step := p.first; step < len(p.rates); step++ {
+		rate := p.rates[step]
+		s0 := start.Add(time.Duration(step-p.first) * p.stepDur)
 		if d := time.Until(s0); d > 0 {
 			time.Sleep(d)
 		}

@@ -86,6 +86,10 @@ type JoinFacts struct {
 
 // StepReport is one rate step of fanout or event.
 type StepReport struct {
+	// Name says what a crowd step is (the event alone, its floor, the dig
+	// phase's events); "" for a rate step.
+	Name       string   `json:"name,omitempty"`
+	Bytes      int      `json:"bytes,omitempty"` // crowd's event phase: the message's size as players get it
 	Rate       float64  `json:"rate"`
 	Sent       int64    `json:"sent"`
 	Expected   int64    `json:"expected"`
@@ -216,6 +220,17 @@ func (a *aggregator) tick(m Msg) {
 	}
 }
 
+// counterSum is the named counter summed over the workers' latest ticks.
+func (a *aggregator) counterSum(name string) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var n int64
+	for _, c := range a.last {
+		n += c[name]
+	}
+	return n
+}
+
 // timelineLocked builds one point per second, carrying each worker's last
 // cumulative counters forward over seconds where it sent no tick.
 func (a *aggregator) timelineLocked() []Point {
@@ -256,7 +271,7 @@ func (a *aggregator) timelineLocked() []Point {
 	return out
 }
 
-func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Duration, agg *aggregator, pub *publisher) *Report {
+func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Duration, agg *aggregator, pub *publisher, ph *crowdPhase) *Report {
 	rep := &Report{Scenario: cfg.Scenario, Target: cfg.URL, Started: agg.t0, Config: cfg, MainOp: mainOp(cfg.Scenario), Ops: map[string]OpReport{}}
 	hists := map[string]*measure.Hist{}
 	errs := map[string]int64{}
@@ -310,6 +325,15 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 			f.PublishIntended += pub.intended[i].Load()
 		}
 	}
+	pre := 0
+	if ph != nil {
+		pre = len(ph.sent)
+		for i, n := range ph.sent {
+			if i < len(sent) {
+				sent[i] = n
+			}
+		}
+	}
 	for name, h := range hists {
 		rep.Ops[name] = opReport(h, errs[name])
 	}
@@ -325,7 +349,7 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	f.CloseCodes = prefixed(counters, "close_")
 	f.Joins = JoinFacts{Admitted: counters[cJoined], Refused: prefixed(counters, cJoinErr), Retries: counters[cJoinRetries],
 		GaveUp: counters[cJoinGaveUp], Unanswered: counters[cJoinLost]}
-	dur := cfg.Duration.Seconds()
+	dur := (cfg.PingFor + cfg.Duration).Seconds()
 	agg.mu.Lock()
 	rep.Timeline = agg.timelineLocked()
 	agg.mu.Unlock()
@@ -355,9 +379,24 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 		}
 	}
 	if len(rates) > 0 {
-		steps := measure.Steps(measure.MergeBcast(bc...), f.Connections, sent, rates, stepDur)
+		recs := measure.MergeBcast(bc...)
+		steps := measure.Steps(recs, f.Connections, sent, rates, stepDur)
+		// The event phase's steps are one message each: deliveries per
+		// second over the time from its stamp to its last receipt.
+		spans := make([]int64, pre)
+		for _, r := range recs {
+			if r.Step >= 0 && r.Step < pre {
+				spans[r.Step] = max(spans[r.Step], r.Last-r.Sent)
+			}
+		}
 		failed := false
 		for i, s := range steps {
+			if i < pre {
+				s.DeliveryPS = 0
+				if spans[i] > 0 {
+					s.DeliveryPS = float64(s.Delivered) / (float64(spans[i]) / 1e9)
+				}
+			}
 			ow := measure.NewHist()
 			if h, ok := hists["oneway.s"+pad2(i)]; ok {
 				ow = h
@@ -365,6 +404,12 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 			sr := StepReport{Rate: s.Rate, Sent: s.Sent, Expected: s.Expected, Delivered: s.Delivered, Lost: s.Lost,
 				Complete: s.Complete, DeliveryPS: s.DeliveryPS, OneWay: opReport(ow, 0), TTE: opReport(s.TTE, 0)}
 			sr.OK = s.Sent > 0 && s.Lost == 0 && sr.OneWay.P99 < p99Budget
+			if ph != nil {
+				sr.Name = crowdStepNames[min(i, len(crowdStepNames)-1)]
+				if i < pre {
+					sr.Bytes = ph.bytes[i]
+				}
+			}
 			rep.Steps = append(rep.Steps, sr)
 			f.Lost += s.Lost
 			if !sr.OK {
@@ -378,6 +423,9 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	}
 	return rep
 }
+
+// crowdStepNames name crowd's steps when it ran the event phase.
+var crowdStepNames = []string{"event alone", "floor: plain broadcast", "events in the dig phase"}
 
 // WriteTable prints the report as a table.
 func (r *Report) WriteTable(w io.Writer) {
@@ -394,9 +442,16 @@ func (r *Report) WriteTable(w io.Writer) {
 	_ = tw.Flush()
 	if len(r.Steps) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		named := r.Steps[0].Name != ""
+		if named {
+			fmt.Fprint(tw, "step\tbytes\t")
+		}
 		fmt.Fprintln(tw, "rate/s\tsent\tdelivered\tlost\tdeliv/s\toneway p50\tp99\ttte p50\ttte p99\tok\t")
 		for _, s := range r.Steps {
-			fmt.Fprintf(tw, "%.0f\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%v\t\n", s.Rate, s.Sent, s.Delivered, s.Lost,
+			if named {
+				fmt.Fprintf(tw, "%s\t%d\t", s.Name, s.Bytes)
+			}
+			fmt.Fprintf(tw, "%g\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%v\t\n", s.Rate, s.Sent, s.Delivered, s.Lost,
 				s.DeliveryPS, s.OneWay.P50, s.OneWay.P99, s.TTE.P50, s.TTE.P99, s.OK)
 		}
 		_ = tw.Flush()
@@ -434,6 +489,17 @@ func (r *Report) WriteTable(w io.Writer) {
 		d := r.Ops["dug"]
 		fmt.Fprintf(w, "digs: %d answered, %d errors, %d unanswered by the end of --drain; load generator's own share: send lag p50 %.2f p99 %.2f ms (of which in the loop's inbox, per batch: p50 %.2f p99 %.2f ms)\n",
 			d.Count, d.Errors, f.Unanswered, r.Ops["dig.sendlag"].P50, r.Ops["dig.sendlag"].P99, r.Ops["dig.inbox"].P50, r.Ops["dig.inbox"].P99)
+	}
+	if r.Scenario == Crowd && len(r.Steps) >= 2 && r.Steps[1].Name == crowdStepNames[1] {
+		e, fl := r.Steps[0], r.Steps[1]
+		fmt.Fprintf(w, "event phase (players held, nothing else sent): event to everyone p50 %.0f p99 %.0f ms (%d of %d delivered, %.0f/s); floor, a plain broadcast of %d bytes from every node over the same sockets: p50 %.0f p99 %.0f ms (%d of %d, %.0f/s); event/floor p99 %.2fx\n",
+			e.TTE.P50, e.TTE.P99, e.Delivered, e.Expected, e.DeliveryPS, fl.Bytes, fl.TTE.P50, fl.TTE.P99, fl.Delivered, fl.Expected, fl.DeliveryPS, ratio(e.TTE.P99, fl.TTE.P99))
+	}
+	if pg, ok := r.Ops["pong"]; ok && r.Scenario == Crowd {
+		d := r.Ops["dug"]
+		fmt.Fprintf(w, "dig floor (pings at --rate over the same sockets for %s, answered without Redis): %d answered (%.0f/s), p50 %.2f p99 %.2f p99.9 %.2f ms, %d errors; digs %d answered (%.0f/s) p50 %.2f p99 %.2f ms; dug/floor p99 %.2fx\n",
+			r.Config.PingFor, pg.Count, float64(pg.Count)/r.Config.PingFor.Seconds(), pg.P50, pg.P99, pg.P999, pg.Errors,
+			d.Count, float64(d.Count)/r.Config.Duration.Seconds(), d.P50, d.P99, ratio(d.P99, pg.P99))
 	}
 	if r.Scenario == Crowd {
 		fmt.Fprintf(w, "crowd: %d connected at the start of the measured phase, %d at its end; %d reconnects", f.Connections, f.ConnectedEnd, f.Counters[cReconnects])
@@ -478,6 +544,14 @@ func (r *Report) WriteJSON(path string) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// ratio is a/b, 0 when b is 0.
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
 }
 
 // prefixed returns the counters whose name starts with prefix, keyed by the rest.

@@ -83,7 +83,7 @@ func TestMessageRatesOnlyOverTheWindow(t *testing.T) {
 		{Counters: map[string]int64{cMsgsIn: 700, cMsgsOut: 650, cReplies: 300}, Window: map[string]int64{cMsgsIn: 300, cMsgsOut: 350, cReplies: 300}},
 		{Counters: map[string]int64{cMsgsIn: 500, cMsgsOut: 450, cReplies: 100}, Window: map[string]int64{cMsgsIn: 100, cMsgsOut: 50, cReplies: 100}},
 	}
-	rep := buildReport(cfg, res, nil, 0, newAggregator(cfg, 2, nil, newSampler(nil)), nil)
+	rep := buildReport(cfg, res, nil, 0, newAggregator(cfg, 2, nil, newSampler(nil)), nil, nil)
 	f := rep.Facts
 	if f.MsgsInPerS != 200 || f.MsgsOutPerS != 200 || f.ThroughputPerS != 200 {
 		t.Fatalf("in %v out %v throughput %v msg/s, want 200 each", f.MsgsInPerS, f.MsgsOutPerS, f.ThroughputPerS)

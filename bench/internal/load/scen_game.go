@@ -171,6 +171,7 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 			// pass as delivered to everyone.
 			if m.evID >= 0 && m.evT > 0 && fresh {
 				ls.shard.Deliver(uint32(m.evID), int(m.evStep), m.evT, now, ls.stepOp(int(m.evStep)))
+				atomic.AddInt64(ls.stepDelivered(int(m.evStep)), 1)
 			}
 		case "leaderboard":
 			atomic.AddInt64(ls.leaderboards, 1)
@@ -190,6 +191,20 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 		if !p.joined {
 			w.settle(p)
 		}
+	case "bcast":
+		// The floor of an event's fan-out: a plain broadcast from every
+		// node's POST /v1/test/broadcast, same size, no hunt engine, no seq.
+		if m.evID >= 0 && m.evT > 0 {
+			ls.shard.Deliver(uint32(m.evID), int(m.evStep), m.evT, now, ls.stepOp(int(m.evStep)))
+			atomic.AddInt64(ls.stepDelivered(int(m.evStep)), 1)
+		}
+	case "pong":
+		if ls.pong != nil && m.ref > 0 {
+			ls.pong.Record(time.Duration(now.UnixNano() - m.ref))
+			if m.ref2 > 0 {
+				ls.pongWire.Record(time.Duration(now.UnixNano() - m.ref2))
+			}
+		}
 	case "reconnect":
 		ls.shard.Add("reconnect", 1)
 	}
@@ -203,6 +218,13 @@ func (p *player) keepEpoch(raw []byte) {
 	}
 }
 
+// pingMsg is the floor of a dig: the protocol's cheapest round trip, answered
+// on the gateway's loop without the engine, with the same ref as a dig.
+func pingMsg(ls *loopState, ref int64) []byte {
+	ls.buf = appendRef(append(ls.buf[:0], `{"op":"ping"`...), ref)
+	return ls.buf
+}
+
 func (g *gameScenario) digMsg(w *worker, ls *loopState, p *player, ref int64) []byte {
 	b := append(ls.buf[:0], `{"op":"dig","hunt":"`...)
 	b = append(b, p.hunt...)
@@ -210,16 +232,19 @@ func (g *gameScenario) digMsg(w *worker, ls *loopState, p *player, ref int64) []
 	b = strconv.AppendInt(b, ls.rng.Int64N(int64(w.cfg.Grid)), 10)
 	b = append(b, `,"y":`...)
 	b = strconv.AppendInt(b, ls.rng.Int64N(int64(w.cfg.Grid)), 10)
-	// ref carries the intended time (open-loop dug latency) and the time of
-	// this write (dug.wire: the gateway and the network, without the load
-	// generator's own send delay).
+	ls.buf = appendRef(b, ref)
+	return ls.buf
+}
+
+// appendRef ends a request with its ref: the intended time (open-loop
+// latency) and the time of this write (the .wire op: the gateway and the
+// network, without the load generator's own send delay), "intended:written".
+func appendRef(b []byte, ref int64) []byte {
 	b = append(b, `,"ref":"`...)
 	b = strconv.AppendInt(b, ref, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
-	b = append(b, `"}`...)
-	ls.buf = b
-	return b
+	return append(b, `"}`...)
 }
 
 // schedule arms p's next dig in game mode: the mean interval with +-50 %
@@ -264,6 +289,26 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 		}
 		time.Sleep(time.Until(end))
 	case Dig, Crowd:
+		if g.mode == Crowd && w.cfg.PingFor > 0 {
+			// The floor of the digs first: pings at the same offered rate
+			// over the same held sockets, answered without Redis.
+			pingEnd := start.Add(w.cfg.PingFor)
+			w.paced(start, pingEnd, 100, func(l wsc.Loop, ls *loopState, at []int64) {
+				for _, ns := range at {
+					p := ls.next()
+					if p == nil || !p.joined {
+						ls.pong.Error()
+						continue
+					}
+					if !w.write(ls, l, p, framing.OpText, pingMsg(ls, ns)) {
+						ls.pong.Error()
+						continue
+					}
+					atomic.AddInt64(ls.pingsSent, 1)
+				}
+			})
+			start = pingEnd
+		}
 		w.paced(start, end, 100, func(l wsc.Loop, ls *loopState, at []int64) {
 			// The load generator's own share of dug: from the intended
 			// time to the moment the loop writes (pacer wake-up, the

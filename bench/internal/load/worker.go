@@ -70,7 +70,9 @@ const (
 	cJoinRetries = "join_retries"
 	cJoinGaveUp  = "join_gave_up"
 	cJoinLost    = "join_unanswered_close"
-	cReconnects  = "reconnects" // crowd: dropped players dialling again
+	cReconnects  = "reconnects"  // crowd: dropped players dialling again
+	cDelivered   = "delivered.s" // + step: stamped broadcast receipts (not duplicates)
+	cPingsSent   = "pings_sent"  // crowd: the ping floor's pings written
 )
 
 // player is one simulated connection. It is touched only by its loop
@@ -113,6 +115,10 @@ type loopState struct {
 	inbox     *measure.Op // dig: a batch's wait in the loop's inbox
 	digsSent  *int64
 	steps     []*measure.Op
+	delivered []*int64    // receipts per step (the parent waits on them in crowd's event phase)
+	pong      *measure.Op // crowd: the ping floor's round trip from the intended time
+	pongWire  *measure.Op // from the actual write
+	pingsSent *int64
 	msgsIn    *int64
 	msgsOut   *int64
 	replies   *int64 // echo: replies in the measured window
@@ -127,6 +133,15 @@ func (ls *loopState) stepOp(s int) *measure.Op {
 		ls.steps = append(ls.steps, ls.shard.Op("oneway.s"+pad2(len(ls.steps))))
 	}
 	return ls.steps[s]
+}
+
+// stepDelivered is the receipt counter of step s ("delivered.sNN"),
+// resolved once per step so that counting a receipt allocates nothing.
+func (ls *loopState) stepDelivered(s int) *int64 {
+	for len(ls.delivered) <= s {
+		ls.delivered = append(ls.delivered, ls.shard.Counter(cDelivered+pad2(len(ls.delivered))))
+	}
+	return ls.delivered[s]
 }
 
 func pad2(i int) string {
@@ -254,6 +269,11 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 				ls.dug = sh.Op("dug")
 				ls.dugWire = sh.Op("dug.wire")
 			}
+			if cfg.Scenario == Crowd && cfg.PingFor > 0 {
+				ls.pong = sh.Op("pong")
+				ls.pongWire = sh.Op("pong.wire")
+				ls.pingsSent = sh.Counter(cPingsSent)
+			}
 			if digging(cfg.Scenario) {
 				ls.sendLag = sh.Op("dig.sendlag")
 				ls.inbox = sh.Op("dig.inbox")
@@ -305,7 +325,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 	if !ok {
 		return nil
 	}
-	end := t0.Add(cfg.Duration)
+	end := t0.Add(cfg.PingFor + cfg.Duration)
 	w.endNs.Store(end.UnixNano())
 	connectedAtStart := w.connected.Load()
 	if d := time.Until(t0); d > 0 {
