@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -193,8 +194,20 @@ func (s *Server) start() error {
 			nc.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			err = c.Ping(ctx).Err()
+			var info string
+			if err == nil {
+				info, err = c.Info(ctx, "server").Result()
+			}
 			cancel()
 			if err == nil {
+				// The port was free a moment ago, but on a shared machine
+				// another process may have taken it since: then ours
+				// exits, and what answers is someone else's server,
+				// which the test must never write to.
+				if !strings.Contains(info, "process_id:"+strconv.Itoa(cmd.Process.Pid)+"\r\n") {
+					s.Kill()
+					return fmt.Errorf("redistest: port %d answers for another redis-server than the one started", s.Port)
+				}
 				return nil
 			}
 		}

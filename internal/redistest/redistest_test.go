@@ -95,3 +95,23 @@ func TestCluster(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPortTakenByAnotherServer: a server started on a port that another
+// redis-server holds fails to start, rather than handing the test the
+// other server (on a shared machine, another developer's).
+func TestPortTakenByAnotherServer(t *testing.T) {
+	other := Standalone(t, Options{})
+	s, err := NewServer(Options{Port: other.Port, Dir: t.TempDir()})
+	if err == nil {
+		s.Stop()
+		t.Fatalf("started on port %d, which another redis-server holds", other.Port)
+	}
+	if other.PID() == 0 {
+		t.Fatal("the other server was stopped")
+	}
+	c := other.Client()
+	defer c.Close()
+	if err := c.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("the other server: %v", err)
+	}
+}
