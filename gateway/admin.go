@@ -224,6 +224,9 @@ func (g *Gateway) publishEvent(w http.ResponseWriter, r *http.Request) {
 		writeEngineError(w, err)
 		return
 	}
+	if g.wh != nil {
+		g.wh.wrote(r.PathValue("id"))
+	}
 	b := append([]byte(`{"seq":`), strconv.FormatUint(seq, 10)...)
 	writeRaw(w, http.StatusOK, append(b, '}'))
 }
@@ -233,6 +236,9 @@ func (g *Gateway) endHunt(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeEngineError(w, err)
 		return
+	}
+	if g.wh != nil {
+		g.wh.wrote(st.Hunt)
 	}
 	g.log.Info().Str("hunt", st.Hunt).Msg("gateway: hunt ended")
 	writeRaw(w, http.StatusOK, appendStatus(nil, &st))

@@ -31,7 +31,15 @@ func startClusterNode(t *testing.T, url string) (*testGateway, state.Engine) {
 }
 
 // startEngineNode starts a gateway on a Redis engine configured by cfg.
-func startEngineNode(t *testing.T, cfg redisengine.Config) (*testGateway, state.Engine) {
+func startEngineNode(t *testing.T, cfg redisengine.Config, mod ...func(*Config)) (*testGateway, state.Engine) {
+	t.Helper()
+	tg, e, _ := startEngineNodeStop(t, cfg, mod...)
+	return tg, e
+}
+
+// startEngineNodeStop is startEngineNode that also returns a function that
+// stops the node before the test ends (at most once).
+func startEngineNodeStop(t *testing.T, cfg redisengine.Config, mod ...func(*Config)) (*testGateway, state.Engine, func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -39,10 +47,14 @@ func startEngineNode(t *testing.T, cfg redisengine.Config) (*testGateway, state.
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(Config{
+	gc := Config{
 		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", Loops: 2, DevMode: true,
 		APIKey: testAPIKey, StatsInterval: -1, DrainWindow: 200 * time.Millisecond,
-	}, e)
+	}
+	for _, m := range mod {
+		m(&gc)
+	}
+	g, err := New(gc, e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,15 +62,19 @@ func startEngineNode(t *testing.T, cfg redisengine.Config) (*testGateway, state.
 		t.Fatal(err)
 	}
 	tg := &testGateway{Gateway: g, ws: "ws://" + g.Addr().String(), admin: "http://" + g.AdminAddr().String()}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := g.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		e.Close()
-	})
-	return tg, e
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+			e.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return tg, e, stop
 }
 
 // TestClusterTwoNodesShareAHunt runs two gateways on one Redis: a claim made

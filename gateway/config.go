@@ -112,8 +112,10 @@ type Config struct {
 	WebhookSecret string
 	// WebhookTimeout bounds one delivery attempt; 0 means 5 s.
 	WebhookTimeout time.Duration
-	// WebhookOutbox bounds the updates waiting for delivery; 0 means
-	// 100,000. WebhookMaxAge drops those older; 0 means 1 hour.
+	// WebhookOutbox bounds the updates waiting for delivery (with a
+	// shared engine, each hunt's backlog in it: the engine's own setting,
+	// redisengine.Config.WebhookBacklog); 0 means DefaultWebhookOutbox.
+	// WebhookMaxAge drops those older; 0 means 1 hour.
 	WebhookOutbox int
 	WebhookMaxAge time.Duration
 	// StatsInterval is how often per-loop connection counts are logged at
@@ -173,7 +175,7 @@ func (c *Config) withDefaults() Config {
 		d.WebhookTimeout = defaultWebhookTimeout
 	}
 	if d.WebhookOutbox <= 0 {
-		d.WebhookOutbox = defaultWebhookOutbox
+		d.WebhookOutbox = DefaultWebhookOutbox
 	}
 	if d.WebhookMaxAge <= 0 {
 		d.WebhookMaxAge = defaultWebhookMaxAge
@@ -255,10 +257,10 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
 	fs.IntVar(&c.WorkQueue, "work-queue", 65536, "engine calls queued for workers in cluster mode (full, or calls waiting over 1 s: requests refused with overloaded)")
-	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST every reliable update of every hunt to this URL (memory engine)")
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST every reliable update of every hunt to this URL (in cluster mode one node at a time delivers a hunt; give every node the same webhook flags)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Huntgate-Signature header (required with --webhook-url)")
 	fs.DurationVar(&c.WebhookTimeout, "webhook-timeout", defaultWebhookTimeout, "timeout of one webhook attempt (then retried with backoff)")
-	fs.IntVar(&c.WebhookOutbox, "webhook-outbox", defaultWebhookOutbox, "updates waiting for webhook delivery at most (over: not delivered, counted)")
+	fs.IntVar(&c.WebhookOutbox, "webhook-outbox", DefaultWebhookOutbox, "updates waiting for webhook delivery at most: on this node, or per hunt in Redis with --redis/--redis-cluster (over: not delivered, counted, reported with X-Huntgate-Gap)")
 	fs.DurationVar(&c.WebhookMaxAge, "webhook-max-age", defaultWebhookMaxAge, "updates waiting longer for webhook delivery are dropped (counted)")
 	fs.IntVar(&c.MaxLongPolls, "max-long-polls", defaultMaxLongPolls, "long polls of the updates feed waiting at once (over: 503 too_many_polls)")
 	fs.DurationVar(&c.DrainWindow, "drain", 5*time.Second, "window over which shutdown staggers reconnects")
@@ -311,8 +313,6 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --webhook-url needs --webhook-secret")
 	case c.WebhookURL != "" && !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://"):
 		return errors.New("gateway: --webhook-url must be an http:// or https:// URL")
-	case c.WebhookURL != "" && (c.Redis != "" || len(c.RedisCluster) > 0):
-		return errors.New("gateway: --webhook-url is not supported in cluster mode (--redis) yet")
 	case c.WebhookOutbox < 0:
 		return errors.New("gateway: --webhook-outbox must be >= 0")
 	case c.MaxLongPolls < 0:

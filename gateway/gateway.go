@@ -80,10 +80,17 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 	}
 	g.recs, _ = engine.(state.Records)
 	if c.WebhookURL != "" {
-		if !engine.Inline() {
-			return nil, errors.New("gateway: webhooks are not supported with a cluster engine yet")
+		if engine.Inline() {
+			g.wh = newWebhooks(&c, c.Logger)
+		} else if q, ok := engine.(state.WebhookQueue); ok {
+			if q.WebhookBacklog() <= 0 {
+				// Nothing would ever be delivered.
+				return nil, errors.New("gateway: --webhook-url with an engine that keeps no webhook backlog (redisengine.Config.WebhookBacklog)")
+			}
+			g.wh = newSharedWebhooks(&c, c.Logger, engine, q)
+		} else {
+			return nil, errors.New("gateway: webhooks need the memory engine or an engine that keeps a webhook backlog")
 		}
-		g.wh = newWebhooks(&c, c.Logger)
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	newMetrics(&g.m, statsCollector{g})
@@ -173,6 +180,9 @@ func (g *Gateway) Start() error {
 		}
 	}
 	g.engine.Subscribe(g.sink)
+	if g.wh != nil {
+		g.wh.start()
+	}
 	if lr, ok := g.engine.(loadReporter); ok {
 		lr.SetLoad(g.m.conns.Load)
 	}

@@ -85,6 +85,9 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 		e.one("huntgate_webhook_failures_total", "Webhook requests without a 2xx (error, timeout, other status), retried.", counter, float64(wh.failures.Load()))
 		e.labelled("huntgate_webhook_dropped_total", "Updates not delivered to the webhook, by reason.", counter, float64(wh.overflow.Load()), "reason", "overflow")
 		e.labelled("huntgate_webhook_dropped_total", "Updates not delivered to the webhook, by reason.", counter, float64(wh.expired.Load()), "reason", "age")
+		e.one("huntgate_webhook_gap_total", "Updates reported missing to the webhook receiver (X-Huntgate-Gap) with a delivery of this node.", counter, float64(wh.gapped.Load()))
+		e.one("huntgate_webhook_claims_total", "Claims of a shared webhook backlog (Redis round trips: lease, acknowledgement, next updates).", counter, float64(wh.claims.Load()))
+		e.one("huntgate_webhook_leases", "Hunts whose webhook delivery this node holds (shared backlog).", prometheus.GaugeValue, float64(wh.held.Load()))
 	}
 	e.one("huntgate_feed_refused_total", "Long polls refused over --max-long-polls.", counter, float64(c.g.m.feedRefused.Load()))
 }

@@ -32,21 +32,60 @@ import (
 // copy; X-Huntgate-Delivery names it). Hunts do not wait for each other.
 // The outbox is bounded by count (updates refused when full) and age
 // (updates older than that are dropped when their turn comes); both are
-// counted in /metrics and logged.
+// counted in /metrics and logged, and the next delivery of the hunt
+// carries X-Huntgate-Gap: the number of its updates before this one that
+// will not be delivered (the claims record and the updates feed have them).
+//
+// With a shared engine (state.WebhookQueue: Redis, Redis Cluster) the
+// outbox is the engine's: each hunt's undelivered updates sit in Redis,
+// appended in the same atomic step that recorded them, and one node at a
+// time delivers a hunt under a lease that each claim renews (runShared).
+// A node learns of a hunt's new updates from its sink (it watches the
+// hunts it delivers), from its own admin writes, and from a scan every
+// webhookScan for hunts with updates and no live lease, which is how a
+// node takes over from one that died: from the first unacknowledged update,
+// so a hunt's updates still arrive in seq order, at least once.
+
+// DefaultWebhookOutbox is the default of Config.WebhookOutbox: updates
+// waiting for delivery, on this node (memory engine) or per hunt in Redis.
+const DefaultWebhookOutbox = 100_000
 
 // Defaults of the webhook outbox and requests.
 const (
 	defaultWebhookTimeout = 5 * time.Second
-	defaultWebhookOutbox  = 100_000
 	defaultWebhookMaxAge  = time.Hour
 	webhookBackoffBase    = 100 * time.Millisecond
 	webhookBackoffMax     = 30 * time.Second
+
+	// webhookLeaseSlack is how much longer a delivery lease lasts than one
+	// attempt (--webhook-timeout): the holder renews it before an attempt
+	// that could outlive it, so two nodes never send a hunt's updates at
+	// once while the holder lives.
+	webhookLeaseSlack = 2 * time.Second
+	// webhookLeaseMargin is how much of the lease an attempt leaves unused
+	// at worst: a holder renews when less than timeout+margin is left
+	// (counted from when its last claim was sent, before Redis started the
+	// lease), so every attempt ends at least this long before the lease.
+	webhookLeaseMargin = 500 * time.Millisecond
+	// webhookBatch is how many updates one claim reads.
+	webhookBatch = 64
+	// webhookIdle is how long a holder keeps an idle hunt's lease.
+	webhookIdle = 10 * time.Second
+	// webhookElsewhere is how long a node that found a hunt's lease held
+	// by another does not try again on its own updates (the scan still
+	// does when the lease is free).
+	webhookElsewhere = time.Second
 )
+
+// webhookScan is how often each node looks for hunts with undelivered
+// updates and no live lease (a variable so that tests can shorten it).
+var webhookScan = time.Second
 
 type webhookItem struct {
 	body     []byte
 	delivery string // hunt:epoch:seq
 	at       time.Time
+	gap      uint64 // updates of the hunt before this one not delivered
 }
 
 // webhooks is the outbox and its delivery goroutines.
@@ -63,10 +102,21 @@ type webhooks struct {
 
 	mu     sync.Mutex
 	queues map[string][]webhookItem // hunt -> its undelivered updates, in seq order
+	gaps   map[string]uint64        // hunt -> updates dropped since its last queued one
 	queued int
+	closed bool
 
-	delivered, attempts, failures, overflow, expired atomic.Int64
-	lastOverflowLog                                  atomic.Int64 // unix ns
+	// Shared mode (q != nil): the engine holds the backlog.
+	q         state.WebhookQueue
+	watch     func(hunt string) // Engine.Watch/Unwatch: the sink wakes a holder
+	unwatch   func(hunt string)
+	lease     time.Duration
+	running   map[string]chan struct{} // hunt -> its deliverer's wake
+	elsewhere map[string]time.Time     // hunt -> until when another node holds it
+
+	delivered, attempts, failures, overflow, expired, gapped atomic.Int64
+	claims, claimed, held                                    atomic.Int64
+	lastOverflowLog                                          atomic.Int64 // unix ns
 }
 
 func newWebhooks(c *Config, log zerolog.Logger) *webhooks {
@@ -79,9 +129,42 @@ func newWebhooks(c *Config, log zerolog.Logger) *webhooks {
 		max:    c.WebhookOutbox,
 		maxAge: c.WebhookMaxAge,
 		queues: make(map[string][]webhookItem),
+		gaps:   make(map[string]uint64),
+		lease:  c.WebhookTimeout + webhookLeaseSlack,
 	}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
 	return w
+}
+
+// newSharedWebhooks is newWebhooks on a shared engine's backlog.
+func newSharedWebhooks(c *Config, log zerolog.Logger, e state.Engine, q state.WebhookQueue) *webhooks {
+	w := newWebhooks(c, log)
+	w.q, w.watch, w.unwatch = q, e.Watch, e.Unwatch
+	w.running = make(map[string]chan struct{})
+	w.elsewhere = make(map[string]time.Time)
+	return w
+}
+
+// start starts the scan of a shared backlog (Gateway.Start).
+func (w *webhooks) start() {
+	if w.q != nil {
+		w.wg.Add(1)
+		go w.scan()
+	}
+}
+
+// wrote tells the webhooks that this node wrote reliable updates of hunt
+// (an admin event or end): in shared mode its deliverer may not watch it.
+func (w *webhooks) wrote(hunt string) {
+	if w.q != nil {
+		w.notify(hunt)
+	}
+}
+
+func itemOf(u *state.Update) webhookItem {
+	it := webhookItem{body: appendUpdate(make([]byte, 0, 160+len(u.Data)), u), at: time.Now()}
+	it.delivery = u.Hunt + ":" + strconv.FormatUint(u.Epoch, 10) + ":" + strconv.FormatUint(u.Seq, 10)
+	return it
 }
 
 // enqueue adds a reliable update to the outbox. It runs in the engine's
@@ -91,10 +174,18 @@ func (w *webhooks) enqueue(u *state.Update) {
 	if !u.Kind.Reliable() {
 		return
 	}
-	it := webhookItem{body: appendUpdate(make([]byte, 0, 160+len(u.Data)), u), at: time.Now()}
-	it.delivery = u.Hunt + ":" + strconv.FormatUint(u.Epoch, 10) + ":" + strconv.FormatUint(u.Seq, 10)
+	if w.q != nil {
+		w.notify(u.Hunt) // the update is in the engine's backlog already
+		return
+	}
+	it := itemOf(u)
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
 	if w.queued >= w.max {
+		w.gaps[u.Hunt]++
 		w.mu.Unlock()
 		w.overflow.Add(1)
 		// Logged at most once a second: an outage can overflow thousands.
@@ -104,6 +195,10 @@ func (w *webhooks) enqueue(u *state.Update) {
 				Msg("gateway: webhook outbox full, update not delivered")
 		}
 		return
+	}
+	if g := w.gaps[u.Hunt]; g > 0 {
+		it.gap = g
+		delete(w.gaps, u.Hunt)
 	}
 	q, running := w.queues[u.Hunt]
 	w.queues[u.Hunt] = append(q, it)
@@ -128,23 +223,47 @@ func (w *webhooks) run(hunt string) {
 		}
 		it := q[0]
 		w.mu.Unlock()
+		ok := true
 		if time.Since(it.at) > w.maxAge {
 			w.expired.Add(1)
 			w.log.Error().Str("delivery", it.delivery).Dur("age", time.Since(it.at)).Msg("gateway: webhook update older than --webhook-max-age dropped")
-		} else if !w.deliver(&it) {
-			return // stopping
+			ok = false
+		} else {
+			switch w.deliver(&it, nil) {
+			case deliverStopped:
+				return
+			case deliverExpired:
+				ok = false
+			}
 		}
 		w.mu.Lock()
 		q = w.queues[hunt]
 		q[0] = webhookItem{}
 		w.queues[hunt] = q[1:]
 		w.queued--
+		if !ok {
+			// The next delivery of the hunt reports this one (and any it
+			// had to report) as missing.
+			if len(q) > 1 {
+				q[1].gap += it.gap + 1
+			} else {
+				w.gaps[hunt] += it.gap + 1
+			}
+		}
 		w.mu.Unlock()
 	}
 }
 
-// deliver POSTs it until a 2xx; false if the gateway stops first.
-func (w *webhooks) deliver(it *webhookItem) bool {
+// Outcomes of deliver.
+const (
+	deliverOK      = iota // a 2xx
+	deliverExpired        // older than --webhook-max-age: dropped, counted
+	deliverStopped        // the gateway stops, or (shared) the lease is lost
+)
+
+// deliver POSTs it until a 2xx. before, if not nil, runs before each
+// attempt; false stops (the lease is lost).
+func (w *webhooks) deliver(it *webhookItem, before func() bool) int {
 	mac := hmac.New(sha256.New, w.secret)
 	mac.Write(it.body)
 	sig := "sha256=" + hex.EncodeToString(mac.Sum(nil))
@@ -152,13 +271,19 @@ func (w *webhooks) deliver(it *webhookItem) bool {
 		if time.Since(it.at) > w.maxAge {
 			w.expired.Add(1)
 			w.log.Error().Str("delivery", it.delivery).Int("attempts", attempt).Msg("gateway: webhook update older than --webhook-max-age dropped")
-			return true
+			return deliverExpired
+		}
+		if before != nil && !before() {
+			return deliverStopped
 		}
 		w.attempts.Add(1)
 		status, err := w.post(it, sig)
 		if err == nil && status >= 200 && status < 300 {
 			w.delivered.Add(1)
-			return true
+			if it.gap > 0 {
+				w.gapped.Add(int64(it.gap))
+			}
+			return deliverOK
 		}
 		w.failures.Add(1)
 		d := min(webhookBackoffBase<<min(attempt, 20), webhookBackoffMax)
@@ -170,12 +295,34 @@ func (w *webhooks) deliver(it *webhookItem) bool {
 			ev = ev.Int("status", status)
 		}
 		ev.Msg("gateway: webhook delivery failed")
-		t := time.NewTimer(d)
+		if !w.sleep(d, before) {
+			return deliverStopped
+		}
+	}
+}
+
+// sleep waits d; with before (shared mode) it runs it every third of the
+// lease meanwhile, so a long backoff keeps the lease. False if the gateway
+// stops or before fails.
+func (w *webhooks) sleep(d time.Duration, before func() bool) bool {
+	end := time.Now().Add(d)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return true
+		}
+		if before != nil {
+			left = min(left, w.lease/3)
+		}
+		t := time.NewTimer(left)
 		select {
 		case <-w.ctx.Done():
 			t.Stop()
 			return false
 		case <-t.C:
+		}
+		if before != nil && time.Now().Before(end) && !before() {
+			return false
 		}
 	}
 }
@@ -188,6 +335,9 @@ func (w *webhooks) post(it *webhookItem, sig string) (int, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Huntgate-Signature", sig)
 	req.Header.Set("X-Huntgate-Delivery", it.delivery)
+	if it.gap > 0 {
+		req.Header.Set("X-Huntgate-Gap", strconv.FormatUint(it.gap, 10))
+	}
 	resp, err := w.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -198,16 +348,211 @@ func (w *webhooks) post(it *webhookItem, sig string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// outbox returns the number of updates waiting for delivery.
+// outbox returns the number of updates waiting for delivery: in shared
+// mode, those this node has claimed and not yet delivered.
 func (w *webhooks) outbox() int {
+	if w.q != nil {
+		return int(w.claimed.Load())
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.queued
 }
 
 // close stops the delivery goroutines; what is still queued is lost with
-// the process, as the memory engine's hunts are.
+// the process, as the memory engine's hunts are (in shared mode it stays
+// in the engine, and the leases held expire for another node to go on).
 func (w *webhooks) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
 	w.cancel()
 	w.wg.Wait()
+}
+
+// notify tells hunt's deliverer that the hunt has new updates, starting
+// one unless another node holds the hunt. It never waits for the network.
+func (w *webhooks) notify(hunt string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	if wake, ok := w.running[hunt]; ok {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if until, ok := w.elsewhere[hunt]; ok {
+		if time.Now().Before(until) {
+			return
+		}
+		delete(w.elsewhere, hunt)
+	}
+	wake := make(chan struct{}, 1)
+	w.running[hunt] = wake
+	w.wg.Add(1)
+	go w.runShared(hunt, wake)
+}
+
+// scan starts a deliverer for every hunt with undelivered updates and no
+// live lease, every webhookScan.
+func (w *webhooks) scan() {
+	defer w.wg.Done()
+	t := time.NewTicker(webhookScan)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(w.ctx, webhookScan)
+		hunts, err := w.q.WebhookPending(ctx)
+		cancel()
+		if err != nil {
+			if w.ctx.Err() == nil {
+				w.log.Warn().Err(err).Msg("gateway: webhook scan failed")
+			}
+			continue
+		}
+		for _, h := range hunts {
+			w.mu.Lock()
+			delete(w.elsewhere, h) // the lease is free now
+			w.mu.Unlock()
+			w.notify(h)
+		}
+	}
+}
+
+// runShared delivers hunt from the engine's backlog while this node holds
+// its lease: claim (renewing the lease, acknowledging what was delivered,
+// reading the next updates), deliver them in order, and again; when there
+// is nothing to deliver it waits for wake (the sink) and renews the lease
+// every third of it, and gives the lease up after webhookIdle.
+func (w *webhooks) runShared(hunt string, wake chan struct{}) {
+	defer w.wg.Done()
+	watched := false
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, hunt)
+		w.mu.Unlock()
+		if watched {
+			w.unwatch(hunt)
+			w.held.Add(-1)
+		}
+	}()
+	var (
+		ack     string    // the last update delivered, not yet acknowledged
+		gapAck  uint64    // the gap reported with it, not yet acknowledged
+		renewed time.Time // when the last claim that held the lease was sent
+		idle    = time.Now()
+		fails   int
+		local   uint64 // updates this node dropped (age) not yet reported
+	)
+	claim := func(n int) (state.WebhookBatch, bool) {
+		for {
+			sent := time.Now()
+			ctx, cancel := context.WithTimeout(w.ctx, w.lease/3)
+			b, err := w.q.WebhookClaim(ctx, hunt, ack, gapAck, n, w.lease, w.maxAge)
+			cancel()
+			w.claims.Add(1)
+			if err == nil {
+				fails = 0
+				ack, gapAck = "", 0
+				if !b.Held {
+					w.mu.Lock()
+					w.elsewhere[hunt] = time.Now().Add(webhookElsewhere)
+					w.mu.Unlock()
+					return b, false
+				}
+				renewed = sent
+				return b, true
+			}
+			if w.ctx.Err() != nil {
+				return b, false
+			}
+			if fails++; fails == 1 || fails%50 == 0 {
+				w.log.Warn().Err(err).Str("hunt", hunt).Int("failures", fails).Msg("gateway: webhook claim failed; retried")
+			}
+			t := time.NewTimer(min(webhookBackoffBase<<min(fails, 5), w.lease/3))
+			select {
+			case <-w.ctx.Done():
+				t.Stop()
+				return b, false
+			case <-t.C:
+			}
+		}
+	}
+	// keep renews the lease before an attempt that could outlive it; false
+	// if it is lost (another node took over after this one stalled).
+	keep := func() bool {
+		if time.Since(renewed) < webhookLeaseSlack-webhookLeaseMargin {
+			return true
+		}
+		_, ok := claim(0)
+		return ok
+	}
+	for {
+		b, ok := claim(webhookBatch)
+		if !ok {
+			return
+		}
+		if !watched {
+			w.watch(hunt) // its updates now wake this deliverer
+			watched = true
+			w.held.Add(1)
+		}
+		if len(b.Entries) == 0 && time.Since(idle) > webhookIdle {
+			ctx, cancel := context.WithTimeout(w.ctx, w.lease/3)
+			_ = w.q.WebhookRelease(ctx, hunt)
+			cancel()
+			return
+		}
+		if b.Gap > 0 {
+			w.log.Error().Str("hunt", hunt).Uint64("missing", b.Gap).Str("next", b.Entries[0].ID).
+				Msg("gateway: webhook updates dropped from the backlog (--webhook-outbox or --webhook-max-age) are reported with the next delivery (X-Huntgate-Gap)")
+		}
+		engGap := b.Gap // dropped by the engine, reported with the next delivery
+		w.claimed.Add(int64(len(b.Entries)))
+		for i := range b.Entries {
+			en := &b.Entries[i]
+			it := itemOf(&en.Update)
+			it.at = en.Update.At
+			it.gap = engGap + local
+			r := w.deliver(&it, keep)
+			if r == deliverStopped {
+				w.claimed.Add(-int64(len(b.Entries) - i))
+				return
+			}
+			if r == deliverExpired {
+				local++ // acknowledged all the same, reported with the next
+			} else {
+				gapAck += engGap
+				engGap, local = 0, 0
+			}
+			w.claimed.Add(-1)
+			ack = en.ID
+		}
+		if len(b.Entries) > 0 {
+			idle = time.Now()
+		}
+		if len(b.Entries) == webhookBatch {
+			continue // a backlog: the next batch at once
+		}
+		// Caught up: the next claim waits for the next update (or the
+		// lease's renewal), and acknowledges this batch with it, so a
+		// steady stream costs one round trip per update.
+		t := time.NewTimer(w.lease / 3)
+		select {
+		case <-w.ctx.Done():
+			t.Stop()
+			return
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+		}
+	}
 }

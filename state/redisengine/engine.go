@@ -72,6 +72,12 @@ type Config struct {
 	// ScheduleTick is how often this node makes the due transitions of
 	// scheduled hunts (see schedule.go); 0 means DefaultScheduleTick.
 	ScheduleTick time.Duration
+	// WebhookBacklog, when positive, turns the webhook backlog on: every
+	// reliable update is also appended to its hunt's backlog, at most this
+	// many per hunt (the oldest dropped beyond, counted), for the gateway's
+	// webhook deliverer (WebhookClaim, webhook.go). Every node of a cluster
+	// should have the same setting: a node without it writes no backlog.
+	WebhookBacklog int
 	// PoolSize is the Redis connection pool size; 0 means go-redis's default
 	// (10 per CPU).
 	PoolSize int
@@ -98,6 +104,8 @@ type Engine struct {
 	load     atomic.Pointer[func() int64]
 	hmax     any // HistoryMax as a script argument, boxed once
 	hmaxN    int
+	wmax     any // WebhookBacklog as a script argument ("0": off)
+	wbacklog int
 	hage     time.Duration
 	hbTTL    time.Duration
 	hbTTLArg any         // hbTTL in ms as a script argument, boxed once
@@ -144,10 +152,11 @@ type watchState struct {
 type huntKeys struct {
 	meta, treasures, lb, members, hist, nodes, live, ch string
 	claims                                              string
+	wq, wk, wl                                          string // webhook backlog, its counters, its lease (webhook.go)
 
 	chArg any // ch, boxed once rather than on every call
 
-	dig, publish, end, status, history []string
+	dig, publish, end, status, history, schedule, webhook []string
 }
 
 var _ state.Engine = (*Engine)(nil)
@@ -232,6 +241,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		e.hmaxN = state.DefaultHistoryMax
 	}
 	e.hmax = strconv.Itoa(e.hmaxN)
+	e.wbacklog = max(cfg.WebhookBacklog, 0)
+	e.wmax = strconv.Itoa(e.wbacklog)
 	if e.hage <= 0 {
 		e.hage = state.DefaultHistoryAge
 	}
@@ -299,11 +310,16 @@ func (e *Engine) buildKeys(hunt string) *huntKeys {
 	k := &huntKeys{
 		meta: b + "m", treasures: b + "t", lb: b + "lb", members: b + "pm",
 		hist: b + "h", nodes: b + "n", live: b + "nl", ch: b + "u", claims: b + "c",
+		wq: b + "w", wk: b + "wk", wl: b + "wl",
 	}
 	k.chArg = k.ch
-	k.dig = []string{k.meta, k.treasures, k.lb, k.members, k.hist, k.claims}
-	k.publish = []string{k.meta, k.hist}
-	k.end = []string{k.meta, k.hist, k.lb, k.nodes, k.live}
+	// The scripts that record updates end their keys with the webhook
+	// backlog and its counters (record in scripts.go).
+	k.dig = []string{k.meta, k.treasures, k.lb, k.members, k.hist, k.claims, k.wq, k.wk}
+	k.publish = []string{k.meta, k.hist, k.wq, k.wk}
+	k.end = []string{k.meta, k.hist, k.lb, k.nodes, k.live, k.wq, k.wk}
+	k.schedule = []string{k.meta, k.hist, k.lb, k.wq, k.wk}
+	k.webhook = []string{k.wq, k.wk, k.wl}
 	k.status = []string{k.meta, k.lb, k.nodes, k.live}
 	k.history = []string{k.meta, k.hist, k.lb}
 	return k
@@ -553,7 +569,7 @@ func (e *Engine) Dig(ctx context.Context, hunt, player string, x, y int) (state.
 	}
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	v, err := e.run(ctx, digLua, k.dig, player, x, y, e.hmax, k.chArg, se, ss, fresh)
+	v, err := e.run(ctx, digLua, k.dig, player, x, y, e.hmax, k.chArg, e.wmax, se, ss, fresh)
 	if err != nil {
 		return state.DigResult{}, wrap(err)
 	}
@@ -600,7 +616,7 @@ func (e *Engine) Publish(ctx context.Context, hunt string, data []byte) (uint64,
 	}
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	v, err := e.run(ctx, publishLua, k.publish, data, e.hmax, k.chArg, se, ss, fresh)
+	v, err := e.run(ctx, publishLua, k.publish, data, e.hmax, k.chArg, e.wmax, se, ss, fresh)
 	if err != nil {
 		return 0, wrap(err)
 	}
@@ -618,7 +634,7 @@ func (e *Engine) End(ctx context.Context, hunt string) (state.Status, error) {
 	}
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	v, err := e.run(ctx, endLua, k.end, e.hmax, k.chArg, se, ss, fresh)
+	v, err := e.run(ctx, endLua, k.end, e.hmax, k.chArg, e.wmax, se, ss, fresh)
 	if err != nil {
 		return state.Status{}, wrap(err)
 	}

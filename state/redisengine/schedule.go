@@ -32,8 +32,9 @@ var dueLua = redis.NewScript(luaNow + `
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now(), 'LIMIT', 0, 256)
 `)
 
-// scheduleLua: KEYS meta, history, leaderboard; ARGV history max, channel,
-// then guard's three (it takes seqs, like dig and publish). Makes the due transitions by Redis's clock (scheduled -> open with a
+// scheduleLua: KEYS meta, history, leaderboard, webhook backlog and
+// counters; ARGV history max, channel, webhook backlog max, then guard's
+// three (it takes seqs, like dig and publish). Makes the due transitions by Redis's clock (scheduled -> open with a
 // started update, open -> ended with an ended update) and returns the
 // hunt's next transition in ms (0: none ahead), or -1 for an unknown hunt.
 var scheduleLua = redis.NewScript(luaTop + luaGuard + `
@@ -84,7 +85,7 @@ func scheduleArgs(s state.Spec) (st string, starts, ends, first int64) {
 func (e *Engine) transition(ctx context.Context, hunt string) error {
 	k := e.keysOf(hunt)
 	se, ss, fresh := e.guardArgs(hunt)
-	v, err := e.run(ctx, scheduleLua, []string{k.meta, k.hist, k.lb}, e.hmax, k.chArg, se, ss, fresh)
+	v, err := e.run(ctx, scheduleLua, k.schedule, e.hmax, k.chArg, e.wmax, se, ss, fresh)
 	if err != nil {
 		return wrap(err)
 	}

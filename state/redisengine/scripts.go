@@ -23,6 +23,12 @@ end
 
 // luaTop is luaNow and defines record() and top(lb): the best
 // state.TopSize players as "p:s,p:s,...".
+// record(hist, ch, max, u) appends the reliable update u to the history
+// (trimmed to max) and publishes it; with webhooks on (the argument before
+// guard's three, wmax, positive) it also appends u to the hunt's webhook
+// backlog, the last two KEYS (stream, then its counters), bounded to wmax
+// entries: the oldest dropped beyond that are counted in the counters'
+// 'dropped' (webhook.go). Only scripts with guard's arguments call it.
 // Members are a 12-hex-digit tick followed by the player id and scores are
 // negated points, so ZRANGE (ascending score, then ascending member) is the
 // state package's order: higher score first, then who reached it first.
@@ -41,6 +47,14 @@ local function record(hist, ch, max, u)
   redis.call('RPUSH', hist, u)
   redis.call('LTRIM', hist, -max, -1)
   redis.call('SPUBLISH', ch, u)
+  local wmax = tonumber(ARGV[#ARGV - 3])
+  if wmax > 0 then
+    local wq, wk = KEYS[#KEYS - 1], KEYS[#KEYS]
+    if redis.call('XLEN', wq) >= wmax then
+      redis.call('HINCRBY', wk, 'dropped', redis.call('XTRIM', wq, 'MAXLEN', wmax - 1))
+    end
+    redis.call('XADD', wq, '*', 'u', u)
+  end
 end
 `
 
@@ -132,7 +146,8 @@ return 1
 `)
 
 // digLua: KEYS meta, treasures, leaderboard, player->member, history,
-// claims; ARGV player, x, y, history max, channel, then guard's three.
+// claims, webhook backlog and counters; ARGV player, x, y, history max,
+// channel, webhook backlog max (0: off), then guard's three.
 // Reply: 0 for a miss, a negative rc, or {treasure, points, score, rank, seq}.
 var digLua = redis.NewScript(luaTop + luaGuard + `
 guard(KEYS[1], KEYS[5])
@@ -182,8 +197,8 @@ end
 return {tid, pts, score, rank, seq}
 `)
 
-// publishLua: KEYS meta, history; ARGV data, history max, channel, then
-// guard's three. Reply: a negative rc or the event's seq.
+// publishLua: KEYS meta, history, webhook backlog and counters; ARGV
+// data, history max, channel, webhook backlog max, then guard's three. Reply: a negative rc or the event's seq.
 var publishLua = redis.NewScript(luaTop + luaGuard + `
 guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')
@@ -195,8 +210,9 @@ record(KEYS[2], ARGV[3], tonumber(ARGV[2]),
 return seq
 `)
 
-// endLua: KEYS meta, history, leaderboard, nodes, live; ARGV history max,
-// channel, then guard's three. Reply: a negative rc or the status.
+// endLua: KEYS meta, history, leaderboard, nodes, live, webhook backlog
+// and counters; ARGV history max, channel, webhook backlog max, then
+// guard's three. Reply: a negative rc or the status.
 var endLua = redis.NewScript(luaTop + luaStatus + luaGuard + `
 guard(KEYS[1], KEYS[2])
 local m = redis.call('HMGET', KEYS[1], 'state', 'epoch')

@@ -160,6 +160,8 @@ func newEngine(cfg gateway.Config, log zerolog.Logger) (state.Engine, error) {
 			HistoryMax:   cfg.HistoryMax,
 			HistoryAge:   cfg.HistoryAge,
 			Logger:       log,
+			// The webhook backlog lives in Redis, bounded per hunt.
+			WebhookBacklog: webhookBacklog(cfg),
 		})
 	}
 	return state.NewMemory(state.MemoryConfig{
@@ -169,6 +171,18 @@ func newEngine(cfg gateway.Config, log zerolog.Logger) (state.Engine, error) {
 		// clients (53 bits), non-zero, and different at every start.
 		Epoch: uint64(rand.Int64N(1<<53-1)) + 1,
 	}), nil
+}
+
+// webhookBacklog is the Redis engine's webhook backlog bound per hunt:
+// --webhook-outbox (with its default) when webhooks are on, else 0 (off).
+func webhookBacklog(cfg gateway.Config) int {
+	if cfg.WebhookURL == "" {
+		return 0
+	}
+	if cfg.WebhookOutbox > 0 {
+		return cfg.WebhookOutbox
+	}
+	return gateway.DefaultWebhookOutbox
 }
 
 // createDemo creates the development hunt "demo": 64 x 64 cells, 200 random
