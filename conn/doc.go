@@ -59,7 +59,11 @@
 // do not form runs are bounded per pass (pendLimit: a Send past it flushes
 // first). Only what the socket did not take moves
 // into a per-connection queue (copying what lies in the pass buffer), and
-// the connection waits for EPOLLOUT. Queues are bounded; a connection that
+// the connection waits for EPOLLOUT. Runs stay runs in a queue, so a
+// connection behind a broadcast stream holds one queue item however many
+// frames it is owed; the log keeps only the entries runs still need, at most
+// about logMax (a run that would pin more is spilled into its queue as an
+// item per frame). Queues are bounded; a connection that
 // overflows or stops draining for WriteTimeout is closed with 1008 "slow".
 // Pongs go through the same bounds, so a peer that pings without reading
 // cannot grow its queue; output a Handler holds back for a connection is

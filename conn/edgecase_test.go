@@ -108,7 +108,7 @@ func TestSendLatestDroppedEntriesDrain(t *testing.T) {
 	l.flushDirty()
 	q := l.queues.at(l.slots.at(h.Index()).outq)
 	boards := 0
-	for _, it := range q.items[q.head:] {
+	for _, it := range queuedItems(l, q) {
 		if it.key == 7 {
 			boards++
 		}
@@ -765,7 +765,7 @@ func TestSendLatestModel(t *testing.T) {
 		if s := l.slots.at(h.Index()); s.outq != 0 {
 			q := l.queues.at(s.outq)
 			holes, bytes := 0, -q.off
-			for _, it := range q.items[q.head:] {
+			for _, it := range queuedItems(l, q) {
 				if len(it.b) == 0 {
 					holes++
 				}

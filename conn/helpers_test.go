@@ -270,3 +270,19 @@ func (c *childProc) ask(req, prefix string) []string {
 	}
 	return c.line(prefix)
 }
+
+// queuedItems returns the unsent items of a queue with its runs of the
+// broadcast log expanded into an item per frame (holes stay as empty items).
+func queuedItems(l *Loop, q *outQueue) []qitem {
+	var out []qitem
+	for _, it := range q.items[q.head:] {
+		if !it.run {
+			out = append(out, it)
+			continue
+		}
+		for _, e := range l.logRange(it.key, it.n) {
+			out = append(out, qitem{b: e.bytes()})
+		}
+	}
+	return out
+}

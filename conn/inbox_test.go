@@ -185,8 +185,11 @@ func TestBroadcastRunsOneItemPerConn(t *testing.T) {
 	if l.slots.at(hs[0].Index()).outq == 0 {
 		t.Fatal("connection 0 took everything: the queue path is not tested")
 	}
-	if len(l.pend) != 0 || len(l.blog) != 0 {
-		t.Fatalf("after the pass: %d pending, %d log entries", len(l.pend), len(l.blog))
+	// The queue holds connection 0's rest as a run of the log.
+	q := l.queues.at(l.slots.at(hs[0].Index()).outq)
+	if len(l.pend) != 0 || q.runs != 1 || len(q.items)-q.head != 1 || q.frames() < bcasts/2 {
+		t.Fatalf("after the pass: %d pending, %d queue items (%d runs) for %d frames",
+			len(l.pend), len(q.items)-q.head, q.runs, q.frames())
 	}
 	for c, p := range peers {
 		var stream []byte
@@ -204,5 +207,9 @@ func TestBroadcastRunsOneItemPerConn(t *testing.T) {
 				t.Fatalf("conn %d frame %d is %d, want %d", c, k, got, want[c][k])
 			}
 		}
+	}
+	l.endPass()
+	if l.logRuns != 0 || len(l.blog) != 0 {
+		t.Fatalf("drained: %d queued runs, %d log entries", l.logRuns, len(l.blog))
 	}
 }

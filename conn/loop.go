@@ -161,11 +161,15 @@ type Loop struct {
 	dirty  []uint32     // slots with output this pass
 	later  []uint32     // bulk output left for the next pass (flush budget spent)
 	pend   []pitem      // frames of this pass, chained per slot
-	blog   []logFrame   // broadcast log: shared frames of pending runs (see pitem)
+	blog   []logFrame   // broadcast log: shared frames of pending and queued runs (see blog.go)
 	pfwd   []uint32     // forwarding table for compacting pend
 	// pendLive counts items (frames or runs) in pend still owed to a
 	// connection.
 	pendLive   int
+	logBase    uint32        // sequence number of blog[0]
+	logKeep    int           // entries the last compaction kept: the next one waits for twice that
+	logRuns    int           // runs in outbound queues (those of pending chains count in pendLive)
+	spilled    int           // queues whose runs were spilled to bound the log
 	bulkUntil  int64         // loop clock at which this pass's bulk flush budget runs out
 	overBudget bool          // bulk flush budget spent in this pass
 	unbounded  bool          // flush everything regardless of the budget (shutdown)
@@ -428,6 +432,10 @@ func (l *Loop) endPass() {
 		}
 		l.reapDead()
 	}
+	if len(l.blog) > 0 {
+		// Queues may have drained on EPOLLOUT, with no flush since.
+		l.compactLog()
+	}
 	if l.budget && !l.budgetT {
 		l.checkAccept()
 	}
@@ -477,7 +485,7 @@ func (l *Loop) closeSlot(idx uint32, code framing.StatusCode, err error) {
 		l.bufs.release(s.frag)
 	}
 	if s.outq != 0 {
-		l.queues.release(s.outq)
+		l.releaseQueue(s)
 	}
 	l.dropPending(s)
 	l.slots.release(idx)

@@ -12,8 +12,9 @@ import (
 // so a broadcast to thousands of connections allocates nothing per
 // connection. It is 24 bytes.
 //
-// A run (pRun) stands for consecutive entries of the loop's broadcast log:
-// key is the first entry's index and n the number of frames. A connection
+// A run (pRun) stands for consecutive entries of the loop's broadcast log
+// (blog.go): key is the first entry's sequence number and n the number of
+// frames. A connection
 // that gets every broadcast of a pass (a loop that fell behind a broadcast
 // stream finds many at once) holds one run however many there are, instead
 // of an item per frame: with an item per frame, an overloaded /fanout to
@@ -32,20 +33,10 @@ const (
 	pRun                      // a run of broadcast log entries
 )
 
-// logFrame is an entry of the loop's broadcast log: a shared immutable frame
-// (a Prepared's bytes or a precompiled control frame) sent reliably during
-// the pass.
-type logFrame struct {
-	p *byte
-	n uint32
-}
-
-func (e logFrame) is(b []byte) bool { return e.p == unsafe.SliceData(b) && int(e.n) == len(b) }
-
 // frameLen is the length of the first frame of item it.
 func (l *Loop) frameLen(it *pitem) int {
 	if it.f&pRun != 0 {
-		return int(l.blog[it.key].n)
+		return int(l.logAt(it.key).n)
 	}
 	return int(it.n)
 }
@@ -77,28 +68,13 @@ func (l *Loop) pushPending(s *slot, it qitem) {
 
 // pushShared queues shared frame b for s through the broadcast log.
 func (l *Loop) pushShared(s *slot, b []byte) {
-	n := uint32(len(l.blog))
 	if s.ptail != 0 {
-		if t := &l.pend[s.ptail-1]; t.f&pRun != 0 {
-			end := t.key + t.n
-			if end < n && l.blog[end].is(b) {
-				t.n++
-				return
-			}
-			if end == n {
-				l.blog = append(l.blog, logFrame{p: unsafe.SliceData(b), n: uint32(len(b))})
-				t.n++
-				return
-			}
+		if t := &l.pend[s.ptail-1]; t.f&pRun != 0 && l.extendRun(t.key, t.n, b) {
+			t.n++
+			return
 		}
 	}
-	// A new run: at the log's last entry if that is b (another
-	// connection of the same walk added it), else at a new entry.
-	if n == 0 || !l.blog[n-1].is(b) {
-		l.blog = append(l.blog, logFrame{p: unsafe.SliceData(b), n: uint32(len(b))})
-		n++
-	}
-	l.link(s, pitem{n: 1, key: n - 1, f: pLinked | pRun})
+	l.link(s, pitem{n: 1, key: l.startRun(b), f: pLinked | pRun})
 }
 
 // link appends a new item to s's chain.
@@ -170,7 +146,7 @@ func (l *Loop) popPending(s *slot) {
 	switch {
 	case it.f&pRun != 0:
 		s.pn--
-		s.pb -= l.blog[it.key].n
+		s.pb -= l.logAt(it.key).n
 		it.key++
 		if it.n--; it.n > 0 {
 			return
@@ -200,7 +176,7 @@ func (l *Loop) flushPending(idx uint32) {
 		for i := s.phead; i != 0; i = l.pend[i-1].next {
 			it := &l.pend[i-1]
 			if it.f&pRun != 0 {
-				for _, e := range l.blog[it.key : it.key+it.n] {
+				for _, e := range l.logRange(it.key, it.n) {
 					if len(iov) == maxIov {
 						break chain
 					}
@@ -246,16 +222,20 @@ func (l *Loop) flushPending(idx uint32) {
 		l.drained(idx)
 		return
 	}
-	// Left over: the chain becomes the connection's queue.
+	// Left over: the chain becomes the connection's queue; runs stay
+	// runs of the broadcast log.
 	s.outq = l.queues.alloc()
 	q := l.queues.at(s.outq)
 	for i := s.phead; i != 0; i = l.pend[i-1].next {
 		it := &l.pend[i-1]
 		if it.f&pRun != 0 {
-			for _, e := range l.blog[it.key : it.key+it.n] {
-				q.items = append(q.items, qitem{b: unsafe.Slice(e.p, e.n)})
+			q.items = append(q.items, qitem{key: it.key, n: it.n, run: true})
+			for _, e := range l.logRange(it.key, it.n) {
 				q.bytes += int(e.n)
 			}
+			q.n += int(it.n)
+			q.runs++
+			l.logRuns++
 			continue
 		}
 		if it.n == 0 {
@@ -263,6 +243,7 @@ func (l *Loop) flushPending(idx uint32) {
 		}
 		q.items = append(q.items, qitem{b: it.bytes(), key: it.key, pass: it.f&pPass != 0})
 		q.bytes += int(it.n)
+		q.n++
 	}
 	q.off = off
 	q.bytes -= off
@@ -278,11 +259,8 @@ func (l *Loop) compactPending() {
 	if l.pendLive == 0 {
 		clear(l.pend)
 		l.pend = l.pend[:0]
-		clear(l.blog)
-		l.blog = l.blog[:0]
 		return
 	}
-	l.compactLog()
 	if len(l.pend) < 2*l.pendLive+1024 {
 		return
 	}
@@ -321,31 +299,4 @@ func (l *Loop) compactPending() {
 		fwd = nil // a past burst: do not keep its table
 	}
 	l.pfwd = fwd[:0]
-}
-
-// compactLog drops the broadcast log's entries that no run still needs, once
-// they are most of it: a loop whose bulk output keeps being left for the
-// next pass (its flush budget spent every pass) never empties its pending
-// array, and the log would otherwise grow by an entry per broadcast.
-func (l *Loop) compactLog() {
-	if len(l.blog) < 1024 {
-		return
-	}
-	low := uint32(len(l.blog))
-	for i := range l.pend {
-		if it := &l.pend[i]; it.f&pRun != 0 && it.key < low {
-			low = it.key
-		}
-	}
-	if int(low) < len(l.blog)/2 {
-		return
-	}
-	m := copy(l.blog, l.blog[low:])
-	clear(l.blog[m:])
-	l.blog = l.blog[:m]
-	for i := range l.pend {
-		if it := &l.pend[i]; it.f&pRun != 0 {
-			it.key -= low
-		}
-	}
 }

@@ -17,13 +17,16 @@ var ErrClientFrame = errors.New("conn: prepared server frame on a client connect
 // its handshake finished.
 var ErrClosedEarly = errors.New("conn: closed before the handshake finished")
 
-// qitem is one queued frame. b is never copied while it references an
-// immutable frame (a Prepared's bytes or a precompiled control frame).
+// qitem is one queued frame, or a run of reliable shared frames in the
+// loop's broadcast log (see blog.go). b is never copied while it references
+// an immutable frame (a Prepared's bytes or a precompiled control frame).
 type qitem struct {
-	b    []byte // wire bytes of the frame
-	key  uint32 // SendLatest key; 0 = reliable
+	b    []byte // wire bytes of the frame; nil for a run and for a hole
+	key  uint32 // SendLatest key, 0 = reliable; for a run, its first log sequence number
+	n    uint32 // for a run, its frame count
 	pass bool   // b lies in the loop's pass buffer: copy it if the pass ends unsent
 	own  bool   // b lies in the queue's own storage
+	run  bool   // a run of broadcast log entries
 }
 
 // outQueue is a connection's outbound queue, taken from the loop's arena when
@@ -33,6 +36,8 @@ type outQueue struct {
 	head  int    // first unsent item
 	off   int    // bytes of items[head] already written
 	bytes int    // unsent bytes
+	n     int    // unsent frames (a run counts its frames)
+	runs  int    // runs among items
 	holes int    // dropped latest-value entries (empty b) still in items
 	own   []byte // storage for frames copied out of the pass buffer
 }
@@ -46,7 +51,7 @@ const (
 func resetQueue(q *outQueue) {
 	clear(q.items)
 	q.items = q.items[:0]
-	q.head, q.off, q.bytes, q.holes = 0, 0, 0, 0
+	q.head, q.off, q.bytes, q.holes, q.n, q.runs = 0, 0, 0, 0, 0, 0
 	// A free queue keeps only modest storage: after a burst of blocked
 	// connections the loop must not hold burst-sized queues for good.
 	if cap(q.own) > keepQueueBytes {
@@ -59,7 +64,15 @@ func resetQueue(q *outQueue) {
 	}
 }
 
-func (q *outQueue) frames() int { return len(q.items) - q.head - q.holes }
+func (q *outQueue) frames() int { return q.n }
+
+// firstLen is the length of the first frame of queued item it.
+func (l *Loop) firstLen(it *qitem) int {
+	if it.run {
+		return int(l.logAt(it.key).n)
+	}
+	return len(it.b)
+}
 
 // over reports whether the queue would break the bounds with add more bytes
 // in one more frames. A lone frame is never over the byte bound: a message
@@ -298,6 +311,10 @@ func (l *Loop) replaceLatest(q *outQueue, b []byte, key uint32, pass bool) bool 
 	behind := false
 	for i := len(q.items) - 1; i >= q.head; i-- {
 		it := &q.items[i]
+		if it.run {
+			behind = true
+			continue
+		}
 		if it.key != key {
 			if it.key == 0 && len(it.b) > 0 {
 				behind = true
@@ -317,6 +334,7 @@ func (l *Loop) replaceLatest(q *outQueue, b []byte, key uint32, pass bool) bool 
 		q.bytes -= len(it.b)
 		*it = qitem{}
 		q.holes++
+		q.n--
 		return false
 	}
 	return false
@@ -330,8 +348,13 @@ func (l *Loop) push(idx uint32, it qitem, urgent bool) {
 	s := l.slots.at(idx)
 	if s.outq != 0 {
 		q := l.queues.at(s.outq)
-		q.items = append(q.items, it)
+		if it.key == 0 && !it.pass {
+			l.queueShared(q, it.b)
+		} else {
+			q.items = append(q.items, it)
+		}
 		q.bytes += len(it.b)
+		q.n++
 	} else {
 		l.pushPending(s, it)
 	}
@@ -342,6 +365,20 @@ func (l *Loop) push(idx uint32, it qitem, urgent bool) {
 		s.flags |= fDirty
 		l.dirty = append(l.dirty, idx)
 	}
+}
+
+// queueShared queues shared frame b through the broadcast log: it extends
+// the run that ends the queue if b can follow it there, else starts a run.
+func (l *Loop) queueShared(q *outQueue, b []byte) {
+	if k := len(q.items); k > q.head {
+		if t := &q.items[k-1]; t.run && l.extendRun(t.key, t.n, b) {
+			t.n++
+			return
+		}
+	}
+	q.items = append(q.items, qitem{key: l.startRun(b), n: 1, run: true})
+	q.runs++
+	l.logRuns++
 }
 
 // flushDirty writes the output of this pass: one writev per connection.
@@ -392,6 +429,7 @@ func (l *Loop) flushDirty() {
 	clear(l.dirty)
 	l.dirty, l.later = l.later, l.dirty[:0]
 	l.compactPending()
+	l.compactLog()
 	if cap(l.pbuf) > passBufLimit {
 		l.pbuf = nil
 	} else {
@@ -445,8 +483,24 @@ func (l *Loop) flushConn(idx uint32) {
 	wrote := 0
 	for {
 		iov, want := l.iov[:0], 0
+	items:
 		for i := q.head; i < len(q.items) && len(iov) < maxIov; i++ {
-			b := q.items[i].b
+			it := &q.items[i]
+			if it.run {
+				for k, e := range l.logRange(it.key, it.n) {
+					if len(iov) == maxIov {
+						break items
+					}
+					b := e.bytes()
+					if i == q.head && k == 0 {
+						b = b[q.off:]
+					}
+					iov = append(iov, unix.Iovec{Base: unsafe.SliceData(b), Len: uint64(len(b))})
+					want += len(b)
+				}
+				continue
+			}
+			b := it.b
 			if i == q.head {
 				b = b[q.off:]
 			}
@@ -464,7 +518,7 @@ func (l *Loop) flushConn(idx uint32) {
 		}
 		if n > 0 || len(iov) == 0 {
 			l.cnt.bytesOut += int64(n)
-			q.advance(n) // also steps over holes when nothing else was left
+			l.advance(q, n) // also steps over holes when nothing else was left
 			wrote += n
 		}
 		// A full IOV_MAX batch that the socket took whole: the socket may
@@ -520,25 +574,22 @@ func (l *Loop) waitOut(idx uint32, wrote bool) {
 }
 
 // advance drops n written bytes from the front of the queue.
-func (q *outQueue) advance(n int) {
+func (l *Loop) advance(q *outQueue, n int) {
 	q.bytes -= n
 	for n > 0 && q.head < len(q.items) {
 		it := &q.items[q.head]
-		rem := len(it.b) - q.off
+		rem := l.firstLen(it) - q.off
 		if n < rem {
 			q.off += n
 			return
 		}
 		n -= rem
-		if len(it.b) == 0 {
-			q.holes--
-		}
-		*it = qitem{}
-		q.head++
 		q.off = 0
+		l.popQueued(q)
 	}
-	for q.head < len(q.items) && len(q.items[q.head].b) == 0 {
+	for q.head < len(q.items) && !q.items[q.head].run && len(q.items[q.head].b) == 0 {
 		q.holes--
+		q.items[q.head] = qitem{}
 		q.head++
 	}
 	if q.head > 64 && q.head*2 > len(q.items) {
@@ -549,13 +600,40 @@ func (q *outQueue) advance(n int) {
 	}
 }
 
+// popQueued drops the first frame of the queue (or the hole at its head).
+func (l *Loop) popQueued(q *outQueue) {
+	it := &q.items[q.head]
+	switch {
+	case it.run:
+		q.n--
+		it.key++
+		if it.n--; it.n > 0 {
+			return
+		}
+		q.runs--
+		l.logRuns--
+	case len(it.b) == 0:
+		q.holes--
+	default:
+		q.n--
+	}
+	*it = qitem{}
+	q.head++
+}
+
+// releaseQueue gives the slot's queue back to the arena.
+func (l *Loop) releaseQueue(s *slot) {
+	l.logRuns -= l.queues.at(s.outq).runs
+	l.queues.release(s.outq)
+	s.outq = 0
+}
+
 // drained runs when the queue is empty: the queue goes back to the arena and
 // EPOLLOUT is disarmed.
 func (l *Loop) drained(idx uint32) {
 	s := l.slots.at(idx)
 	if s.outq != 0 {
-		l.queues.release(s.outq)
-		s.outq = 0
+		l.releaseQueue(s)
 	}
 	s.blocked = 0
 	if s.flags&fArmedOut != 0 {
@@ -645,8 +723,7 @@ func (l *Loop) dropQueue(idx uint32) {
 	s := l.slots.at(idx)
 	l.dropPending(s)
 	if s.outq != 0 {
-		l.queues.release(s.outq)
-		s.outq = 0
+		l.releaseQueue(s)
 	}
 }
 
@@ -666,11 +743,23 @@ func (l *Loop) slow(idx uint32) {
 		if q.off > 0 {
 			keep++
 		}
+		for _, it := range q.items[keep:] {
+			if it.run {
+				q.runs--
+				l.logRuns--
+			}
+		}
 		clear(q.items[keep:])
 		q.items = q.items[:keep]
-		q.bytes, q.holes = 0, 0
+		q.bytes, q.holes, q.n = 0, 0, 0
 		if keep > q.head {
-			q.bytes = len(q.items[q.head].b) - q.off
+			// Only the frame in flight stays, of a run too.
+			it := &q.items[q.head]
+			if it.run {
+				it.n = 1
+			}
+			q.bytes = l.firstLen(it) - q.off
+			q.n = 1
 		}
 	}
 	s.flags |= fSlow

@@ -77,7 +77,7 @@ func TestSendLatestReplacesQueuedFrame(t *testing.T) {
 	l.flushDirty()
 	q := l.queues.at(l.slots.at(h.Index()).outq)
 	var got []string
-	for _, it := range q.items[q.head:] {
+	for _, it := range queuedItems(l, q) {
 		if len(it.b) > 0 && len(it.b) < 100 { // holes (dropped entries) are empty
 			got = append(got, string(it.b[2:]))
 		}
