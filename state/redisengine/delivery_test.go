@@ -479,6 +479,9 @@ func TestRedisRestart(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
+	// Calls made while Redis was down may keep go-redis refusing for up to
+	// a second after its return; the node says when it serves again.
+	eventually(t, "ready again", func() bool { return pub.Ready() == nil })
 	if _, err := pub.Status(ctx, "h"); !errors.Is(err, state.ErrUnknownHunt) {
 		t.Fatalf("status of the lost hunt: %v", err)
 	}

@@ -180,8 +180,11 @@
 // # Readiness
 //
 // A goroutine pings Redis every 250 ms, on a connection of its own, with a
-// 750 ms timeout; Ready reports the last failure, which the gateway's
-// /readyz follows.
+// 750 ms timeout, and, while the node is unready, then through the main
+// client, whose pool, after calls failed to dial while Redis was away,
+// refuses every call until its own redial succeeds (up to a second after
+// Redis is back). Ready reports the last failure, which the gateway's
+// /readyz follows, so a node that turns ready again serves.
 //
 // # Failure modes
 //

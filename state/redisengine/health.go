@@ -61,15 +61,34 @@ func (e *Engine) prober() {
 	}
 }
 
-// ping pings Redis through the probe's client: on a Redis Cluster every
-// primary, as each serves its own share of the hunts.
+// ping pings Redis through the probe's client and, while the node is not
+// ready, then through the main one. After a run of failed dials (calls made
+// while Redis was away), the main client's pool refuses every call with the
+// last dial error until a background dial of its own succeeds, up to a
+// second after Redis is back: the node cannot serve meanwhile, so it stays
+// unready. The main client is asked only once the probe's got through, so
+// that no ping adds a failed dial to it while Redis is away (a refusing pool
+// answers at once), and only on the way back, so that a ready node's probe
+// never waits behind its own busy pool.
 func (e *Engine) ping(ctx context.Context) error {
-	if c, ok := e.probe.(*redis.ClusterClient); ok {
-		return c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+	if err := pingAll(ctx, e.probe); err != nil {
+		return err
+	}
+	if e.health.Load() == nil {
+		return nil
+	}
+	return pingAll(ctx, e.rdb)
+}
+
+// pingAll pings c: on a Redis Cluster every primary, as each serves its own
+// share of the hunts.
+func pingAll(ctx context.Context, c redis.UniversalClient) error {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
 			return m.Ping(ctx).Err()
 		})
 	}
-	return e.probe.Ping(ctx).Err()
+	return c.Ping(ctx).Err()
 }
 
 // setHealth records a probe's outcome, logging the changes.
