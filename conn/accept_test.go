@@ -1,9 +1,13 @@
 package conn
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/huntgate/huntgate/framing"
 )
 
 // TestAcceptedConnsHaveNoDelay: accepted connections get TCP_NODELAY from
@@ -22,5 +26,42 @@ func TestAcceptedConnsHaveNoDelay(t *testing.T) {
 	})
 	if err != nil || v == 0 {
 		t.Fatalf("TCP_NODELAY on an accepted connection: %d, %v", v, err)
+	}
+}
+
+// OnUpgrade gets the client's address and port as the socket has them
+// (IPv4 and IPv6), read with getpeername at upgrade.
+func TestUpgradeRemoteAddr(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		th := newTestHandler()
+		got := make(chan netip.AddrPort, 1)
+		th.onUpgrade = func(l *Loop, h Handle, r *framing.Request) Accept {
+			got <- r.RemoteAddr
+			return Accept{}
+		}
+		cfg := testConfig()
+		cfg.Addr = addr
+		n, err := NewNode(cfg, th)
+		if err != nil {
+			if addr[0] == '[' {
+				t.Logf("no IPv6 listener here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			if addr[0] == '[' {
+				t.Logf("no IPv6 listener here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		c := dialRaw(t, n)
+		c.upgrade(t)
+		want := c.LocalAddr().(*net.TCPAddr).AddrPort()
+		if r := <-got; r.Addr().Unmap() != want.Addr().Unmap() || r.Port() != want.Port() {
+			t.Fatalf("%s: RemoteAddr %v, want %v", addr, r, want)
+		}
+		n.Close()
 	}
 }

@@ -102,7 +102,9 @@ func listen(sa unix.Sockaddr) (int, unix.Sockaddr, error) {
 // connection, garbage that a burst of thousands of accepts turns into heap.
 func accept(lfd int) (int, error) {
 	for {
-		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		// Raw, as rawRead says: accept4 on a non-blocking listener never
+		// blocks.
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		if e == unix.EINTR {
 			continue
 		}

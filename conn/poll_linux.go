@@ -50,7 +50,7 @@ func eventSlot(ev *unix.EpollEvent) (idx, gen uint32) {
 
 func (p *poller) add(fd int, events uint32, idx, gen uint32) error {
 	ev := event(events, idx, gen)
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := epollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return fmt.Errorf("conn: epoll add: %w", err)
 	}
 	return nil
@@ -58,35 +58,55 @@ func (p *poller) add(fd int, events uint32, idx, gen uint32) error {
 
 func (p *poller) mod(fd int, events uint32, idx, gen uint32) error {
 	ev := event(events, idx, gen)
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
+	if err := epollCtl(p.epfd, unix.EPOLL_CTL_MOD, fd, &ev); err != nil {
 		return fmt.Errorf("conn: epoll mod: %w", err)
 	}
 	return nil
 }
 
 func (p *poller) del(fd int) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	_ = epollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 }
 
-// wait blocks up to msec milliseconds (-1 = forever). A zero timeout never
-// blocks, so it is made as a raw system call, like the socket I/O (see
-// rawRead).
+// epollCtl is epoll_ctl(2) as a raw system call (it never blocks; see
+// rawRead): one per accepted connection, and one per EPOLLOUT arm or disarm.
+func epollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
+	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// wait blocks up to msec milliseconds (-1 = forever) as an ordinary system
+// call: the runtime may hand the loop's P to other goroutines meanwhile.
+// A zero timeout never blocks, so it is made as a raw system call, like the
+// socket I/O (see rawRead).
 func (p *poller) wait(events []unix.EpollEvent, msec int) (int, error) {
 	if msec == 0 {
-		r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-		if e != 0 {
-			if e == unix.EINTR {
-				return 0, nil
-			}
-			return 0, e
-		}
-		return int(r), nil
+		return p.waitRaw(events, 0)
 	}
 	n, err := unix.EpollWait(p.epfd, events, msec)
 	if err == unix.EINTR {
 		return 0, nil
 	}
 	return n, err
+}
+
+// waitRaw is epoll_pwait without the runtime's entersyscall/exitsyscall:
+// the loop keeps its P while it blocks (see Loop.run for when that is
+// allowed and how long it may last). A signal (a preemption request, a stop
+// of the world for the garbage collector) ends the wait early with EINTR,
+// reported as no events.
+func (p *poller) waitRaw(events []unix.EpollEvent, msec int) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	if e != 0 {
+		if e == unix.EINTR {
+			return 0, nil
+		}
+		return 0, e
+	}
+	return int(r), nil
 }
 
 var eventOne = [8]byte{1}
