@@ -169,7 +169,10 @@
 // each flush and refresh returns, at least every second) and, finding Redis
 // behind, runs bumpLua: the same guard, then the leaderboard published
 // under the new epoch, so every watching node and its players learn it at
-// once. Clients see the new epoch and reset; History under the old epoch
+// once. A read that raced with newer updates (answered just before a write
+// whose update the reader applied first) looks behind too; bumpLua's own
+// check against Redis tells them apart, and only a hunt truly behind is
+// counted (Regressions) and logged. Clients see the new epoch and reset; History under the old epoch
 // is never ok again. A write through a node that never watched the hunt
 // may reuse seqs before that; the watching nodes drop those updates (at or
 // below the seq they track) and the next check bumps the epoch, so what

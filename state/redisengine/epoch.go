@@ -46,19 +46,34 @@ func (e *Engine) guardArgs(hunt string) (seenEpoch, seenSeq, fresh string) {
 // regressed handles a hunt whose Redis state is behind what this node has
 // seen: bumpLua gives it a fresh epoch (unless another node or a write did
 // already), so no client resumes over seqs that Redis will hand out again
-// with other content.
-func (e *Engine) regressed(hunt string, epoch, seq, seen uint64) {
-	e.regressions.Add(1)
-	e.log.Warn().Str("hunt", hunt).Uint64("epoch", epoch).Uint64("seq", seq).Uint64("seen", seen).
-		Msg("redisengine: Redis has older data than this node saw (restart from older persistence, or a failover that lost writes): new epoch")
+// with other content. It reports whether the hunt took a new epoch here.
+//
+// What this node has seen may be newer than a read that raced with it (a
+// status answered just before a write whose update the reader applied
+// first) without Redis having lost anything; bumpLua checks against Redis
+// itself, atomically, so only a hunt truly behind is counted and logged.
+func (e *Engine) regressed(hunt string, epoch, seq, seen uint64) bool {
 	k := e.keysOf(hunt)
 	ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
 	defer cancel()
-	err := bumpLua.Run(ctx, e.rdb, []string{k.meta, k.hist, k.lb}, k.ch,
-		strconv.FormatUint(epoch, 10), strconv.FormatUint(seen, 10), strconv.FormatUint(newEpoch(), 10)).Err()
-	if err != nil && e.ctx.Err() == nil {
-		e.log.Warn().Err(err).Str("hunt", hunt).Msg("redisengine: new epoch not set; retried at the next check")
+	rc, err := bumpLua.Run(ctx, e.rdb, []string{k.meta, k.hist, k.lb}, k.ch,
+		strconv.FormatUint(epoch, 10), strconv.FormatUint(seen, 10), strconv.FormatUint(newEpoch(), 10)).Int64()
+	if err != nil {
+		if e.ctx.Err() == nil {
+			e.log.Warn().Err(err).Str("hunt", hunt).Uint64("seq", seq).Uint64("seen", seen).
+				Msg("redisengine: Redis may be behind what this node saw, new epoch not set; retried at the next check")
+		}
+		return false
 	}
+	if rc != 1 {
+		e.log.Debug().Str("hunt", hunt).Uint64("seq", seq).Uint64("seen", seen).Int64("rc", rc).
+			Msg("redisengine: a read older than what this node saw, but Redis is not behind")
+		return false
+	}
+	e.regressions.Add(1)
+	e.log.Warn().Str("hunt", hunt).Uint64("epoch", epoch).Uint64("seq", seq).Uint64("seen", seen).
+		Msg("redisengine: Redis has older data than this node saw (restart from older persistence, or a failover that lost writes): new epoch")
+	return true
 }
 
 // Regressions returns how many times this node found Redis behind what it

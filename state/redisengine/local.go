@@ -138,11 +138,20 @@ func (e *Engine) setBaseline(hunt string, gen uint64, h *histReply) {
 		return
 	}
 	if seen := l.seenSeq; l.see(h.epoch, h.seq) {
-		// Not a baseline: the copy waits for the new epoch's.
-		l.stale = true
+		l.stale = true // until Redis tells whether it lost writes
 		l.mu.Unlock()
-		e.regressed(hunt, h.epoch, h.seq, seen)
-		return
+		if e.regressed(hunt, h.epoch, h.seq, seen) {
+			return // not a baseline: the copy waits for the new epoch's
+		}
+		// Redis holds what was seen: this read only raced with a newer
+		// status read (the flusher's). The updates after it are still to
+		// come through the reader, so it stands as the baseline; left
+		// stale, a quiet hunt's copy would wait for an update to rebase.
+		l.mu.Lock()
+		if l.gen != gen || l.ready {
+			l.mu.Unlock()
+			return
+		}
 	}
 	defer l.mu.Unlock()
 	l.st = state.Status{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, State: h.state, TreasuresLeft: h.left, Top: h.board.Top}

@@ -109,6 +109,33 @@ func TestRewatchGetsACopy(t *testing.T) {
 	rewatchRounds(t, e, "h")
 }
 
+// publishLoop publishes events to hunt through e, one after the other,
+// until the returned function is called, which fails t if one failed.
+func publishLoop(t *testing.T, e *Engine, hunt string) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-quit:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := e.Publish(ctx, hunt, []byte(`"tick"`)); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // rewatchRounds unwatches and watches hunt again 20 times and fails if its
 // copy is not in step again within a second each time.
 func rewatchRounds(t *testing.T, e *Engine, hunt string) {
@@ -184,28 +211,7 @@ func TestRewatchUnderTrafficGetsACopy(t *testing.T) {
 	if !e.AwaitLocal(ctx, "h") {
 		t.Fatal("no copy of a watched hunt")
 	}
-	stop := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		for {
-			select {
-			case <-stop:
-				done <- nil
-				return
-			default:
-			}
-			if _, err := pub.Publish(ctx, "h", []byte(`"tick"`)); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
-	defer func() {
-		close(stop)
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	defer publishLoop(t, pub, "h")()
 	rewatchRounds(t, e, "h")
 }
 
