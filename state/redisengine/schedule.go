@@ -110,11 +110,14 @@ func (e *Engine) Tick(ctx context.Context) error {
 	if err := e.check(); err != nil {
 		return err
 	}
-	// Listed through the probe's own connection: while Redis is away the
-	// ticks' failed dials then stay out of the main pool, which go-redis
-	// makes fail fast for a while after repeated dial errors (the first
-	// calls after Redis came back failed: TestRedisRestart).
-	ids, err := dueLua.Run(ctx, e.probe, []string{e.prefix + "schedule"}).StringSlice()
+	// Through the main client, like the transitions: the scheduler skips
+	// its ticks while the node is unready, so they add no failed dials to
+	// its pool while Redis is away (readiness returns only once that pool
+	// serves, health.go). The probe's single connection, with its 750 ms
+	// timeouts, is the readiness pings' alone: a slow tick there timed out
+	// (TestScheduleConcurrentTicks on a loaded machine) and would make a
+	// ping wait behind it.
+	ids, err := dueLua.Run(ctx, e.rdb, []string{e.prefix + "schedule"}).StringSlice()
 	if err != nil {
 		return wrap(err)
 	}
