@@ -47,6 +47,7 @@ func Metrics(r *Report) map[string]float64 {
 		m["server_rss_per_conn"] = f.ServerRSSPerConn
 		m["server_cpu_per_conn_us"] = f.ServerCPUPerConnUS
 		m["server_cpu_cores"] = f.ServerCPUCores
+		m["server_rss_peak"] = float64(f.ServerRSSPeak)
 	}
 	m["own_cpu_cores"] = f.OwnCPUCores
 	return m

@@ -282,6 +282,14 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	if len(results) != len(procs) {
 		return nil, fmt.Errorf("load: %d of %d workers returned a result", len(results), len(procs))
 	}
+	// The servers' peak RSS, after the drain: what an overload cost at
+	// its worst, however briefly.
+	var peak int64
+	for _, pid := range cfg.PIDs() {
+		if p, err := measure.PeakRSS(pid); err == nil {
+			peak += p
+		}
+	}
 	wall := time.Since(wall0)
 	own := measure.SelfCPU() - cpu0
 	if opt.Exec != "" {
@@ -317,6 +325,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 	if cfg.PID != 0 && s0.CPUSeconds >= 0 && !s1.At.IsZero() {
 		f.ServerRSSBefore = s0.RSSBytes
 		f.ServerRSSCold = cold.RSSBytes
+		f.ServerRSSPeak = peak
 		f.ServerRSS = s2.RSSBytes
 		f.ServerRSSHow = "at the end of the measured phase"
 		if m := smp.settledRSS(); cfg.Scenario == Hold && m > 0 {

@@ -50,6 +50,7 @@ type Facts struct {
 	ServerRSSPerConn     float64          `json:"server_rss_per_conn"`      // bytes, (server_rss - before) / connections
 	ServerRSSPerConnCold float64          `json:"server_rss_per_conn_cold"` // bytes, (server_rss - cold) / connections
 	ServerRSSHow         string           `json:"server_rss_how"`           // when server_rss was taken
+	ServerRSSPeak        int64            `json:"server_rss_peak"`          // bytes, the highest RSS since the server started (VmHWM), read after the drain
 	ServerCPUPerConnUS   float64          `json:"server_cpu_per_conn_us"`   // CPU µs per accepted+upgraded connection (connect phase)
 	ServerCPUS           float64          `json:"server_cpu_s"`             // CPU seconds in the measured phase
 	ServerCPUCores       float64          `json:"server_cpu_cores"`         // server_cpu_s / duration
@@ -521,7 +522,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	if r.Config.PID != 0 {
 		fmt.Fprintf(w, "server: rss %.1f MiB (%.0f B/conn)  cpu %.0f µs/conn accepted  cpu %.2f cores in the measured phase\n",
 			float64(f.ServerRSS)/(1<<20), f.ServerRSSPerConn, f.ServerCPUPerConnUS, f.ServerCPUCores)
-		fmt.Fprintf(w, "server rss taken: %s\n", f.ServerRSSHow)
+		fmt.Fprintf(w, "server rss taken: %s; peak rss since the server started %.1f MiB\n", f.ServerRSSHow, float64(f.ServerRSSPeak)/(1<<20))
 		if f.ServerCPUPerOpUS > 0 {
 			fmt.Fprintf(w, "server cpu per %s: %.3f µs\n", opNoun(r.Scenario), f.ServerCPUPerOpUS)
 		}

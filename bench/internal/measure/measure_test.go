@@ -280,4 +280,17 @@ func TestParseMeminfo(t *testing.T) {
 	if n, err := KernelSlab(); err != nil || n <= 0 {
 		t.Fatalf("KernelSlab %d %v", n, err)
 	}
+	// VmHWM of /proc/PID/status is read the same way, and is never below
+	// the current RSS.
+	st := []byte("Name:\thuntgate\nVmPeak:\t 1262324 kB\nVmHWM:\t   23584 kB\nVmRSS:\t   23100 kB\n")
+	if n, err := parseMeminfo(st, "VmHWM"); err != nil || n != 23584<<10 {
+		t.Fatalf("VmHWM %d %v", n, err)
+	}
+	s, err := SampleProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := PeakRSS(os.Getpid()); err != nil || p < s.RSSBytes {
+		t.Fatalf("PeakRSS %d %v, RSS %d", p, err, s.RSSBytes)
+	}
 }

@@ -76,6 +76,17 @@ func parseStatmRSS(statm []byte, pageSize int64) (int64, error) {
 	return pages * pageSize, nil
 }
 
+// PeakRSS returns the highest resident set size pid has had (VmHWM in
+// /proc/PID/status, kept by the kernel), in bytes: a peak between two
+// samples is not missed.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	return parseMeminfo(b, "VmHWM")
+}
+
 // SelfCPU is the CPU time (user + system) this process has used.
 func SelfCPU() float64 { return rusage(syscall.RUSAGE_SELF) }
 

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Broadcast memory under overload (issue 14): one sender on /fanout to 10,000
+# subscribers, 128 B messages, huntgate against the gorilla/websocket
+# baseline in the same run, a fresh server per run, servers interleaved
+# within each round:
+#   overload   1,000 msg/s offered (10,000,000 deliveries/s): peak RSS of the
+#              server (VmHWM, read after the drain), deliveries/s, closes;
+#   held       huntgate only: 400 msg/s (4,000,000 deliveries/s), which it
+#              must deliver 100 % (gorilla's ceiling is far below it).
+#
+#   flock /work/measure.lock scripts/broadcast.sh     3 rounds (about 4 minutes)
+#   BCAST_ROUNDS=1 BCAST_N=1000 scripts/broadcast.sh    a smoke run
+#
+# Ports: BCAST_PORT_BASE (default 18120: huntgate +0, admin +1, gorilla +2).
+# Results: bench/results/<UTC time>-broadcast/ (JSON, HTML and text report
+# per server, test and round, commands.txt, summary.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+base=${BCAST_PORT_BASE:-18120}
+rounds=${BCAST_ROUNDS:-3}
+n=${BCAST_N:-10000}
+dur=${BCAST_DURATION:-10s}
+over=${BCAST_OVERLOAD_RATE:-1000}
+held=${BCAST_HELD_RATE:-400}
+hg_addr=127.0.0.1:$base
+hg_admin=127.0.0.1:$((base + 1))
+gorilla_addr=127.0.0.1:$((base + 2))
+src=127.0.0.2-127.0.0.60
+ncpu=$(nproc)
+
+ulimit -n 20000 2>/dev/null || true
+out=bench/results/$(date -u +%Y%m%dT%H%M%SZ)-broadcast
+bin=bench/results/bin
+mkdir -p "$out" "$bin"
+echo "== building"
+go build -o "$bin/huntgate" ./gateway/cmd/huntgate
+go build -o "$bin/gorillaserver" ./bench/cmd/gorillaserver
+go build -o "$bin/huntload" ./bench/cmd/huntload
+{
+	echo "# $(date -u) scripts/broadcast.sh rounds=$rounds players=$n duration=$dur overload=$over/s held=$held/s"
+	echo "# $(uname -srm), $ncpu CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
+} >"$out/commands.txt"
+
+pid=
+stop_server() {
+	if [ -n "$pid" ]; then
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		pid=
+	fi
+}
+trap stop_server EXIT
+
+# start_server NAME: a fresh process per run (its VmHWM is the run's); sets
+# url and pid.
+start_server() {
+	case $1 in
+	huntgate)
+		"$bin/huntgate" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
+			--api-key bench --rate -1 --log-level warn --loops "$ncpu" 2>>"$out/huntgate.log" &
+		pid=$!
+		url=ws://$hg_addr
+		;;
+	gorilla)
+		"$bin/gorillaserver" --addr "$gorilla_addr" 2>>"$out/gorilla.log" &
+		pid=$!
+		url=ws://$gorilla_addr
+		;;
+	esac
+	wait_port "${url#ws://}"
+}
+
+failed=()
+# run SERVER TEST RATE
+run() {
+	local server=$1 test=$2 rate=$3
+	local name=$server-$test-r$round
+	start_server "$server"
+	local cmd=("$bin/huntload" fanout --url "$url" --pid "$pid" --src "$src" --players "$n"
+		--rate "$rate" --size 128 --duration "$dur" --json "$out/$name.json" --html "$out/$name.html")
+	echo "[$server] ${cmd[*]}" >>"$out/commands.txt"
+	echo "== $name"
+	if ! "${cmd[@]}" 2>"$out/$name.progress" >"$out/$name.txt"; then
+		echo "broadcast: $name failed (see $out/$name.progress)" >&2
+		failed+=("$name")
+	fi
+	grep -E "^server rss taken|^  *[0-9]+ .*(true|false)$|^close codes" "$out/$name.txt" || true
+	stop_server
+}
+
+for round in $(seq "$rounds"); do
+	run gorilla overload "$over"
+	run huntgate overload "$over"
+	run huntgate held "$held"
+done
+
+# One line per run, then the medians and huntgate / gorilla.
+line='[.target, (.facts.server_rss_peak/1048576*10|round/10), (.steps[0].deliveries_per_s|round),
+	(.steps[0].delivered*1000/.steps[0].expected|round/10), .steps[0].lost, (.facts.close_codes|tostring)] | @tsv'
+{
+	printf 'run\ttarget\tpeak RSS MiB\tdeliveries/s\tdelivered %%\tlost\tcloses\n'
+	for f in "$out"/*-r*.json; do
+		printf '%s\t%s\n' "$(basename "$f" .json)" "$(jq -r "$line" "$f")"
+	done
+	echo
+	for t in gorilla-overload huntgate-overload huntgate-held; do
+		ls "$out"/$t-r*.json >/dev/null 2>&1 || continue
+		jq -s -r --arg t "$t" 'def med: sort | .[length/2|floor];
+			"\($t): median peak RSS \(map(.facts.server_rss_peak/1048576) | med * 10 | round / 10) MiB (max \(map(.facts.server_rss_peak/1048576) | max * 10 | round / 10)), median deliveries/s \(map(.steps[0].deliveries_per_s) | med | round), delivered 100 % in \(map(select(.steps[0].lost == 0)) | length) of \(length) runs"' \
+			"$out"/$t-r*.json
+	done
+	if ls "$out"/gorilla-overload-r*.json >/dev/null 2>&1; then
+		jq -s -r 'def med: sort | .[length/2|floor];
+			(map(select(.target|test("'"$gorilla_addr"'"))) | map(.facts.server_rss_peak) | med) as $g |
+			(map(select(.target|test("'"$hg_addr"'"))) | map(.facts.server_rss_peak) | med) as $h |
+			"peak RSS overloaded, huntgate / gorilla: \($h / $g * 1000 | round / 1000)x"' \
+			"$out"/gorilla-overload-r*.json "$out"/huntgate-overload-r*.json
+	fi
+} | tee "$out/summary.txt"
+if [ "${#failed[@]}" -gt 0 ]; then
+	echo "broadcast: failed runs: ${failed[*]}" >&2
+	exit 1
+fi
