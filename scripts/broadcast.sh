@@ -44,34 +44,7 @@ go build -o "$bin/huntload" ./bench/cmd/huntload
 	echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
 } >"$out/commands.txt"
 
-pid=
-stop_server() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		pid=
-	fi
-}
 trap stop_server EXIT
-
-# start_server NAME: a fresh process per run (its VmHWM is the run's); sets
-# url and pid.
-start_server() {
-	case $1 in
-	huntgate)
-		"$bin/huntgate" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
-			--api-key bench --rate -1 --log-level warn --loops "$ncpu" 2>>"$out/huntgate.log" &
-		pid=$!
-		url=ws://$hg_addr
-		;;
-	gorilla)
-		"$bin/gorillaserver" --addr "$gorilla_addr" 2>>"$out/gorilla.log" &
-		pid=$!
-		url=ws://$gorilla_addr
-		;;
-	esac
-	wait_port "${url#ws://}"
-}
 
 failed=()
 # run SERVER TEST RATE

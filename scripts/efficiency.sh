@@ -71,36 +71,18 @@ go build -o "$bin/huntload" ./bench/cmd/huntload
 	if [ -n "$other" ]; then echo "# $other_name: $other_bin PORT"; fi
 } >"$out/commands.txt"
 
-pid=
-stop_server() {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-		pid=
-	fi
-}
 trap stop_server EXIT
 
-# start_server NAME: a fresh process per run; sets url and pid.
-start_server() {
-	case $1 in
-	huntgate)
-		"$bin/huntgate" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
-			--api-key bench --rate -1 --log-level warn --loops "$ncpu" 2>>"$out/huntgate.log" &
-		pid=$!
-		url=ws://$hg_addr
-		;;
-	gorilla)
-		"$bin/gorillaserver" --addr "$gorilla_addr" 2>>"$out/gorilla.log" &
-		pid=$!
-		url=ws://$gorilla_addr
-		;;
-	"$other_name")
-		"$other_bin" "${other_addr#*:}" >>"$out/$other_name.log" 2>&1 &
-		pid=$!
-		url=ws://$other_addr
+# start_other NAME: start_server, or the EFF_OTHER server.
+start_other() {
+	case $1 in huntgate | gorilla)
+		start_server "$1"
+		return
 		;;
 	esac
+	"$other_bin" "${other_addr#*:}" >>"$out/$other_name.log" 2>&1 &
+	pid=$!
+	url=ws://$other_addr
 	wait_port "${url#ws://}"
 }
 
@@ -110,7 +92,7 @@ run() {
 	local server=$1 test=$2 scenario=$3
 	shift 3
 	local name=$server-$test-r$round
-	start_server "$server"
+	start_other "$server"
 	local cmd=("$bin/huntload" "$scenario" --url "$url" --pid "$pid" --src "$src"
 		--json "$out/$name.json" --html "$out/$name.html" "$@")
 	echo "[$server] ${cmd[*]}" >>"$out/commands.txt"
