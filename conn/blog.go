@@ -127,8 +127,8 @@ func (l *Loop) oldestRun() (low, floor uint32) {
 	if l.logRuns == 0 {
 		return low, floor
 	}
-	for i := range l.queues.items {
-		q := &l.queues.items[i]
+	for i := 1; i < l.queues.len(); i++ {
+		q := l.queues.at(uint32(i))
 		if q.runs == 0 {
 			continue
 		}
@@ -146,8 +146,8 @@ func (l *Loop) oldestRun() (low, floor uint32) {
 // spillRuns turns every queued run that starts before offset cut into an
 // item per frame in its queue.
 func (l *Loop) spillRuns(cut uint32) {
-	for i := range l.queues.items {
-		q := &l.queues.items[i]
+	for i := 1; i < l.queues.len(); i++ {
+		q := l.queues.at(uint32(i))
 		if q.runs == 0 {
 			continue
 		}

@@ -18,9 +18,9 @@ import (
 func outputMemory(l *Loop) int {
 	n := cap(l.pend)*int(unsafe.Sizeof(pitem{})) +
 		cap(l.blog)*int(unsafe.Sizeof(logFrame{})) +
-		cap(l.queues.items)*int(unsafe.Sizeof(outQueue{}))
-	for i := range l.queues.items {
-		q := &l.queues.items[i]
+		len(l.queues.chunks)*arenaChunk*int(unsafe.Sizeof(outQueue{}))
+	for i := 1; i < l.queues.len(); i++ {
+		q := l.queues.at(uint32(i))
 		n += cap(q.items)*int(unsafe.Sizeof(qitem{})) + cap(q.own)
 	}
 	return n

@@ -187,8 +187,8 @@ func TestQueueArenaGivesMemoryBack(t *testing.T) {
 		l.queues.release(i)
 	}
 	retained := 0
-	for i := range l.queues.items {
-		q := &l.queues.items[i]
+	for i := 1; i < l.queues.len(); i++ {
+		q := l.queues.at(uint32(i))
 		retained += cap(q.own) + cap(q.items)*int(unsafe.Sizeof(qitem{}))
 	}
 	if retained > 32<<20 {

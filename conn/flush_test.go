@@ -204,8 +204,8 @@ func TestHandshakeReadsIntoLoopBuffer(t *testing.T) {
 	idx := l.handshakeSlot(t, fd)
 	unix.Write(peer, []byte(testHead))
 	l.readHandshake(idx)
-	if s := l.slots.at(idx); s.state != stOpen || s.hs != 0 || len(l.hss.items) != 0 {
-		t.Fatalf("state %d, hs %d, %d handshake buffers ever made", s.state, s.hs, len(l.hss.items))
+	if s := l.slots.at(idx); s.state != stOpen || s.hs != 0 || l.hss.len() != 0 {
+		t.Fatalf("state %d, hs %d, %d handshake buffers ever made", s.state, s.hs, l.hss.len())
 	}
 
 	fd2, peer2 := socketpair(t)

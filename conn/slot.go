@@ -97,49 +97,63 @@ type slot struct {
 }
 
 // arena is a free-listed table of rarely used per-connection things. Index 0
-// is reserved so that a zero index in a slot means "none".
+// is reserved so that a zero index in a slot means "none". Items live in
+// fixed chunks, as slots do: growing never copies the table, so a burst in
+// which every connection needs one (10,000 queues when a broadcast
+// overloads every socket) leaves no garbage of doubled arrays and no unused
+// half of one.
 type arena[T any] struct {
-	items []T
-	free  []uint32
-	reset func(*T) // clears an item on release, keeping its capacity
-	keep  int      // free items that keep their capacity; beyond, released items are zeroed
+	chunks []*[arenaChunk]T
+	n      uint32 // items ever handed out, index 0 included
+	free   []uint32
+	reset  func(*T) // clears an item on release, keeping its capacity
+	keep   int      // free items that keep their capacity; beyond, released items are zeroed
 }
 
+const (
+	arenaBits  = 8
+	arenaChunk = 1 << arenaBits
+)
+
 func (a *arena[T]) alloc() uint32 {
-	if len(a.items) == 0 {
-		var zero T
-		a.items = append(a.items, zero)
-	}
 	if n := len(a.free); n > 0 {
 		i := a.free[n-1]
 		a.free = a.free[:n-1]
 		return i
 	}
-	var zero T
-	a.items = append(a.items, zero)
-	return uint32(len(a.items) - 1)
+	if a.n == 0 {
+		a.n = 1 // index 0 is never handed out
+	}
+	if int(a.n) >= len(a.chunks)*arenaChunk {
+		a.chunks = append(a.chunks, new([arenaChunk]T))
+	}
+	a.n++
+	return a.n - 1
 }
 
-func (a *arena[T]) at(i uint32) *T { return &a.items[i] }
+func (a *arena[T]) at(i uint32) *T { return &a.chunks[i>>arenaBits][i&(arenaChunk-1)] }
+
+// len is the number of items that exist (index 0 and free ones included).
+func (a *arena[T]) len() int { return int(a.n) }
 
 func (a *arena[T]) release(i uint32) {
 	if a.keep > 0 && len(a.free) >= a.keep {
 		// After a burst (many handshakes at once), hold on to a few
 		// buffers only: idle connections are meant to own none.
 		var zero T
-		a.items[i] = zero
+		*a.at(i) = zero
 	} else if a.reset != nil {
-		a.reset(&a.items[i])
+		a.reset(a.at(i))
 	}
 	a.free = append(a.free, i)
 }
 
 // inUse counts allocated items.
 func (a *arena[T]) inUse() int {
-	if len(a.items) == 0 {
+	if a.n == 0 {
 		return 0
 	}
-	return len(a.items) - 1 - len(a.free)
+	return int(a.n) - 1 - len(a.free)
 }
 
 // Slot table geometry: slots live in fixed chunks, so growing the table

@@ -331,3 +331,30 @@ func TestWheelSleepsUntilDue(t *testing.T) {
 		t.Fatalf("timeout for a due entry %d ms, want 1-5", got)
 	}
 }
+
+// TestArenaChunks: indexes start at 1, are reused after release, and an
+// item's address does not move when the arena grows (chunks, no copy).
+func TestArenaChunks(t *testing.T) {
+	var a arena[outQueue]
+	first := a.alloc()
+	p := a.at(first)
+	p.bytes = 7
+	seen := map[uint32]bool{first: true}
+	for range 3 * arenaChunk {
+		i := a.alloc()
+		if i == 0 || seen[i] {
+			t.Fatalf("index %d handed out twice or zero", i)
+		}
+		seen[i] = true
+	}
+	if a.at(first) != p || p.bytes != 7 {
+		t.Fatal("an item moved when the arena grew")
+	}
+	if a.inUse() != 3*arenaChunk+1 || len(a.chunks) != 4 {
+		t.Fatalf("%d in use in %d chunks", a.inUse(), len(a.chunks))
+	}
+	a.release(first)
+	if i := a.alloc(); i != first {
+		t.Fatalf("released index %d not reused (got %d)", first, i)
+	}
+}

@@ -11,6 +11,9 @@
 #   flock /work/measure.lock scripts/broadcast.sh     3 rounds (about 4 minutes)
 #   BCAST_ROUNDS=1 BCAST_N=1000 scripts/broadcast.sh    a smoke run
 #
+# BCAST_BASE_BIN=PATH also runs another huntgate binary (an older build) as
+# hg-base, overloaded, in every round.
+#
 # Ports: BCAST_PORT_BASE (default 18120: huntgate +0, admin +1, gorilla +2).
 # Results: bench/results/<UTC time>-broadcast/ (JSON, HTML and text report
 # per server, test and round, commands.txt, summary.txt).
@@ -42,6 +45,7 @@ go build -o "$bin/huntload" ./bench/cmd/huntload
 	echo "# $(date -u) scripts/broadcast.sh rounds=$rounds players=$n duration=$dur overload=$over/s held=$held/s"
 	echo "# $(uname -srm), $ncpu CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
+	if [ -n "${BCAST_BASE_BIN:-}" ]; then echo "# hg-base: $BCAST_BASE_BIN"; fi
 } >"$out/commands.txt"
 
 trap stop_server EXIT
@@ -51,7 +55,11 @@ failed=()
 run() {
 	local server=$1 test=$2 rate=$3
 	local name=$server-$test-r$round
-	start_server "$server"
+	if [ "$server" = hg-base ]; then
+		hg_bin=$BCAST_BASE_BIN start_server huntgate
+	else
+		start_server "$server"
+	fi
 	local cmd=("$bin/huntload" fanout --url "$url" --pid "$pid" --src "$src" --players "$n"
 		--rate "$rate" --size 128 --duration "$dur" --json "$out/$name.json" --html "$out/$name.html")
 	echo "[$server] ${cmd[*]}" >>"$out/commands.txt"
@@ -66,23 +74,24 @@ run() {
 
 for round in $(seq "$rounds"); do
 	run gorilla overload "$over"
+	if [ -n "${BCAST_BASE_BIN:-}" ]; then run hg-base overload "$over"; fi
 	run huntgate overload "$over"
 	run huntgate held "$held"
 done
 
 # One line per run, then the medians and huntgate / gorilla.
-line='[.target, (.facts.server_rss_peak/1048576*10|round/10), (.steps[0].deliveries_per_s|round),
+line='[.target, (.facts.server_rss_peak/1e6*10|round/10), (.facts.server_rss_peak/1048576*10|round/10), (.steps[0].deliveries_per_s|round),
 	(.steps[0].delivered*1000/.steps[0].expected|round/10), .steps[0].lost, (.facts.close_codes|tostring)] | @tsv'
 {
-	printf 'run\ttarget\tpeak RSS MiB\tdeliveries/s\tdelivered %%\tlost\tcloses\n'
+	printf 'run\ttarget\tpeak RSS MB\tMiB\tdeliveries/s\tdelivered %%\tlost\tcloses\n'
 	for f in "$out"/*-r*.json; do
 		printf '%s\t%s\n' "$(basename "$f" .json)" "$(jq -r "$line" "$f")"
 	done
 	echo
-	for t in gorilla-overload huntgate-overload huntgate-held; do
+	for t in gorilla-overload hg-base-overload huntgate-overload huntgate-held; do
 		ls "$out"/$t-r*.json >/dev/null 2>&1 || continue
 		jq -s -r --arg t "$t" 'def med: sort | .[length/2|floor];
-			"\($t): median peak RSS \(map(.facts.server_rss_peak/1048576) | med * 10 | round / 10) MiB (max \(map(.facts.server_rss_peak/1048576) | max * 10 | round / 10)), median deliveries/s \(map(.steps[0].deliveries_per_s) | med | round), delivered 100 % in \(map(select(.steps[0].lost == 0)) | length) of \(length) runs"' \
+			"\($t): median peak RSS \(map(.facts.server_rss_peak/1e6) | med * 10 | round / 10) MB (max \(map(.facts.server_rss_peak/1e6) | max * 10 | round / 10) MB = \(map(.facts.server_rss_peak/1048576) | max * 10 | round / 10) MiB), median deliveries/s \(map(.steps[0].deliveries_per_s) | med | round), delivered 100 % in \(map(select(.steps[0].lost == 0)) | length) of \(length) runs"' \
 			"$out"/$t-r*.json
 	done
 	if ls "$out"/gorilla-overload-r*.json >/dev/null 2>&1; then

@@ -14,6 +14,7 @@ wait_port() {
 # Fresh server processes for one run each (efficiency.sh, broadcast.sh). They
 # use $bin (the built binaries), $out (the results directory), $ncpu,
 # $hg_addr, $hg_admin and $gorilla_addr; start_server sets url and pid.
+# $hg_bin, when set, is the huntgate binary to run instead of $bin/huntgate.
 pid=
 stop_server() {
 	if [ -n "$pid" ]; then
@@ -27,7 +28,7 @@ stop_server() {
 start_server() {
 	case $1 in
 	huntgate)
-		"$bin/huntgate" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
+		"${hg_bin:-$bin/huntgate}" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
 			--api-key bench --rate -1 --log-level warn --loops "$ncpu" 2>>"$out/huntgate.log" &
 		pid=$!
 		url=ws://$hg_addr
