@@ -144,7 +144,10 @@
 // the copy and the reader reads a new baseline. JoinLocal answers a join,
 // and a resume whose since the copy holds, from the copy; the status may
 // trail Redis by the updates still on their way, which the sink delivers
-// after the call, so the stream after it has no hole.
+// after the call, so the stream after it has no hole. A hunt Redis no
+// longer has (the count refresh, at least every second, answers unknown
+// hunt) drops its copy, and joins go to Redis, which refuses them, until
+// an update of a hunt created again under the id brings a new baseline.
 //
 // Player counts are this node's alone to write: Join (and JoinLocal)
 // and Leave change a local count, and the flusher writes the counts that

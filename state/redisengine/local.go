@@ -43,6 +43,7 @@ type localHunt struct {
 	gen     uint64 // watch generation the copy belongs to; 0: not watched
 	ready   bool   // st and hist follow the stream of generation gen
 	stale   bool   // the copy fell out of step: the reader reads a new baseline
+	gone    bool   // Redis no longer has the hunt: no copy until an update of it comes
 	readyCh chan struct{}
 	st      state.Status // Players unused
 	hist    *state.History
@@ -114,7 +115,7 @@ func (e *Engine) watchedLocal(hunt string, gen uint64) {
 		l.mu.Unlock()
 	}
 	l.gen = gen
-	l.stale = false
+	l.stale, l.gone = false, false
 	l.unready()
 	l.mu.Unlock()
 }
@@ -157,7 +158,7 @@ func (e *Engine) setBaseline(hunt string, gen uint64, h *histReply) {
 	l.st = state.Status{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, State: h.state, TreasuresLeft: h.left, Top: h.board.Top}
 	l.hist = hist
 	l.offset = time.Until(h.now) // ~ Redis's clock minus ours, within a round trip
-	l.stale = false
+	l.stale, l.gone = false, false
 	l.ready = true
 	close(l.readyCh)
 	l.readyCh = nil
@@ -274,12 +275,12 @@ func (e *Engine) awaitReady(ctx context.Context, hunt string) bool {
 		return false
 	}
 	l.mu.Lock()
-	ready, gen, ch := l.ready, l.gen, l.readyCh
+	ready, gen, ch, gone := l.ready, l.gen, l.readyCh, l.gone
 	l.mu.Unlock()
 	if ready {
 		return true
 	}
-	if gen == 0 || ch == nil || e.Ready() != nil {
+	if gen == 0 || ch == nil || gone || e.Ready() != nil {
 		return false
 	}
 	t := time.NewTimer(readyWait)
@@ -311,6 +312,15 @@ func (e *Engine) writeCount(ctx context.Context, hunt string, l *localHunt) (sta
 	if err != nil {
 		if errors.Is(err, state.ErrUnknownHunt) {
 			l.sent = c // nothing to write for a hunt that is gone
+			l.fresh = time.Now()
+			if l.gen != 0 && !l.gone {
+				// Redis lost it (its data, or the hunt's keys): joins
+				// must not be answered from the copy of a hunt that no
+				// longer exists, nor wait for one. An update of a hunt
+				// created again under the id brings a baseline (stale).
+				l.unready()
+				l.stale, l.gone = true, true
+			}
 		}
 		return st, err
 	}

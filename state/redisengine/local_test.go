@@ -2,6 +2,7 @@ package redisengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -97,15 +98,7 @@ func TestJoinLocalFollowsStream(t *testing.T) {
 // last player leaves as the next joins) gets a copy in step again without
 // waiting for an update, so joins keep avoiding Redis.
 func TestRewatchGetsACopy(t *testing.T) {
-	a := admin(t)
-	e := newEngine(t, Config{})
-	if _, err := e.Create(ctx, state.Spec{ID: "h", Width: 2, Height: 2}); err != nil {
-		t.Fatal(err)
-	}
-	watchAndWait(t, a, e, "h", 1)
-	if !e.AwaitLocal(ctx, "h") {
-		t.Fatal("no copy of a watched hunt")
-	}
+	e, _ := watchedHunt(t)
 	rewatchRounds(t, e, "h")
 }
 
@@ -134,6 +127,22 @@ func publishLoop(t *testing.T, e *Engine, hunt string) (stop func()) {
 			t.Error(err)
 		}
 	}
+}
+
+// watchedHunt returns an engine watching hunt "h" (2x2, no treasures),
+// whose copy of it is in step, and an admin client of its Redis.
+func watchedHunt(t *testing.T) (*Engine, *redis.Client) {
+	t.Helper()
+	a := admin(t)
+	e := newEngine(t, Config{})
+	if _, err := e.Create(ctx, state.Spec{ID: "h", Width: 2, Height: 2}); err != nil {
+		t.Fatal(err)
+	}
+	watchAndWait(t, a, e, "h", 1)
+	if !e.AwaitLocal(ctx, "h") {
+		t.Fatal("no copy of a watched hunt")
+	}
+	return e, a
 }
 
 // rewatchRounds unwatches and watches hunt again 20 times and fails if its
@@ -277,4 +286,46 @@ func TestRewatchKeepsConnection(t *testing.T) {
 	if after := conn(); after != before || broken != 0 {
 		t.Fatalf("the shared pub/sub connection was replaced (%p -> %p, %d marked broken)", before, after, broken)
 	}
+}
+
+// TestJoinLocalHuntGone: a hunt that Redis no longer has (it lost its data)
+// is not joined from the node's copy: once the node's next count refresh
+// finds it gone, joins are answered by Redis (unknown hunt) without waiting
+// for a copy, and a hunt created again under the id gets a copy again.
+func TestJoinLocalHuntGone(t *testing.T) {
+	e, a := watchedHunt(t)
+	if _, _, _, ok := e.JoinLocal("h", "p", false, 0, 0); !ok {
+		t.Fatal("not joined from the copy")
+	}
+	k := e.keysOf("h")
+	if err := a.Del(ctx, k.meta, k.treasures, k.lb, k.members, k.hist, k.claims, k.nodes, k.live).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "joins no longer answered from the copy", func() bool {
+		_, _, _, ok := e.JoinLocal("h", "q", false, 0, 0)
+		return !ok
+	})
+	c, cancel := context.WithTimeout(ctx, time.Second) // below readyWait: no wait for a copy that cannot come
+	defer cancel()
+	if e.AwaitLocal(c, "h") {
+		t.Fatal("a copy of a hunt that is gone")
+	}
+	if c.Err() != nil {
+		t.Fatal("AwaitLocal waited for a copy of a hunt that is gone")
+	}
+	if _, err := e.Join(ctx, "h", "q"); !errors.Is(err, state.ErrUnknownHunt) {
+		t.Fatalf("join of a hunt that is gone: %v", err)
+	}
+	// Created again: its first update brings a copy of the new hunt.
+	st, err := e.Create(ctx, state.Spec{ID: "h", Width: 2, Height: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Publish(ctx, "h", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a copy of the new hunt", func() bool {
+		got, _, _, ok := e.JoinLocal("h", "r", false, 0, 0)
+		return ok && got.Epoch == st.Epoch && got.Seq == 1
+	})
 }
