@@ -51,6 +51,7 @@ type loopStats struct {
 	passMax                            atomic.Int64 // longest pass (ns) in the current window
 	passMaxPrev                        atomic.Int64 // longest pass (ns) in the previous window
 	passWin                            atomic.Int64 // loop clock (ns) when the current window began
+	thread                             atomic.Int64 // OS thread id of a pinned loop, 0 otherwise
 }
 
 // passWindow is how long a longest-pass figure stays current: MaxPass
@@ -309,6 +310,8 @@ func (l *Loop) run() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		l.pin()
+		l.stats.thread.Store(int64(unix.Gettid()))
+		defer l.stats.thread.Store(0)
 	}
 	l.now = l.clock()
 	l.wheel.init(l.now)

@@ -230,6 +230,11 @@ type LoopStats struct {
 	Passes  int64         // loop passes (one epoll_wait each)
 	Busy    time.Duration // cumulative time spent in passes, outside epoll_wait
 	MaxPass time.Duration // longest pass of the last 10-20 s (0 when the loop has been idle that long)
+	// Thread is the OS thread id of a pinned loop (Config.Pin: the loop
+	// owns its thread), 0 otherwise: the kernel's CPU and run-queue time of
+	// the loop alone are in /proc/self/task/<Thread>/schedstat, which tell
+	// the loop's own work from time it was ready but not running.
+	Thread int
 }
 
 // Node runs the loops of one process (or one CPU set).
@@ -420,6 +425,7 @@ func (n *Node) Stats() Stats {
 			Passes:  c.passes.Load(),
 			Busy:    time.Duration(c.busy.Load()),
 			MaxPass: time.Duration(c.maxPass(l.clock())),
+			Thread:  int(c.thread.Load()),
 		}
 		s.Accepted += c.accepted.Load()
 		s.Closed += c.closed.Load()

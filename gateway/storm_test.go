@@ -18,7 +18,7 @@ import (
 // scriptCalls returns how many scripts (EVALSHA and EVAL) Redis has run,
 // from INFO commandstats: every engine call that reads or writes a hunt is
 // one, so its growth counts the round trips the gateway made for hunts.
-func scriptCalls(t *testing.T, rc *redis.Client) int64 {
+func scriptCalls(t testing.TB, rc *redis.Client) int64 {
 	t.Helper()
 	info, err := rc.Info(context.Background(), "commandstats").Result()
 	if err != nil {
