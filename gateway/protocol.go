@@ -124,6 +124,16 @@ func appendStatus(dst []byte, st *state.Status) []byte {
 	dst = appendInt(dst, int64(st.TreasuresLeft))
 	dst = append(dst, `,"state":`...)
 	dst = appendJSONString(dst, st.State)
+	if !st.StartsAt.IsZero() {
+		dst = append(dst, `,"starts_at":"`...)
+		dst = st.StartsAt.UTC().AppendFormat(dst, atLayout)
+		dst = append(dst, '"')
+	}
+	if !st.EndsAt.IsZero() {
+		dst = append(dst, `,"ends_at":"`...)
+		dst = st.EndsAt.UTC().AppendFormat(dst, atLayout)
+		dst = append(dst, '"')
+	}
 	dst = append(dst, `,"top":`...)
 	dst = appendTop(dst, st.Top)
 	return append(dst, '}')

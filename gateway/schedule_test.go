@@ -19,11 +19,20 @@ func checkSchedule(t *testing.T, tg *testGateway) {
 	if st, b := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, spec); st != 201 || !contains(b, `"state":"scheduled"`) {
 		t.Fatalf("create: %d %s", st, b)
 	}
+	// The status carries the schedule (RFC 3339, ms, UTC); a hunt without
+	// one has neither field.
+	sched := fmt.Sprintf(`"starts_at":%q,"ends_at":%q`, start.Format(atLayout), end.Format(atLayout))
+	if st, b := tg.adminDo(t, "GET", "/v1/hunts/sched", "", ""); st != 200 || !contains(b, sched) {
+		t.Fatalf("status: %d %s, want %s", st, b, sched)
+	}
+	if st, b := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, `{"id":"plain","width":2,"height":2}`); st != 201 || contains(b, "starts_at") || contains(b, "ends_at") {
+		t.Fatalf("create plain: %d %s", st, b)
+	}
 	if st, b := tg.adminDo(t, "POST", "/v1/hunts", testAPIKey, `{"id":"bad","width":4,"height":4,"starts_at":"2026-12-07T10:00:00Z","ends_at":"2026-12-07T09:00:00Z"}`); st != 400 {
 		t.Fatalf("ends before start: %d %s", st, b)
 	}
 	p := tg.player(t, "alice")
-	if j := p.join("sched"); j["status"].(map[string]any)["state"] != "scheduled" {
+	if j := p.join("sched"); j["status"].(map[string]any)["state"] != "scheduled" || j["status"].(map[string]any)["ends_at"] != end.Format(atLayout) {
 		t.Fatalf("joined: %v", j)
 	}
 	p.send(`{"op":"dig","hunt":"sched","x":1,"y":1,"ref":1}`)

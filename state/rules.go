@@ -167,6 +167,8 @@ func (h *Hunt) Status() Status {
 		TreasuresLeft: h.left,
 		State:         st,
 		Top:           h.top,
+		StartsAt:      h.startsAt,
+		EndsAt:        h.endsAt,
 	}
 }
 

@@ -71,6 +71,9 @@ type Status struct {
 	TreasuresLeft int
 	State         string // StateOpen, StateEnded or StateScheduled
 	Top           []Entry
+	// StartsAt and EndsAt are the hunt's schedule (Spec.StartsAt,
+	// Spec.EndsAt); zero when unset.
+	StartsAt, EndsAt time.Time
 }
 
 // Update is one hunt update, pushed to every player of the hunt. Reliable

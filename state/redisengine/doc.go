@@ -18,6 +18,10 @@
 //	P{h}:n    hash  node id -> players connected through that node
 //	P{h}:nl   zset  node id scored by when its count in P{h}:n expires
 //	P{h}:u    shard channel of the hunt's updates (SPUBLISH)
+//	P{h}:w    stream  webhook backlog: reliable updates not yet acknowledged by
+//	                the webhook deliverer (Config.WebhookBacklog; webhook.go)
+//	P{h}:wk   hash    the backlog's counters: dropped, reported
+//	P{h}:wl   string  the webhook delivery lease: holder's node id, expiring
 //	Phunts    set   hunt ids (written before the hunt; see Hunts)
 //	Pschedule zset  hunt ids scored by their next scheduled transition (ms, Redis's clock)
 //	Pnodes    sorted set: node id scored by its heartbeat's expiry (Redis clock)
@@ -86,6 +90,11 @@
 //     one round trip, one consistent read. claims: epoch and P{h}:c.
 //   - history: seq, epoch, Redis's time and the entries after since (or
 //     those of a recent window, for the replay of a new watch).
+//   - webhook claim (webhook.go): takes or renews a hunt's delivery lease,
+//     trims what the holder acknowledged from the hunt's backlog, and reads
+//     the next entries: one round trip per delivered update at most. With
+//     Config.WebhookBacklog, every script that records a reliable update
+//     also appends it to the backlog (record in scripts.go).
 //
 // Updates are stamped with Redis's TIME, and History ages them against the
 // same clock, so node clocks do not matter.

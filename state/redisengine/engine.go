@@ -491,7 +491,16 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 		}
 		return e.Status(ctx, s.ID)
 	}
-	return state.Status{Hunt: s.ID, Epoch: epoch, TreasuresLeft: len(ts), State: st, Top: []state.Entry{}}, nil
+	return state.Status{Hunt: s.ID, Epoch: epoch, TreasuresLeft: len(ts), State: st, Top: []state.Entry{},
+		StartsAt: msTime(strconv.FormatInt(starts, 10)), EndsAt: msTime(strconv.FormatInt(ends, 10))}, nil
+}
+
+// msTime is a schedule time of the meta (ms since the epoch; "0": none).
+func msTime(s string) time.Time {
+	if ms, _ := strconv.ParseInt(s, 10, 64); ms > 0 {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
 }
 
 // parseStatus decodes the reply of the status() Lua function.
@@ -500,18 +509,19 @@ func parseStatus(hunt string, v any) (state.Status, error) {
 		return state.Status{}, rcErr(rc)
 	}
 	r, ok := v.([]any)
-	if !ok || len(r) < 5 {
+	if !ok || len(r) < 7 {
 		return state.Status{}, fmt.Errorf("redisengine: bad status reply")
 	}
 	str := func(i int) string { s, _ := r[i].(string); return s }
-	st := state.Status{Hunt: hunt, State: str(2), Top: make([]state.Entry, 0, (len(r)-5)/2)}
+	st := state.Status{Hunt: hunt, State: str(2), Top: make([]state.Entry, 0, (len(r)-7)/2)}
+	st.StartsAt, st.EndsAt = msTime(str(5)), msTime(str(6))
 	st.Epoch, _ = strconv.ParseUint(str(0), 10, 64)
 	st.Seq, _ = strconv.ParseUint(str(1), 10, 64)
 	st.TreasuresLeft, _ = strconv.Atoi(str(3))
 	if p, ok := r[4].(int64); ok {
 		st.Players = int(p)
 	}
-	for i := 5; i+1 < len(r); i += 2 {
+	for i := 7; i+1 < len(r); i += 2 {
 		sc, _ := strconv.ParseInt(str(i+1), 10, 64)
 		st.Top = append(st.Top, state.Entry{Player: str(i), Score: sc})
 	}
@@ -652,7 +662,9 @@ type histReply struct {
 	board state.Update
 	state string // the hunt's state and treasures left as of seq
 	left  int
-	ups   []state.Update
+	// startsAt and endsAt are the hunt's schedule (zero: none).
+	startsAt, endsAt time.Time
+	ups              []state.Update
 }
 
 // history runs historyLua; since < 0 asks for the updates of the last
@@ -666,13 +678,14 @@ func (e *Engine) history(ctx context.Context, hunt string, since int64, window t
 		return nil, rcErr(rc)
 	}
 	r, ok := v.([]any)
-	if !ok || len(r) < 7 {
+	if !ok || len(r) < 9 {
 		return nil, fmt.Errorf("redisengine: bad history reply")
 	}
 	str := func(i int) string { s, _ := r[i].(string); return s }
 	flag, _ := r[0].(int64)
 	h := &histReply{held: flag == 1, state: str(5)}
 	h.left, _ = strconv.Atoi(str(6))
+	h.startsAt, h.endsAt = msTime(str(7)), msTime(str(8))
 	h.epoch, _ = strconv.ParseUint(str(1), 10, 64)
 	h.seq, _ = strconv.ParseUint(str(2), 10, 64)
 	ms, _ := strconv.ParseInt(str(3), 10, 64)
@@ -682,10 +695,10 @@ func (e *Engine) history(ctx context.Context, hunt string, since int64, window t
 		return nil, err
 	}
 	h.board = state.Update{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, Kind: state.KindLeaderboard, Top: top, At: h.now}
-	if len(r) > 7 {
-		h.ups = make([]state.Update, 0, len(r)-7)
+	if len(r) > 9 {
+		h.ups = make([]state.Update, 0, len(r)-9)
 	}
-	for i := 7; i < len(r); i++ {
+	for i := 9; i < len(r); i++ {
 		u, err := decodeUpdate(hunt, str(i))
 		if err != nil {
 			return nil, err

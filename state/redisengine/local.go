@@ -155,7 +155,7 @@ func (e *Engine) setBaseline(hunt string, gen uint64, h *histReply) {
 		}
 	}
 	defer l.mu.Unlock()
-	l.st = state.Status{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, State: h.state, TreasuresLeft: h.left, Top: h.board.Top}
+	l.st = state.Status{Hunt: hunt, Epoch: h.epoch, Seq: h.seq, State: h.state, TreasuresLeft: h.left, Top: h.board.Top, StartsAt: h.startsAt, EndsAt: h.endsAt}
 	l.hist = hist
 	l.offset = time.Until(h.now) // ~ Redis's clock minus ours, within a round trip
 	l.stale, l.gone = false, false

@@ -75,7 +75,8 @@ end
 // luaStatus is luaRanked and defines status(meta, lb, nodes, live):
 // epoch, seq, state, treasures left, players summed over the nodes whose
 // entry in live (node id scored by the expiry of its count, Redis clock)
-// has not expired, then the top as player, score pairs; and alive(). Counts
+// has not expired, starts and ends (ms, 0: none), then the top as player,
+// score pairs; and alive(). Counts
 // and their expiries are keys of the hunt, so the scripts stay in the
 // hunt's slot (Redis Cluster). It needs luaNow before it.
 const luaStatus = luaRanked + `
@@ -87,7 +88,8 @@ local function status(meta, lb, nodes, live)
     local nc = redis.call('HMGET', nodes, unpack(ids))
     for i = 1, #nc do players = players + tonumber(nc[i] or '0') end
   end
-  return ranked({m[1], m[2], m[3], m[4], players}, lb, 0, 9)
+  local s = redis.call('HMGET', meta, 'starts', 'ends')
+  return ranked({m[1], m[2], m[3], m[4], players, s[1] or '0', s[2] or '0'}, lb, 0, 9)
 end
 -- alive renews node's entry in live for ttl ms and drops the counts of
 -- nodes whose entry expired (crashed nodes), so both stay as small as the
@@ -263,20 +265,21 @@ return status(KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 
 // historyLua: KEYS meta, history, leaderboard; ARGV since (-1: the entries
 // stamped in the last ARGV[2] ms), window ms.
-// Reply: {1, epoch, seq, now_ms, top, state, left, entries...} with the
-// entries of seq > since, or {0, epoch, seq, now_ms, top, state, left} when
-// some of them are no longer held, or -1; top is the leaderboard as of seq,
-// state and left the hunt's state and treasures left. The list holds contiguous
+// Reply: {1, epoch, seq, now_ms, top, state, left, starts, ends,
+// entries...} with the entries of seq > since, or the same with 0 first and
+// no entries when some of them are no longer held, or -1; top is the
+// leaderboard as of seq, state and left the hunt's state and treasures
+// left, starts and ends its schedule (ms, 0: none). The list holds contiguous
 // seqs ending at the hunt's seq (every reliable update is appended,
 // trimming drops only the oldest), so the index of a seq is arithmetic;
 // its stamps come from one clock in append order, so the start of a window
 // is found by binary search.
 var historyLua = redis.NewScript(luaTop + `
-local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'state', 'left')
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'seq', 'state', 'left', 'starts', 'ends')
 if not m[1] then return -1 end
 local seq = tonumber(m[2])
 local since = tonumber(ARGV[1])
-local r = {1, m[1], m[2], now(), top(KEYS[3]), m[3], m[4]}
+local r = {1, m[1], m[2], now(), top(KEYS[3]), m[3], m[4], m[5] or '0', m[6] or '0'}
 if since < 0 then
   local cut = tonumber(r[4]) - tonumber(ARGV[2])
   local lo, hi = 0, redis.call('LLEN', KEYS[2])
