@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -92,6 +93,7 @@ type webhookItem struct {
 type webhooks struct {
 	url    string
 	secret []byte
+	macs   sync.Pool // hash.Hash: HMAC-SHA256 with secret
 	client *http.Client
 	log    zerolog.Logger
 	max    int
@@ -124,7 +126,10 @@ func newWebhooks(c *Config, log zerolog.Logger) *webhooks {
 		url:    c.WebhookURL,
 		secret: []byte(c.WebhookSecret),
 		// The timeout bounds one attempt, connection and body included.
-		client: &http.Client{Timeout: c.WebhookTimeout},
+		// Each hunt delivering at once keeps its connection: the default
+		// transport keeps 2 idle per host, so with more hunts under way
+		// every request beyond would dial (and leave a TIME_WAIT).
+		client: &http.Client{Timeout: c.WebhookTimeout, Transport: webhookTransport()},
 		log:    log,
 		max:    c.WebhookOutbox,
 		maxAge: c.WebhookMaxAge,
@@ -264,9 +269,7 @@ const (
 // deliver POSTs it until a 2xx. before, if not nil, runs before each
 // attempt; false stops (the lease is lost).
 func (w *webhooks) deliver(it *webhookItem, before func() bool) int {
-	mac := hmac.New(sha256.New, w.secret)
-	mac.Write(it.body)
-	sig := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	sig := w.sign(it.body)
 	for attempt := 0; ; attempt++ {
 		if time.Since(it.at) > w.maxAge {
 			w.expired.Add(1)
@@ -327,6 +330,33 @@ func (w *webhooks) sleep(d time.Duration, before func() bool) bool {
 	}
 }
 
+// sign returns the X-Huntgate-Signature of body. The HMAC states are
+// pooled: a new one per update would be garbage the event loops pay for in
+// GC cycles.
+func (w *webhooks) sign(body []byte) string {
+	mac, _ := w.macs.Get().(hash.Hash)
+	if mac == nil {
+		mac = hmac.New(sha256.New, w.secret)
+	}
+	mac.Reset()
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	var out [7 + 2*sha256.Size]byte
+	copy(out[:], "sha256=")
+	hex.Encode(out[7:], mac.Sum(sum[:0]))
+	w.macs.Put(mac)
+	return string(out[:])
+}
+
+// webhookTransport is http.DefaultTransport's settings with idle
+// connections kept per host for many hunts delivering at once.
+func webhookTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	return t
+}
+
 func (w *webhooks) post(it *webhookItem, sig string) (int, error) {
 	req, err := http.NewRequestWithContext(w.ctx, http.MethodPost, w.url, bytes.NewReader(it.body))
 	if err != nil {
@@ -368,6 +398,7 @@ func (w *webhooks) close() {
 	w.mu.Unlock()
 	w.cancel()
 	w.wg.Wait()
+	w.client.CloseIdleConnections()
 }
 
 // notify tells hunt's deliverer that the hunt has new updates, starting

@@ -53,7 +53,7 @@ func webhookBudget(b *testing.B, rcfg *redisengine.Config) {
 		var base, with []webhookRun
 		for r := 0; r < rounds; r++ {
 			a := func() { base = append(base, webhookLoad(b, rcfg, nil, steady, 0)) }
-			w := func() { with = append(with, webhookLoad(b, rcfg, newReceiver(b), steady, 0)) }
+			w := func() { with = append(with, webhookLoad(b, rcfg, newTarget(b), steady, 0)) }
 			if r%2 == 0 {
 				a()
 				w()
@@ -62,7 +62,7 @@ func webhookBudget(b *testing.B, rcfg *redisengine.Config) {
 				a()
 			}
 		}
-		out := webhookLoad(b, rcfg, newReceiver(b), steady, outage)
+		out := webhookLoad(b, rcfg, newTarget(b), steady, outage)
 		med := func(rs []webhookRun, f func(webhookRun) float64) float64 {
 			v := make([]float64, len(rs))
 			for i, r := range rs {
@@ -121,6 +121,15 @@ func webhookBudget(b *testing.B, rcfg *redisengine.Config) {
 	}
 }
 
+// newTarget is the receiver of a benchmark run: in its own process with
+// HG_WEBHOOK_RECEIVER_PROC=1, else in this one.
+func newTarget(b *testing.B) hookTarget {
+	if os.Getenv("HG_WEBHOOK_RECEIVER_PROC") == "1" {
+		return newProcReceiver(b)
+	}
+	return newReceiver(b)
+}
+
 func envSeconds(name string, def float64) float64 {
 	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil && v >= 0 {
 		return v
@@ -149,7 +158,7 @@ var benchRuns atomic.Int64
 // joined players on a gateway (memory engine, or Redis with rcfg) whose
 // webhook goes to r (nil: none); with outage > 0 the receiver is away for
 // that long in the middle. The gateway is stopped at the end.
-func webhookLoad(b *testing.B, rcfg *redisengine.Config, r *receiver, steady, outage float64) webhookRun {
+func webhookLoad(b *testing.B, rcfg *redisengine.Config, r hookTarget, steady, outage float64) webhookRun {
 	cfg := Config{
 		Addr: "127.0.0.1:0", AdminAddr: "-", Loops: 2, DevMode: true, Rate: -1,
 		StatsInterval: -1, DrainWindow: 100 * time.Millisecond,
