@@ -41,6 +41,10 @@ type subConn struct {
 	// unsubs counts, per hunt, the SUNSUBSCRIBEs sent on ps whose
 	// confirmation the reader has yet to see: a confirmation is the
 	// engine's own until they are used up, whatever the watch did since.
+	// Its own lock (taken after subConns.mu when both are), so that the
+	// reader never waits on subConns.mu, which subscribe holds while it
+	// dials a shard that may be down.
+	umu    sync.Mutex
 	unsubs map[string]int
 }
 
@@ -110,10 +114,14 @@ func (s *subConns) unsubscribe(ctx context.Context, hunt, ch string) error {
 	}
 	delete(c.hunts, hunt)
 	if len(c.hunts) > 0 {
+		c.umu.Lock()
 		c.unsubs[hunt]++
+		c.umu.Unlock()
 		err := c.ps.SUnsubscribe(ctx, ch)
 		if err != nil {
+			c.umu.Lock()
 			c.unsubs[hunt]-- // not sent: no confirmation to expect
+			c.umu.Unlock()
 		}
 		return err
 	}
@@ -128,14 +136,17 @@ func (s *subConns) unsubscribe(ctx context.Context, hunt, ch string) error {
 // watched again before the reader got to the confirmation is subscribed on
 // c again by then.
 func (s *subConns) dropped(c *subConn, hunt string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	c.umu.Lock()
 	if c.unsubs[hunt] > 0 {
 		if c.unsubs[hunt]--; c.unsubs[hunt] == 0 {
 			delete(c.unsubs, hunt)
 		}
+		c.umu.Unlock()
 		return false
 	}
+	c.umu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	_, ok := c.hunts[hunt]
 	return ok && s.conns[c.slot] == c
 }
@@ -146,9 +157,9 @@ func (s *subConns) dropped(c *subConn, hunt string) bool {
 // before its answer and go-redis subscribed again), so none is left to
 // expect.
 func (s *subConns) confirmed(c *subConn, hunt string) {
-	s.mu.Lock()
+	c.umu.Lock()
 	delete(c.unsubs, hunt)
-	s.mu.Unlock()
+	c.umu.Unlock()
 }
 
 // markBroken records that Redis dropped a subscription of c that the
