@@ -217,6 +217,8 @@ jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r
 		dug_over_floor_p99: (if ($r.ops.pong.p99_ms // 0) > 0 then $r.ops.dug.p99_ms / $r.ops.pong.p99_ms else null end),
 		pings_per_s: (if $r.config.ping_for > 0 then ($r.ops.pong.count // 0) / $r.config.ping_for * 1e9 else null end),
 		digs_per_s: ($r.ops.dug.count / $r.config.duration * 1e9),
+		offered: {digs_sent: ($f.counters.digs_sent // 0), pings_sent: ($f.counters.pings_sent // 0),
+			shed: ($f.counters.shed // 0), overloaded: ($f.counters.err_overloaded // 0)},
 		claims_found: $f.counters.found,
 		claimed_pushes: $f.counters.claimed,
 		unanswered_digs: $f.unanswered,
@@ -241,6 +243,7 @@ jq -r '
 	(.dig_floor // empty | "dig floor (pings at the dig rate, same sockets, no Redis): \(.count) answered, p50 \(.p50_ms) p99 \(.p99_ms) p99.9 \(.p999_ms) ms, errors \(.errors)"),
 	"dug: \(.dug.count) (\(.digs_per_s | floor)/s) p50 \(.dug.p50_ms) p99 \(.dug.p99_ms) p99.9 \(.dug.p999_ms) ms, errors \(.dug.errors), unanswered \(.unanswered_digs); claims \(.claims_found), claimed pushes \(.claimed_pushes)",
 	(.dug_over_floor_p99 // empty | "dug / dig floor, p99: \(. * 100 | round / 100)x"),
+	"offered: \(.offered.pings_sent) pings and \(.offered.digs_sent) digs sent, \(.offered.shed) shed unsent by the load generator (over 1 s behind), \(.offered.overloaded) refused overloaded by the gateway",
 	"seq: updates \(.seq.updates) gaps \(.seq.gaps) resets \(.seq.resets) replayed \(.seq.replayed); node killed at \(.killed_at_s) s, reconnects \(.reconnects)",
 	"memory at the peak: nodes \(.memory.nodes_rss_sum / 1048576 | floor) MiB (avg \(.memory.node_rss_avg / 1048576 | floor) MiB, max \(.memory.node_rss_max / 1048576 | floor) MiB per node), \(.memory.node_rss_per_player | floor) B per player; kernel slab \(.memory.kernel_slab_per_socket | floor) B per socket (\(.memory.tcp_sockets_at_peak) sockets); load generator \(.memory.load_rss / 1048576 | floor) MiB, \(.memory.load_rss_per_player | floor) B per player"
 ' "$out/summary.json" | tee "$out/summary.txt"

@@ -170,6 +170,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 		fs.DurationVar(&cfg.KillAfter, "kill-after", 0, "when into the dig phase --kill-pid is killed")
 		fs.DurationVar(&cfg.EventWait, "event-wait", 0, "event phase before the digs: one event to every hunt, waited for until every player has it or this long (0 = none)")
 		fs.IntVar(&cfg.FloorNodes, "floor-nodes", 0, "event phase: also one plain broadcast of the same size from each of N nodes (admin at --admin's port + i, --test-endpoints), the event's floor")
+		fs.DurationVar(&cfg.ShedAfter, "shed-after", time.Second, "drop a paced ping or dig unsent (counted as shed) when the load generator is this far behind its intended time (0 = never)")
 		fs.DurationVar(&cfg.PingFor, "ping-floor", 0, "before the digs, pings at --rate over the same sockets for this long: the digs' floor (0 = none)")
 	}
 	switch scenario {

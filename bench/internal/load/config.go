@@ -85,6 +85,10 @@ type Config struct {
 	// Rate over the same held sockets for this long (answered on the
 	// gateway's loop, no Redis); the digs then run for Duration. 0 = none.
 	PingFor time.Duration `json:"ping_for"`
+	// ShedAfter drops a paced ping or dig unsent when the load generator
+	// is this far behind its intended time (crowd; 0 = never): the excess
+	// of a rate above what the machine can offer is counted, not queued.
+	ShedAfter time.Duration `json:"shed_after"`
 }
 
 // gameProtocol says whether a scenario speaks the game protocol on /ws.

@@ -502,6 +502,10 @@ func (r *Report) WriteTable(w io.Writer) {
 			r.Config.PingFor, pg.Count, float64(pg.Count)/r.Config.PingFor.Seconds(), pg.P50, pg.P99, pg.P999, pg.Errors,
 			d.Count, float64(d.Count)/r.Config.Duration.Seconds(), d.P50, d.P99, ratio(d.P99, pg.P99))
 	}
+	if r.Scenario == Crowd && f.Counters[cShed] > 0 {
+		fmt.Fprintf(w, "WARNING: the load generator shed %d pings and digs unsent, over %s behind their intended time (%d digs sent, %d pings sent): the rate above was not all offered\n",
+			f.Counters[cShed], r.Config.ShedAfter, f.Counters[cDigsSent], f.Counters[cPingsSent])
+	}
 	if r.Scenario == Crowd {
 		fmt.Fprintf(w, "crowd: %d connected at the start of the measured phase, %d at its end; %d reconnects", f.Connections, f.ConnectedEnd, f.Counters[cReconnects])
 		if r.Config.KillPID != 0 {

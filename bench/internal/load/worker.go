@@ -73,6 +73,7 @@ const (
 	cReconnects  = "reconnects"  // crowd: dropped players dialling again
 	cDelivered   = "delivered.s" // + step: stamped broadcast receipts (not duplicates)
 	cPingsSent   = "pings_sent"  // crowd: the ping floor's pings written
+	cShed        = "shed"        // crowd: paced pings and digs dropped unsent (load generator behind)
 )
 
 // player is one simulated connection. It is touched only by its loop
@@ -119,6 +120,7 @@ type loopState struct {
 	pong      *measure.Op // crowd: the ping floor's round trip from the intended time
 	pongWire  *measure.Op // from the actual write
 	pingsSent *int64
+	shedCount *int64 // crowd: paced requests dropped unsent, the load generator over ShedAfter behind
 	msgsIn    *int64
 	msgsOut   *int64
 	replies   *int64 // echo: replies in the measured window
@@ -274,6 +276,7 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 				ls.pongWire = sh.Op("pong.wire")
 				ls.pingsSent = sh.Counter(cPingsSent)
 			}
+			ls.shedCount = sh.Counter(cShed)
 			if digging(cfg.Scenario) {
 				ls.sendLag = sh.Op("dig.sendlag")
 				ls.inbox = sh.Op("dig.inbox")
