@@ -45,16 +45,21 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return 
 func (g *Gateway) sink(u state.Update) {
 	arrived := time.Now()
 	g.feed.notify(&u)
-	if g.wh != nil {
-		g.wh.enqueue(&u)
-	}
 	info := g.hunts.getString(u.Hunt)
 	if info == nil {
+		if g.wh != nil {
+			g.wh.enqueue(&u, nil)
+		}
 		return
 	}
 	g.m.updates.Add(1)
 	bp := encodeBufs.Get().(*[]byte)
 	*bp = appendUpdate((*bp)[:0], &u)
+	if g.wh != nil {
+		// The webhook body is the push's bytes: encoded once (the sink
+		// runs in an event loop for the memory engine's digs).
+		g.wh.enqueue(&u, *bp)
+	}
 	m := &push{
 		g:        g,
 		p:        framing.Prepare(framing.OpText, *bp, g.cfg.Deflate),

@@ -166,16 +166,24 @@ func (w *webhooks) wrote(hunt string) {
 	}
 }
 
-func itemOf(u *state.Update) webhookItem {
-	it := webhookItem{body: appendUpdate(make([]byte, 0, 160+len(u.Data)), u), at: time.Now()}
+// itemOf makes u's outbox item; body, if not nil, is u encoded already.
+func itemOf(u *state.Update, body []byte) webhookItem {
+	if body != nil {
+		body = append([]byte(nil), body...)
+	} else {
+		body = appendUpdate(make([]byte, 0, 160+len(u.Data)), u)
+	}
+	it := webhookItem{body: body, at: time.Now()}
 	it.delivery = u.Hunt + ":" + strconv.FormatUint(u.Epoch, 10) + ":" + strconv.FormatUint(u.Seq, 10)
 	return it
 }
 
-// enqueue adds a reliable update to the outbox. It runs in the engine's
-// sink: it encodes, takes the outbox mutex briefly and may start the
-// hunt's delivery goroutine; it never waits for the network.
-func (w *webhooks) enqueue(u *state.Update) {
+// enqueue adds a reliable update to the outbox; body is u encoded, or nil
+// (then it encodes). It runs in the engine's sink: it copies the body,
+// takes the outbox mutex briefly and may start the hunt's delivery
+// goroutine; it never waits for the network. In shared mode it only wakes
+// the hunt's deliverer.
+func (w *webhooks) enqueue(u *state.Update, body []byte) {
 	if !u.Kind.Reliable() {
 		return
 	}
@@ -183,7 +191,7 @@ func (w *webhooks) enqueue(u *state.Update) {
 		w.notify(u.Hunt) // the update is in the engine's backlog already
 		return
 	}
-	it := itemOf(u)
+	it := itemOf(u, body)
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -550,7 +558,7 @@ func (w *webhooks) runShared(hunt string, wake chan struct{}) {
 		w.claimed.Add(int64(len(b.Entries)))
 		for i := range b.Entries {
 			en := &b.Entries[i]
-			it := itemOf(&en.Update)
+			it := itemOf(&en.Update, nil)
 			it.at = en.Update.At
 			it.gap = engGap + local
 			r := w.deliver(&it, keep)
