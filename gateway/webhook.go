@@ -216,11 +216,11 @@ func (w *webhooks) enqueue(u *state.Update, body []byte) {
 	q, running := w.queues[u.Hunt]
 	w.queues[u.Hunt] = append(q, it)
 	w.queued++
-	w.mu.Unlock()
 	if !running {
-		w.wg.Add(1)
+		w.wg.Add(1) // under mu: close (closed set under mu) waits for it
 		go w.run(u.Hunt)
 	}
+	w.mu.Unlock()
 }
 
 // run delivers hunt's queue in order until it is empty.
