@@ -164,6 +164,18 @@ func (l *Loop) popPending(s *slot) {
 	}
 }
 
+// appendIov appends a buffer to iov, extending the last entry when the
+// buffer continues it in memory: the frames written to one connection in a
+// row sit back to back in the pass buffer (8 pipelined replies become one
+// segment, and then one send), so the kernel copies fewer, larger segments.
+func appendIov(iov []unix.Iovec, p *byte, n uint64) []unix.Iovec {
+	if k := len(iov); k > 0 && uintptr(unsafe.Pointer(iov[k-1].Base))+uintptr(iov[k-1].Len) == uintptr(unsafe.Pointer(p)) {
+		iov[k-1].Len += n
+		return iov
+	}
+	return append(iov, unix.Iovec{Base: p, Len: n})
+}
+
 // flushPending writes a slot's pending chain with one writev (more only for
 // chains beyond IOV_MAX the socket takes whole). What the socket does not
 // take moves into an outbound queue, the rare case.
@@ -180,7 +192,7 @@ func (l *Loop) flushPending(idx uint32) {
 					if len(iov) == maxIov {
 						break chain
 					}
-					iov = append(iov, unix.Iovec{Base: e.p, Len: uint64(e.n)})
+					iov = appendIov(iov, e.p, uint64(e.n))
 					want += int(e.n)
 				}
 				continue
@@ -191,7 +203,7 @@ func (l *Loop) flushPending(idx uint32) {
 			if len(iov) == maxIov {
 				break
 			}
-			iov = append(iov, unix.Iovec{Base: it.p, Len: uint64(it.n)})
+			iov = appendIov(iov, it.p, uint64(it.n))
 			want += int(it.n)
 		}
 		n, err := writev(int(s.fd), iov)

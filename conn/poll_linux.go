@@ -113,12 +113,12 @@ var eventOne = [8]byte{1}
 
 // wake makes the next (or current) wait return. Safe from any goroutine.
 func (p *poller) wake() {
-	_, _ = rawWrite(p.efd, eventOne[:])
+	fdIO(unix.SYS_WRITE, p.efd, &eventOne)
 }
 
 // drainWake resets the eventfd counter after a wake-up.
 func (p *poller) drainWake() {
-	_, _ = rawRead(p.efd, p.rb[:])
+	fdIO(unix.SYS_READ, p.efd, &p.rb)
 }
 
 func (p *poller) close() {
@@ -127,10 +127,19 @@ func (p *poller) close() {
 }
 
 // writev writes bufs with one system call. iov is scratch space owned by the
-// caller, reused so that a flush allocates nothing. Raw, as rawRead says.
+// caller, reused so that a flush allocates nothing. Raw, as rawRead says. A
+// single buffer (the common flush: one reply) goes out with sendto, as
+// rawWrite does.
 func writev(fd int, iov []unix.Iovec) (int, error) {
-	if len(iov) == 0 {
+	switch len(iov) {
+	case 0:
 		return 0, nil
+	case 1:
+		r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len), unix.MSG_NOSIGNAL, 0, 0)
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
 	}
 	r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	if e != 0 {
@@ -139,25 +148,41 @@ func writev(fd int, iov []unix.Iovec) (int, error) {
 	return int(r), nil
 }
 
-// rawRead is read(2) on a non-blocking socket, without the runtime's
+// rawRead is recv(2) on a non-blocking socket, without the runtime's
 // entersyscall/exitsyscall. Loops make hundreds of thousands of these calls
 // a second, each a few microseconds of kernel work that never blocks: as
 // ordinary system calls, a loopback write (10-20 µs on a virtual machine)
 // outlives sysmon's 20 µs tick, so sysmon kept taking the loop's P away and
 // woke every 20 µs to do it (measured: sysmon's wake-ups were 9 % of the
-// server's CPU in a 10,000-connection broadcast).
-func rawRead(fd int, b []byte) (int, error) { return rawIO(unix.SYS_READ, fd, b) }
-
-// rawWrite is write(2) on a non-blocking socket; see rawRead.
-func rawWrite(fd int, b []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, b) }
-
-func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+// server's CPU in a 10,000-connection broadcast). recvfrom and sendto go
+// straight to the socket, where read(2) and write(2) pass through the file
+// layer first (the file position lock, access checks).
+func rawRead(fd int, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
 	return int(r), nil
+}
+
+// rawWrite is send(2) on a non-blocking socket (see rawRead), with
+// MSG_NOSIGNAL: a peer that reset gives EPIPE without a SIGPIPE.
+func rawWrite(fd int, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	r, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(r), nil
+}
+
+// fdIO is read(2) or write(2) of 8 bytes on the loop's eventfd (not a
+// socket: recv and send do not apply).
+func fdIO(trap uintptr, fd int, b *[8]byte) {
+	_, _, _ = unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 8)
 }
