@@ -19,6 +19,9 @@ export interface Status {
   treasures_left: number;
   state: 'scheduled' | 'open' | 'ended';
   top: Entry[];
+  /** The hunt's schedule as created (RFC 3339, UTC, milliseconds); absent when it has none. */
+  starts_at?: string;
+  ends_at?: string;
 }
 
 interface UpdateBase {
