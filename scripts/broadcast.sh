@@ -12,7 +12,7 @@
 #   BCAST_ROUNDS=1 BCAST_N=1000 scripts/broadcast.sh    a smoke run
 #
 # BCAST_BASE_BIN=PATH also runs another huntgate binary (an older build) as
-# hg-base, overloaded, in every round.
+# hg-base, overloaded and held, in every round.
 #
 # Ports: BCAST_PORT_BASE (default 18120: huntgate +0, admin +1, gorilla +2).
 # Results: bench/results/<UTC time>-broadcast/ (JSON, HTML and text report
@@ -76,6 +76,7 @@ for round in $(seq "$rounds"); do
 	run gorilla overload "$over"
 	if [ -n "${BCAST_BASE_BIN:-}" ]; then run hg-base overload "$over"; fi
 	run huntgate overload "$over"
+	if [ -n "${BCAST_BASE_BIN:-}" ]; then run hg-base held "$held"; fi
 	run huntgate held "$held"
 done
 
@@ -88,7 +89,7 @@ line='[.target, (.facts.server_rss_peak/1e6*10|round/10), (.facts.server_rss_pea
 		printf '%s\t%s\n' "$(basename "$f" .json)" "$(jq -r "$line" "$f")"
 	done
 	echo
-	for t in gorilla-overload hg-base-overload huntgate-overload huntgate-held; do
+	for t in gorilla-overload hg-base-overload huntgate-overload hg-base-held huntgate-held; do
 		ls "$out"/$t-r*.json >/dev/null 2>&1 || continue
 		jq -s -r --arg t "$t" 'def med: sort | .[length/2|floor];
 			"\($t): median peak RSS \(map(.facts.server_rss_peak/1e6) | med * 10 | round / 10) MB (max \(map(.facts.server_rss_peak/1e6) | max * 10 | round / 10) MB = \(map(.facts.server_rss_peak/1048576) | max * 10 | round / 10) MiB), median deliveries/s \(map(.steps[0].deliveries_per_s) | med | round), delivered 100 % in \(map(select(.steps[0].lost == 0)) | length) of \(length) runs"' \
