@@ -251,7 +251,18 @@ export class HuntClient {
     }
     if (err.code === 'overloaded' || err.code === 'internal') {
       // Not this hunt's fault: drop the socket and resume it on the next one.
-      this._ws?.close(4000, 'resync');
+      // Dropped now rather than when its close event comes, so that the
+      // rejoins answered meanwhile do not open the client (state 'open',
+      // connect() resolved, queued requests sent) on a socket being closed.
+      const ws = this._ws;
+      if (ws) {
+        this._lost();
+        try {
+          ws.close(4000, 'resync');
+        } catch {
+          // already closing
+        }
+      }
       return;
     }
     this._hunts.delete(h.name);

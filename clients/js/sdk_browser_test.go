@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -24,8 +26,16 @@ func sdkPage(t *testing.T, b context.Context, g *gatewayProc, player string, hun
 	list, _ := json.Marshal(hunts)
 	run(t, p, evalVoid(fmt.Sprintf(`(async () => {
 		const { HuntClient } = await import('/sdk/huntgate.js');
-		const c = new HuntClient('ws://' + location.host, { player: %q });
-		window.t = { client: c, updates: [], resets: [], errors: [], states: [], joined: null, ready: false };
+		// A WebSocket class that counts the client's dials.
+		const WS = class extends WebSocket {
+			constructor(u) {
+				super(u);
+				window.t.dials++;
+			}
+		};
+		window.t = { client: null, dials: 0, updates: [], resets: [], errors: [], states: [], joined: null, ready: false };
+		const c = new HuntClient('ws://' + location.host, { player: %q, WebSocket: WS });
+		window.t.client = c;
 		c.on('update', (u) => window.t.updates.push(u));
 		c.on('reset', (h, st) => window.t.resets.push(st));
 		c.on('error', (e) => window.t.errors.push(e.code));
@@ -161,6 +171,55 @@ func TestBrowserSDKRejoinRateLimited(t *testing.T) {
 	if len(got.Hunts) != 3 || len(got.Errors) != 0 || got.Events != 3 {
 		t.Fatalf("after the reconnect: %+v", got)
 	}
+}
+
+// TestBrowserSDKRejoinRefusedStaysReconnecting: with Redis down, the
+// gateway answers a rejoin with internal (after its Redis calls gave up);
+// the SDK drops that socket to resume on the next one, and until a rejoin
+// succeeds it is not open (no 'open' state, nothing sent on the socket
+// being dropped). Once Redis is back it resumes the hunt.
+func TestBrowserSDKRejoinRefusedStaysReconnecting(t *testing.T) {
+	b := newBrowser(t)
+	// With its data kept (AOF, each write synced), so that the hunt is
+	// still there when Redis comes back.
+	srv := redistest.Standalone(t, redistest.Options{Args: []string{"--appendonly", "yes", "--appendfsync", "always"}})
+	g := startGateway(t, "--redis", srv.URL(), "--dev")
+	g.createHunt(t, `{"id":"d1","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}]}`)
+	p := sdkPage(t, b, g, "alice", "d1")
+	srv.Kill()
+	ready := func() bool {
+		resp, err := http.Get("http://" + g.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway stayed ready with Redis down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The socket dropped from the client: the next one's rejoin is refused,
+	// the client drops that socket too and dials again.
+	run(t, p, evalVoid("window.t.mark = window.t.states.length; window.t.markDials = window.t.dials; window.t.client._ws.close()"))
+	waitJS(t, p, "a dial after a refused rejoin", "window.t.dials >= window.t.markDials + 2", 30*time.Second)
+	if states := eval[[]string](t, p, "window.t.states.slice(window.t.mark)"); slices.Contains(states, "open") {
+		t.Fatalf("states while every rejoin was refused: %v", states)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, p, "open again", "window.t.client.state === 'open'", 30*time.Second)
+	if hunts := eval[[]string](t, p, "window.t.client.hunts"); !slices.Equal(hunts, []string{"d1"}) {
+		t.Fatalf("hunts after Redis came back: %v", hunts)
+	}
+	if code, body := g.post("/v1/hunts/d1/events", `{"after":"redis"}`); code != http.StatusOK {
+		t.Fatalf("publish: %d %s", code, body)
+	}
+	waitJS(t, p, "the event after the return", "window.t.updates.some((u) => u.kind === 'event' && u.data.after === 'redis')", 10*time.Second)
 }
 
 // evalVoid evaluates a JavaScript expression, ignoring its value.
