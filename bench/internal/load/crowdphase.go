@@ -22,9 +22,15 @@ const (
 
 // crowdPhase is what the event phase sent, for the report.
 type crowdPhase struct {
-	sent     []int64 // per step: stamped messages sent (0 or 1)
-	bytes    []int   // per step: the message's size as players get it
-	floorErr string  // why the floor broadcast did not go out everywhere, if so
+	sent []int64 // per step: stamped messages sent (0 or 1)
+	// receivers is the players connected when the phase began (the
+	// workers' ready counts): each step is expected to reach them. Players
+	// still dialling then (a dial that failed is retried in crowd) may
+	// join later and miss it; the dig phase's steps count the players
+	// connected when it starts instead.
+	receivers int64
+	bytes     []int  // per step: the message's size as players get it
+	floorErr  string // why the floor broadcast did not go out everywhere, if so
 }
 
 // eventPhase runs crowd's event phase between the connect phase and the
@@ -36,7 +42,7 @@ type crowdPhase struct {
 // the workers counted a receipt from every connected player, or EventWait
 // passed. Worker messages are consumed meanwhile (ticks go to agg).
 func eventPhase(cfg Config, adm *admin, all <-chan Msg, agg *aggregator, connected int64, log zerolog.Logger) (*crowdPhase, error) {
-	ph := &crowdPhase{sent: make([]int64, 2), bytes: make([]int, 2)}
+	ph := &crowdPhase{sent: make([]int64, 2), bytes: make([]int, 2), receivers: connected}
 	hunts := make([]string, cfg.Hunts)
 	for i := range hunts {
 		hunts[i] = cfg.HuntID + "-" + strconv.Itoa(i)

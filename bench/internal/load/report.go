@@ -382,6 +382,11 @@ func buildReport(cfg Config, results []*Result, rates []float64, stepDur time.Du
 	if len(rates) > 0 {
 		recs := measure.MergeBcast(bc...)
 		steps := measure.Steps(recs, f.Connections, sent, rates, stepDur)
+		if pre > 0 {
+			// The event phase's steps went to the players connected when it
+			// began, not to those connected when the dig phase started.
+			copy(steps, measure.Steps(recs, ph.receivers, sent[:pre], rates[:pre], stepDur))
+		}
 		// The event phase's steps are one message each: deliveries per
 		// second over the time from its stamp to its last receipt.
 		spans := make([]int64, pre)
