@@ -33,7 +33,9 @@ type Engine interface {
 	// status. Idempotence per player is the caller's job: call it once per
 	// connection that joins, and Leave once when that connection leaves.
 	Join(ctx context.Context, hunt, player string) (Status, error)
-	// Leave counts one player less (never below zero).
+	// Leave counts one player less (never below zero). An engine whose
+	// calls block (Redis) may answer nil for a hunt it counts nobody in,
+	// unknown hunts included, rather than ask its store.
 	Leave(ctx context.Context, hunt, player string) error
 	// Dig digs (x, y) for player. A treasure is claimed exactly once: of two
 	// concurrent digs on its cell one is Found. A claim emits a claimed

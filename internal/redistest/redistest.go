@@ -261,3 +261,20 @@ func (s *Server) Stop() {
 		_ = os.RemoveAll(s.Dir)
 	}
 }
+
+// Pause stops the server's process with SIGSTOP: it keeps its connections
+// open and answers nothing, as a server stalled by its host, until Resume
+// (Kill and Stop work on a paused server: SIGKILL ends a stopped process).
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a server stopped by Pause (SIGCONT).
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.stopped {
+		return errors.New("redistest: server not running")
+	}
+	return s.cmd.Process.Signal(sig)
+}

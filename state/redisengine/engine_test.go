@@ -26,8 +26,8 @@ var prefixes atomic.Uint64
 
 func newEngine(t testing.TB, cfg Config) *Engine {
 	t.Helper()
-	if len(cfg.Cluster) == 0 {
-		cfg.URL = redisURL
+	if len(cfg.Cluster) == 0 && cfg.URL == "" {
+		cfg.URL = redisURL // the shared server, unless the test has its own
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = fmt.Sprintf("t:%s:%d:", t.Name(), prefixes.Add(1))

@@ -18,11 +18,7 @@ import (
 // not a dial error).
 func TestReadyMeansServing(t *testing.T) {
 	srv := redistest.Standalone(t, redistest.Options{})
-	e, err := New(ctx, Config{URL: srv.URL(), PoolSize: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
+	e := newEngine(t, Config{URL: srv.URL(), PoolSize: 2})
 	if _, err := e.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
 		t.Fatal(err)
 	}
