@@ -102,6 +102,11 @@ type Config struct {
 	// with error overloaded and has no effect. Joins answered from the
 	// node's copy of a hunt and leaves do not go through it.
 	WorkQueue int
+	// EngineTimeout bounds the engine calls of one player request when the
+	// engine blocks (Redis): a store that has not answered by then gets
+	// the player error internal, and the worker is free again. 0 means
+	// DefaultEngineTimeout.
+	EngineTimeout time.Duration
 	// MaxLongPolls bounds the long polls of the updates feed waiting at once
 	// on this gateway; 0 means 1024. One more is refused with 503
 	// too_many_polls.
@@ -139,6 +144,11 @@ type Config struct {
 	Logger zerolog.Logger
 }
 
+// DefaultEngineTimeout is Config.EngineTimeout's default: well above a
+// healthy store's round trips (a join makes up to three), and well below
+// the Redis client's own read timeout with its retries (3 s each).
+const DefaultEngineTimeout = 2 * time.Second
+
 func (c *Config) withDefaults() Config {
 	d := *c
 	if d.Addr == "" {
@@ -170,6 +180,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.WorkQueue <= 0 {
 		d.WorkQueue = 65536
+	}
+	if d.EngineTimeout <= 0 {
+		d.EngineTimeout = DefaultEngineTimeout
 	}
 	if d.WebhookTimeout <= 0 {
 		d.WebhookTimeout = defaultWebhookTimeout
@@ -256,6 +269,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.BusyPoll, "busy-poll", 0, "keep event loops polling this long after work before sleeping (0: off)")
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
+	fs.DurationVar(&c.EngineTimeout, "engine-timeout", DefaultEngineTimeout, "longest wait for the hunt store per player request in cluster mode (then error internal)")
 	fs.IntVar(&c.WorkQueue, "work-queue", 65536, "engine calls queued for workers in cluster mode (full, or calls waiting over 1 s: requests refused with overloaded)")
 	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST every reliable update of every hunt to this URL (in cluster mode one node at a time delivers a hunt; give every node the same webhook flags)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Huntgate-Signature header (required with --webhook-url)")
@@ -309,6 +323,8 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --queue-bytes must be >= 0")
 	case c.WorkQueue < 0:
 		return errors.New("gateway: --work-queue must be >= 0")
+	case c.EngineTimeout < 0:
+		return errors.New("gateway: --engine-timeout must be >= 0")
 	case c.WebhookURL != "" && c.WebhookSecret == "":
 		return errors.New("gateway: --webhook-url needs --webhook-secret")
 	case c.WebhookURL != "" && !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://"):

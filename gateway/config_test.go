@@ -25,6 +25,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 		"HUNTGATE_CPUS":           "1,3-4",
 		"HUNTGATE_REDIS_CLUSTER":  "127.0.0.1:7000, 127.0.0.1:7001",
 		"HUNTGATE_REDIS_WAIT":     "1",
+		"HUNTGATE_ENGINE_TIMEOUT": "750ms",
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	c, err := ParseFlags([]string{"--loops", "5", "--api-key=k", "--max-message", "1024"}, lookup, io.Discard)
@@ -33,7 +34,8 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	}
 	if c.Addr != ":9000" || c.AdminAddr != "127.0.0.1:9001" || !c.DevMode || c.JWTSecret != "s3" || !c.TestEndpoints ||
 		c.HistoryAge != 30*time.Second || c.RateBurst != 7 || c.WorkQueue != 64 || !slices.Equal(c.CPUs, []int{1, 3, 4}) ||
-		!slices.Equal(c.RedisCluster, []string{"127.0.0.1:7000", "127.0.0.1:7001"}) || c.RedisWait != 1 || c.RedisWaitTimeout != 100*time.Millisecond {
+		!slices.Equal(c.RedisCluster, []string{"127.0.0.1:7000", "127.0.0.1:7001"}) || c.RedisWait != 1 || c.RedisWaitTimeout != 100*time.Millisecond ||
+		c.EngineTimeout != 750*time.Millisecond {
 		t.Fatalf("env not applied: %+v", c)
 	}
 	if c.Loops != 5 || c.APIKey != "k" || c.MaxMessage != 1024 {
@@ -45,10 +47,10 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	if EnvName("admin-addr") != "HUNTGATE_ADMIN_ADDR" {
 		t.Fatal(EnvName("admin-addr"))
 	}
-	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 65536 {
-		t.Fatalf("--work-queue default: %d %v", c.WorkQueue, err)
+	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 65536 || c.EngineTimeout != 2*time.Second {
+		t.Fatalf("--work-queue, --engine-timeout defaults: %d %v %v", c.WorkQueue, c.EngineTimeout, err)
 	}
-	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}, {"--cpus", "2-1"}, {"--cpus", ""},
+	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}, {"--engine-timeout", "-1s"}, {"--cpus", "2-1"}, {"--cpus", ""},
 		{"--redis-cluster", ""}, {"--redis-cluster", "nohostport"}, {"--redis", "redis://x", "--redis-cluster", "a:1"},
 		{"--redis-wait", "1"}, {"--redis-wait", "-1", "--redis", "redis://x"}} {
 		if _, err := ParseFlags(bad, nil, io.Discard); err == nil {
@@ -68,7 +70,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	}
 	var zero Config
 	d := zero.withDefaults()
-	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 || d.WorkQueue != 65536 {
+	if d.Addr != ":8080" || d.AdminAddr != "127.0.0.1:8081" || d.MaxMessage != 4096 || d.RateBurst != 100 || d.WorkQueue != 65536 || d.EngineTimeout != DefaultEngineTimeout {
 		t.Fatalf("zero-value defaults: %+v", d)
 	}
 }

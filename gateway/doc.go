@@ -19,7 +19,7 @@
 //
 // The engine's sink encodes an update once into a framing.Prepared and posts
 // it once to every loop; each loop walks its member list of the hunt. Reliable
-// updates (claimed, event, ended) are queued in order, and a connection whose
+// updates (claimed, event, ended, started) are queued in order, and a connection whose
 // backlog passes its bound is closed by conn with 1008 "slow"; a leaderboard
 // replaces a leaderboard of the same hunt still queued for that connection.
 // A session remembers the last seq it was given per hunt, so the live copy of
@@ -37,7 +37,10 @@
 // blocking engine (Redis) the same calls run on worker goroutines and the
 // result is posted back to the loop, where the session is looked up again,
 // and its membership of the hunt by generation: one left and joined again
-// meanwhile is another membership, which the result must not touch.
+// meanwhile is another membership, which the result must not touch. Each
+// request's calls there share one deadline (Config.EngineTimeout), so a
+// stalled store costs a worker and the player that long at most; leaves
+// never wait on the store and run on the loop (state.LocalJoiner).
 //
 // Lock order: huntTable.watchMu may be held while calling Engine.Watch and
 // Unwatch; the engine may hold its locks while calling the sink, which takes

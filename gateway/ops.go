@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -37,6 +38,14 @@ func cloneBytes(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b...)
+}
+
+// callCtx is the context of one request's engine calls on a worker
+// (blocking engines): bounded by EngineTimeout, so that a stalled store
+// gets the player an internal error within that time, and the worker
+// back, instead of waiting for the Redis client's own timeouts and retries.
+func (g *Gateway) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(g.ctx, g.cfg.EngineTimeout)
 }
 
 // offload queues fn for a worker goroutine (blocking engines only) and
@@ -126,7 +135,9 @@ func (ls *loopState) notJoined(l *conn.Loop, s *session, r *request) {
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
 	if !g.offload(func() {
-		_, err := g.engine.Status(g.ctx, name)
+		ctx, cancel := g.callCtx()
+		_, err := g.engine.Status(ctx, name)
+		cancel()
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].fail(l, h, ref, notJoinedError(err)) })
 	}) {
 		ls.fail(l, h, r.ref, errOverloaded)
@@ -155,7 +166,9 @@ func (ls *loopState) dig(l *conn.Loop, s *session, r *request) {
 	j.holds++
 	gen := j.gen
 	if !g.offload(func() {
-		res, err := g.engine.Dig(g.ctx, name, player, int(x), int(y))
+		ctx, cancel := g.callCtx()
+		res, err := g.engine.Dig(ctx, name, player, int(x), int(y))
+		cancel()
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishDig(l, h, ref, name, gen, x, y, &res, err, start) })
 	}) {
 		// No finishDig will come to release this hold: a hold left behind
@@ -223,10 +236,10 @@ type joinResult struct {
 // starts watching the hunt before Join and History, so that no update falls
 // between the snapshot and the live stream (the live copies of what the
 // snapshot covers are skipped by seq).
-func (g *Gateway) joinCall(info *huntInfo, name, player string, again bool, r *request) *joinResult {
+func (g *Gateway) joinCall(ctx context.Context, info *huntInfo, name, player string, again bool, r *request) *joinResult {
 	res := &joinResult{again: again, since: r.since}
 	if info == nil {
-		if _, err := g.engine.Status(g.ctx, name); err != nil {
+		if _, err := g.engine.Status(ctx, name); err != nil {
 			res.err = err
 			return res
 		}
@@ -235,10 +248,10 @@ func (g *Gateway) joinCall(info *huntInfo, name, player string, again bool, r *r
 	res.info = info
 	var err error
 	if again {
-		res.st, err = g.engine.Status(g.ctx, info.name)
+		res.st, err = g.engine.Status(ctx, info.name)
 	} else {
 		g.hunts.watch(info, g.engine.Watch)
-		if g.local != nil && g.local.AwaitLocal(g.ctx, info.name) {
+		if g.local != nil && g.local.AwaitLocal(ctx, info.name) {
 			// The first joins of the hunt on this node waited together for
 			// the one read that put the node's copy in step.
 			st, ups, replay, ok := g.local.JoinLocal(info.name, player, r.hasSince && r.hasEpoch, r.epoch, r.since)
@@ -247,7 +260,7 @@ func (g *Gateway) joinCall(info *huntInfo, name, player string, again bool, r *r
 				return res
 			}
 		}
-		res.st, err = g.engine.Join(g.ctx, info.name, player)
+		res.st, err = g.engine.Join(ctx, info.name, player)
 		if err != nil {
 			g.hunts.unwatch(info, g.engine.Unwatch)
 		}
@@ -257,7 +270,7 @@ func (g *Gateway) joinCall(info *huntInfo, name, player string, again bool, r *r
 		return res
 	}
 	if r.hasSince && r.hasEpoch {
-		ups, ok, err := g.engine.History(g.ctx, info.name, r.epoch, r.since)
+		ups, ok, err := g.engine.History(ctx, info.name, r.epoch, r.since)
 		if err == nil && ok {
 			res.ups, res.replay = ups, true
 		}
@@ -287,7 +300,7 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 	}
 	player := s.player
 	if g.inline {
-		ls.finishJoin(l, s.h, r.ref, player, g.joinCall(info, name, player, again, r))
+		ls.finishJoin(l, s.h, r.ref, player, g.joinCall(g.ctx, info, name, player, again, r))
 		return
 	}
 	if info != nil && !again && g.local != nil && ls.joinLocal(l, s, r, info) {
@@ -312,7 +325,10 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 		// ask again: a crowd's first joins make one check, not one each.
 		info := g.hunts.getString(name)
 		if info == nil {
-			if _, err := g.engine.Status(g.ctx, name); err != nil {
+			ctx, cancel := g.callCtx()
+			_, err := g.engine.Status(ctx, name)
+			cancel()
+			if err != nil {
 				g.node.Post(id, func(l *conn.Loop) { g.loops[id].failPending(l, h, ref, pending, engineError(err)) })
 				return
 			}
@@ -410,7 +426,9 @@ func (ls *loopState) joinHeld(l *conn.Loop, h conn.Handle, ref []byte, player st
 	}
 	id := ls.id
 	if !g.offload(func() {
-		res := g.joinCall(info, info.name, player, again, rc)
+		ctx, cancel := g.callCtx()
+		res := g.joinCall(ctx, info, info.name, player, again, rc)
+		cancel()
 		res.held, res.gen = held, gen
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].finishJoin(l, h, ref, player, res) })
 	}) {
@@ -595,14 +613,14 @@ func (ls *loopState) leave(l *conn.Loop, s *session, r *request) {
 
 func (ls *loopState) status(l *conn.Loop, s *session, r *request) {
 	g := ls.g
-	readOp(ls, l, s, r, func(name string) (state.Status, error) { return g.engine.Status(g.ctx, name) }, appendStatusReply)
+	readOp(ls, l, s, r, func(ctx context.Context, name string) (state.Status, error) { return g.engine.Status(ctx, name) }, appendStatusReply)
 }
 
 // readOp answers a request that only reads a hunt (status, rank): the token
 // must allow the hunt, no join is needed. call runs on the loop with an
 // inline engine, else on a worker and the reply is posted back; enc encodes
 // a successful result.
-func readOp[T any](ls *loopState, l *conn.Loop, s *session, r *request, call func(hunt string) (T, error), enc func(dst, ref []byte, v *T) []byte) {
+func readOp[T any](ls *loopState, l *conn.Loop, s *session, r *request, call func(ctx context.Context, hunt string) (T, error), enc func(dst, ref []byte, v *T) []byte) {
 	g := ls.g
 	if !s.allows(r.hunt) {
 		ls.fail(l, s.h, r.ref, errForbidden)
@@ -623,13 +641,15 @@ func readOp[T any](ls *loopState, l *conn.Loop, s *session, r *request, call fun
 		ls.reply(l, h)
 	}
 	if g.inline {
-		v, err := call(name)
+		v, err := call(g.ctx, name)
 		finish(ls, l, s.h, r.ref, &v, err)
 		return
 	}
 	h, ref, id := s.h, cloneBytes(r.ref), ls.id
 	if !g.offload(func() {
-		v, err := call(name)
+		ctx, cancel := g.callCtx()
+		v, err := call(ctx, name)
+		cancel()
 		g.node.Post(id, func(l *conn.Loop) { finish(g.loops[id], l, h, ref, &v, err) })
 	}) {
 		ls.fail(l, h, ref, errOverloaded)

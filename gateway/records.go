@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -191,7 +192,7 @@ func (ls *loopState) rank(l *conn.Loop, s *session, r *request) {
 		around = int(r.around)
 	}
 	player := s.player
-	readOp(ls, l, s, r, func(name string) (state.PlayerRank, error) {
-		return g.recs.PlayerRank(g.ctx, name, player, around)
+	readOp(ls, l, s, r, func(ctx context.Context, name string) (state.PlayerRank, error) {
+		return g.recs.PlayerRank(ctx, name, player, around)
 	}, appendRankReply)
 }

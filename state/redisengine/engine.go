@@ -180,6 +180,10 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		opt := &redis.ClusterOptions{
 			Addrs: cfg.Cluster, PoolSize: cfg.PoolSize, Dialer: dial, DisableIdentity: true,
+			// A caller's deadline bounds the socket reads and writes too
+			// (go-redis otherwise waits its own 3 s read timeout, retries
+			// included): the gateway bounds every player request.
+			ContextTimeoutEnabled: true,
 			// The slot map is read again every second: a primary killed
 			// without notice sends no MOVED to prompt a reload, and
 			// go-redis's own default is a minute.
@@ -200,6 +204,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			opt.PoolSize = cfg.PoolSize
 		}
 		opt.DisableIdentity = true
+		opt.ContextTimeoutEnabled = true // as for a cluster, above
 		if dial != nil {
 			opt.Dialer = dial
 		}
