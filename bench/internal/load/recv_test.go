@@ -56,6 +56,26 @@ func TestReceiveAccounting(t *testing.T) {
 	}
 }
 
+// TestReceiveStartedIsReliable: started takes the next seq like every
+// reliable kind, so an event after it is no gap (and one after a started
+// that never came is).
+func TestReceiveStartedIsReliable(t *testing.T) {
+	w, _, p, g := recvFixture(Event)
+	ls := w.loops[0]
+	started := func(seq int) []byte {
+		return []byte(`{"op":"update","hunt":"h-0","epoch":1763800000,"seq":` + strconv.Itoa(seq) + `,"kind":"started"}`)
+	}
+	g.onMessage(w, ls, nil, p, framing.OpText, started(1))
+	g.onMessage(w, ls, nil, p, framing.OpText, eventMsg(2, 2, 1000))
+	if gs := w.rec.GapTotals(); gs.Updates != 2 || gs.Gaps != 0 {
+		t.Fatalf("started then event: %+v, want 2 updates, no gap", gs)
+	}
+	g.onMessage(w, ls, nil, p, framing.OpText, eventMsg(4, 4, 1000)) // started 3 lost
+	if gs := w.rec.GapTotals(); gs.Updates != 3 || gs.Gaps != 1 {
+		t.Fatalf("after a lost update: %+v, want 3 updates, 1 gap", gs)
+	}
+}
+
 // BenchmarkReceiveEvent is the load generator's cost per event delivery
 // after framing: parse, seq accounting, broadcast receipt, one-way latency.
 func BenchmarkReceiveEvent(b *testing.B) {

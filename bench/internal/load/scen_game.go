@@ -158,7 +158,7 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 	case "update":
 		fresh := true
 		switch string(m.kind) {
-		case "claimed", "event", "ended":
+		case "claimed", "event", "ended", "started": // reliable: docs/protocol.md, update
 			ls.shard.Gaps(func(gs *measure.GapStats) { fresh = p.seq.Update(m.epoch, m.seq, gs) })
 			p.keepEpoch(m.epochRaw)
 		}

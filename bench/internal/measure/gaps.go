@@ -44,7 +44,7 @@ func (s *SeqState) Joined(epoch uint64, seq int64, reset bool, replayed int64, g
 	g.Replayed += replayed
 }
 
-// Update accounts one reliable update (claimed, event, ended) and reports
+// Update accounts one reliable update (claimed, event, ended, started) and reports
 // whether it is new to the player, false for a duplicate. Latest-value
 // updates (leaderboard) carry the seq of the last reliable update and must
 // not be passed here.
