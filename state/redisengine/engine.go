@@ -115,7 +115,7 @@ type Engine struct {
 	waitT    time.Duration
 	tick     time.Duration
 
-	keys   sync.Map              // hunt -> *huntKeys, for hunts created or watched here
+	keys   sync.Map              // hunt -> *huntKeys, for hunts watched here (dropped at unwatch)
 	locals sync.Map              // hunt -> *localHunt: this node's counts and copies (local.go)
 	health atomic.Pointer[error] // nil: Redis answered the last probe
 
@@ -137,6 +137,7 @@ type Engine struct {
 
 	gaps        atomic.Uint64
 	filled      atomic.Uint64
+	tracked     atomic.Int64 // the reader's tracks (one per watched hunt) after its last event
 	regressions atomic.Uint64
 	waitShort   atomic.Uint64
 }
@@ -291,9 +292,9 @@ func (e *Engine) Gaps() uint64 { return e.gaps.Load() }
 // delivered from the history instead.
 func (e *Engine) Filled() uint64 { return e.filled.Load() }
 
-// keysOf returns hunt's keys: cached for a hunt created or watched here,
-// built afresh otherwise, so that ids of hunts that do not exist (any a
-// client sends) never pile up in the cache.
+// keysOf returns hunt's keys: cached for a hunt watched here, built afresh
+// otherwise, so that neither ids of hunts that do not exist (any a client
+// sends) nor hunts this node no longer serves pile up in the cache.
 func (e *Engine) keysOf(hunt string) *huntKeys {
 	if k, ok := e.keys.Load(hunt); ok {
 		return k.(*huntKeys)
@@ -301,7 +302,8 @@ func (e *Engine) keysOf(hunt string) *huntKeys {
 	return e.buildKeys(hunt)
 }
 
-// keepKeys is keysOf that caches the keys; only for a hunt that exists.
+// keepKeys is keysOf that caches the keys; only for a hunt watched here
+// (the subscriber drops them at unwatch).
 func (e *Engine) keepKeys(hunt string) *huntKeys {
 	if k, ok := e.keys.Load(hunt); ok {
 		return k.(*huntKeys)
@@ -364,8 +366,19 @@ func (e *Engine) heartbeat() {
 // beat renews this node's entry in the registry, and its connection count
 // when a load function was set.
 func (e *Engine) beat(ctx context.Context) error {
-	if err := beatLua.Run(ctx, e.rdb, []string{e.nodesKey}, e.node, e.hbTTLArg).Err(); err != nil {
+	expired, err := beatLua.Run(ctx, e.rdb, []string{e.nodesKey}, e.node, e.hbTTLArg).StringSlice()
+	if err != nil {
 		return err
+	}
+	if len(expired) > 0 {
+		// The nodes this beat pruned from the registry crashed (a closed
+		// node removes itself): their connection counts go with them, or
+		// the hash would keep a field for every node that ever crashed.
+		// Its own command: on a Redis Cluster the hash may live in
+		// another slot than the registry.
+		if err := e.rdb.HDel(ctx, e.loadKey, expired...).Err(); err != nil {
+			return err
+		}
 	}
 	if fn := e.load.Load(); fn != nil {
 		// Its own command, not in the script: on a Redis Cluster the hash
@@ -377,9 +390,9 @@ func (e *Engine) beat(ctx context.Context) error {
 
 // SetLoad gives the engine a function of the node's open connections, sent
 // with every heartbeat (a third of HeartbeatTTL apart) so that Nodes reports
-// it for every node; the gateway sets it. The count of a node that
-// crashed stays in Redis, but Nodes lists live nodes only, and Close removes
-// this node's.
+// it for every node; the gateway sets it. The count of a node that crashed
+// is removed by the heartbeat that prunes its registry entry, Close removes
+// this node's, and Nodes lists live nodes only.
 func (e *Engine) SetLoad(fn func() int64) {
 	e.load.Store(&fn)
 	ctx, cancel := context.WithTimeout(e.ctx, time.Second)
@@ -488,7 +501,6 @@ func (e *Engine) Create(ctx context.Context, s state.Spec) (state.Status, error)
 	if rc != 1 {
 		return state.Status{}, rcErr(rc)
 	}
-	e.keepKeys(s.ID)
 	if first > 0 {
 		// A start already past happens now, as in the memory engine.
 		if err := e.transition(ctx, s.ID); err != nil {

@@ -674,7 +674,7 @@ func TestReconnectFill(t *testing.T) {
 
 // TestUnknownHuntsNotCached: calls on hunts that do not exist answer
 // ErrUnknownHunt and leave nothing behind in the engine's key cache; a
-// created hunt's keys are cached.
+// hunt's keys are cached once it is watched here.
 func TestUnknownHuntsNotCached(t *testing.T) {
 	n := newEngine(t, Config{})
 	for i := 0; i < 50; i++ {
@@ -689,6 +689,7 @@ func TestUnknownHuntsNotCached(t *testing.T) {
 	if _, err := n.Create(ctx, state.Spec{ID: "h", Width: 1, Height: 1}); err != nil {
 		t.Fatal(err)
 	}
+	watchAndWait(t, admin(t), n, "h", 1)
 	var cached []any
 	n.keys.Range(func(k, _ any) bool { cached = append(cached, k); return true })
 	if len(cached) != 1 || cached[0] != "h" {

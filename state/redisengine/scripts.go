@@ -307,13 +307,17 @@ return r
 // beatLua: KEYS registry; ARGV node id, TTL ms. Scores the node's registry
 // entry with its expiry, by Redis's clock, so nodes with skewed clocks
 // agree. Expired entries are pruned here, so the registry stays as small as
-// the set of live nodes.
+// the set of live nodes; their ids are returned, for the caller to prune
+// what else those nodes left.
 var beatLua = redis.NewScript(luaNow + `
 local ms = tonumber(now())
 local ttl = tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], string.format('%d', ms + ttl), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', ms))
-return 1
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', ms))
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', ms))
+end
+return expired
 `)
 
 // nodesLua: KEYS registry. The ids whose heartbeat has not expired.

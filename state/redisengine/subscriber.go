@@ -149,6 +149,9 @@ func (e *Engine) subscriber() {
 				subscribed[h] = gen
 			} else {
 				delete(subscribed, h)
+				// Cached only while watched: a node that ever watched
+				// many hunts must not keep all their keys.
+				e.keys.Delete(h)
 			}
 		}
 	}
@@ -192,6 +195,12 @@ func (e *Engine) reader() {
 				e.subs.confirmed(ev.c, hunt)
 				e.onSubscribed(tracks, hunt)
 			case "sunsubscribe":
+				if e.watchGen(hunt) == 0 {
+					// Unwatched: its stream ends here (a later watch
+					// starts a new track), so the reader keeps one track
+					// per watched hunt, not one per hunt ever watched.
+					delete(tracks, hunt)
+				}
 				if e.subs.dropped(ev.c, hunt) && e.watchGen(hunt) != 0 {
 					// Not asked for: Redis drops the shard channels of
 					// a slot its node no longer serves.
@@ -202,6 +211,7 @@ func (e *Engine) reader() {
 		case *redis.Message:
 			e.onMessage(tracks, m)
 		}
+		e.tracked.Store(int64(len(tracks)))
 	}
 }
 
