@@ -80,6 +80,28 @@ export interface Dug {
   seq?: number;
 }
 
+/** One place on a leaderboard. */
+export interface RankEntry {
+  rank: number;
+  player: string;
+  score: number;
+}
+
+/** The answer to rank(): this player's place, with neighbours. */
+export interface Rank {
+  op: 'rank';
+  ref: number;
+  hunt: string;
+  player: string;
+  score: number;
+  /** 1-based place on the leaderboard. */
+  rank: number;
+  /** Seq of the last reliable update the answer reflects. */
+  seq: number;
+  /** Up to `around` players on each side, this player included, best first. */
+  around: RankEntry[];
+}
+
 /** The WebSocket class to use (the browser's, Node's, or the ws package's). */
 export interface WebSocketClass {
   new (url: string): {
@@ -125,6 +147,8 @@ export class HuntClient {
   leave(hunt: string): Promise<void>;
   dig(hunt: string, x: number, y: number): Promise<Dug>;
   status(hunt: string): Promise<Status>;
+  /** This player's place in hunt, with up to `around` (0 to 100; default 5) players on each side; rejects with `not_ranked` before a claim. */
+  rank(hunt: string, around?: number): Promise<Rank>;
   /** Round trip in milliseconds. */
   ping(): Promise<number>;
   on(event: 'update', fn: (u: Update) => void): () => void;

@@ -6,7 +6,7 @@
 export const VERSION = '1.0.0';
 
 /** Op of each request, and the op of the reply that answers it. */
-const REPLY = { join: 'joined', leave: 'left', dig: 'dug', status: 'status', ping: 'pong' };
+const REPLY = { join: 'joined', leave: 'left', dig: 'dug', status: 'status', rank: 'rank', ping: 'pong' };
 
 /** Reliable update kinds: each takes the next seq of its hunt. */
 const RELIABLE = new Set(['claimed', 'event', 'ended', 'started']);
@@ -105,8 +105,13 @@ export class HuntClient {
 
   /** Leaves hunt; resolves once the gateway confirmed. */
   leave(hunt) {
-    if (this._state !== 'open' && this._hunts.has(hunt)) {
-      // Not joined on any socket now: forgetting it is the whole leave.
+    const h = this._hunts.get(hunt);
+    if (h && (this._state !== 'open' || (h.retry && !h.live))) {
+      // Not joined on any socket now (or only waiting to rejoin after a
+      // rate_limited refusal on this one, with no join in flight): forgetting
+      // it is the whole leave. Asking the gateway would get not_joined.
+      clearTimeout(h.retry);
+      h.retry = null;
       this._hunts.delete(hunt);
       return Promise.resolve();
     }
@@ -121,6 +126,18 @@ export class HuntClient {
   /** Resolves with hunt's status object (joining is not needed). */
   status(hunt) {
     return this._request({ op: 'status', hunt });
+  }
+
+  /**
+   * Resolves with this player's place on hunt's leaderboard: the rank reply
+   * (`player`, `score`, `rank`, `seq`, `around`: up to `around` players on
+   * each side, 0 to 100, the gateway's default 5 when absent). Joining is not
+   * needed; rejects with code `not_ranked` before the player's first claim.
+   */
+  rank(hunt, around) {
+    const msg = { op: 'rank', hunt };
+    if (around !== undefined && around !== null) msg.around = around;
+    return this._request(msg);
   }
 
   /** Resolves with the round trip in milliseconds. */
@@ -213,6 +230,7 @@ export class HuntClient {
     for (const h of this._hunts.values()) {
       clearTimeout(h.retry); // this rejoin supersedes a retry still waiting
       h.retry = null;
+      h.live = false; // not joined on this socket until its joined reply
       h.ready = false;
       h.replaying = 0;
       h.held = [];
@@ -240,8 +258,9 @@ export class HuntClient {
     if (err.code === 'closed' || err.code === 'disconnected') return;
     if (err.code === 'rate_limited') {
       // This connection's own rate limit (many hunts rejoined at once after
-      // a reconnect, or a game sending fast): the hunt is still joined on
-      // the gateway, so ask again once the limit has refilled.
+      // a reconnect, or a game sending fast): the hunt is still the
+      // client's, so ask again once the limit has refilled (a leave()
+      // meanwhile cancels this).
       clearTimeout(h.retry);
       h.retry = setTimeout(() => {
         h.retry = null;
@@ -346,6 +365,13 @@ export class HuntClient {
   }
 
   _send(msg, r) {
+    const hunt = msg.op === 'join' && this._hunts.get(msg.hunt);
+    if (hunt && hunt.retry) {
+      // A join going out supersedes a rejoin retry still waiting: while a
+      // retry waits, no join of its hunt is in flight (see leave()).
+      clearTimeout(hunt.retry);
+      hunt.retry = null;
+    }
     if (msg.op === 'join' && !r.internal) {
       // Join of a hunt already joined: ask for what came since, so that the
       // stream stays gap-free (a plain join answers with a status only).
@@ -429,6 +455,7 @@ export class HuntClient {
       h.replaying = m.replayed || 0;
     }
     h.ready = true;
+    h.live = true;
     h.resyncing = false;
     if (h.replaying === 0) this._checkHeld(h);
     else this._drainHeld(h);
@@ -535,8 +562,9 @@ export class HuntClient {
 
 function newHunt(name) {
   // seen: a joined reply set epoch and last; lost: they no longer describe
-  // what listeners saw, so the next join asks for a fresh status.
-  return { name, epoch: 0, last: 0, seen: false, lost: false, ready: false, resyncing: false, replaying: 0, held: [], retry: null };
+  // what listeners saw, so the next join asks for a fresh status. live: joined
+  // on the current socket (a joined reply came on it).
+  return { name, epoch: 0, last: 0, seen: false, lost: false, ready: false, live: false, resyncing: false, replaying: 0, held: [], retry: null };
 }
 
 function detach(ws) {

@@ -146,16 +146,7 @@ func TestBrowserSDKEpochFromLeaderboard(t *testing.T) {
 // is asked again once the limit refilled, and its updates keep coming,
 // instead of being dropped with an error as if the hunt were gone.
 func TestBrowserSDKRejoinRateLimited(t *testing.T) {
-	b := newBrowser(t)
-	g := startGateway(t, "--dev", "--rate", "2", "--rate-burst", "2")
-	hunts := []string{"q1", "q2", "q3"}
-	for _, h := range hunts {
-		g.createHunt(t, `{"id":"`+h+`","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}]}`)
-	}
-	p := sdkPage(t, b, g, "alice", hunts...)
-	// Drop the socket from the client side: the SDK reconnects at once (a
-	// new connection, a full burst of 2) and rejoins the three hunts.
-	run(t, p, evalVoid("window.t.client._ws.close()"))
+	g, p, hunts := rateLimitedReconnect(t)
 	waitJS(t, p, "reconnected", "window.t.states.includes('reconnecting') && window.t.client.state === 'open'", 10*time.Second)
 	for _, h := range hunts {
 		if code, body := g.post("/v1/hunts/"+h+"/events", `{"to":"`+h+`"}`); code != 200 {
@@ -171,6 +162,22 @@ func TestBrowserSDKRejoinRateLimited(t *testing.T) {
 	if len(got.Hunts) != 3 || len(got.Errors) != 0 || got.Events != 3 {
 		t.Fatalf("after the reconnect: %+v", got)
 	}
+}
+
+// rateLimitedReconnect starts a gateway with a burst of 2 requests, a page
+// joined to three hunts on it, and drops the page's socket from the client
+// side: the SDK reconnects at once (a new connection, a full burst of 2)
+// and rejoins the three hunts, so one rejoin is refused with rate_limited.
+func rateLimitedReconnect(t *testing.T) (*gatewayProc, context.Context, []string) {
+	b := newBrowser(t)
+	g := startGateway(t, "--dev", "--rate", "2", "--rate-burst", "2")
+	hunts := []string{"q1", "q2", "q3"}
+	for _, h := range hunts {
+		g.createHunt(t, `{"id":"`+h+`","width":4,"height":4,"treasures":[{"id":"t","x":1,"y":1,"points":5}]}`)
+	}
+	p := sdkPage(t, b, g, "alice", hunts...)
+	run(t, p, evalVoid("window.t.client._ws.close()"))
+	return g, p, hunts
 }
 
 // TestBrowserSDKRejoinRefusedStaysReconnecting: with Redis down, the
@@ -225,4 +232,79 @@ func TestBrowserSDKRejoinRefusedStaysReconnecting(t *testing.T) {
 // evalVoid evaluates a JavaScript expression, ignoring its value.
 func evalVoid(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](expr)
+}
+
+// TestBrowserSDKRank: rank() sends the rank op and resolves with the
+// player's place and neighbours; before a claim it rejects with not_ranked.
+func TestBrowserSDKRank(t *testing.T) {
+	b := newBrowser(t)
+	g := startGateway(t, "--dev")
+	g.createHunt(t, `{"id":"k1","width":4,"height":4,"treasures":[{"id":"a","x":1,"y":1,"points":5},{"id":"b","x":2,"y":2,"points":9}]}`)
+	p := sdkPage(t, b, g, "alice", "k1")
+	run(t, p, evalVoid(`(async () => {
+		const c = window.t.client;
+		try {
+			await c.rank('k1');
+			window.t.before = 'resolved';
+		} catch (e) {
+			window.t.before = e.code;
+		}
+		await c.dig('k1', 1, 1);
+		window.t.rank = await c.rank('k1', 0);
+		window.t.rankDone = true;
+	})()`))
+	waitJS(t, p, "the rank answers", "window.t.rankDone === true", 10*time.Second)
+	if got := eval[string](t, p, "window.t.before"); got != "not_ranked" {
+		t.Fatalf("rank before a claim: %q, want not_ranked", got)
+	}
+	got := eval[struct {
+		Op, Hunt, Player string
+		Score, Rank      int
+		Seq              int
+		Around           []struct {
+			Rank   int
+			Player string
+			Score  int
+		}
+	}](t, p, "window.t.rank")
+	if got.Op != "rank" || got.Hunt != "k1" || got.Player != "alice" || got.Score != 5 || got.Rank != 1 || got.Seq != 1 ||
+		len(got.Around) != 1 || got.Around[0].Player != "alice" || got.Around[0].Rank != 1 || got.Around[0].Score != 5 {
+		t.Fatalf("rank %+v", got)
+	}
+}
+
+// TestBrowserSDKLeaveDuringRejoinRetry: a hunt whose rejoin after a
+// reconnect was refused with rate_limited is not joined on the new socket
+// while its retry waits; leave() then resolves at once and cancels the
+// retry, instead of sending a leave the gateway answers with not_joined.
+func TestBrowserSDKLeaveDuringRejoinRetry(t *testing.T) {
+	g, p, hunts := rateLimitedReconnect(t)
+	// The reconnect's third rejoin is refused: its retry waits 0.5 to 1 s.
+	waitJS(t, p, "a rejoin retry waiting", "[...window.t.client._hunts.values()].some((h) => h.retry)", 10*time.Second)
+	// Found and left in one evaluation, so the retry cannot fire between.
+	left := eval[string](t, p, `(() => {
+		const h = [...window.t.client._hunts.values()].find((h) => h.retry);
+		window.t.leaveDone = false;
+		window.t.client.leave(h.name).then(() => { window.t.leave = 'ok'; }, (e) => { window.t.leave = e.code; }).finally(() => { window.t.leaveDone = true; });
+		window.t.leftHunt = h;
+		return h.name;
+	})()`)
+	waitJS(t, p, "the leave", "window.t.leaveDone === true", 10*time.Second)
+	got := eval[struct {
+		Leave  string
+		Hunts  []string
+		Retry  bool
+		Errors []string
+	}](t, p, `({Leave: window.t.leave, Hunts: window.t.client.hunts.sort(), Retry: !!window.t.leftHunt.retry, Errors: window.t.errors})`)
+	want := slices.DeleteFunc(slices.Clone(hunts), func(h string) bool { return h == left })
+	if got.Leave != "ok" || !slices.Equal(got.Hunts, want) || got.Retry || len(got.Errors) != 0 {
+		t.Fatalf("leave of %s during its rejoin retry: %+v, want ok, hunts %v, no retry, no error", left, got, want)
+	}
+	// The other hunts are still served on this socket.
+	for _, h := range want {
+		if code, body := g.post("/v1/hunts/"+h+"/events", `{"to":"`+h+`"}`); code != 200 {
+			t.Fatalf("publish: %d %s", code, body)
+		}
+	}
+	waitJS(t, p, "the other hunts' events", fmt.Sprintf("%q.split(' ').every((h) => window.t.updates.some((u) => u.hunt === h && u.kind === 'event'))", want[0]+" "+want[1]), 10*time.Second)
 }
