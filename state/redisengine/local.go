@@ -160,8 +160,12 @@ func (e *Engine) setBaseline(hunt string, gen uint64, h *histReply) {
 	l.offset = time.Until(h.now) // ~ Redis's clock minus ours, within a round trip
 	l.stale, l.gone = false, false
 	l.ready = true
-	close(l.readyCh)
-	l.readyCh = nil
+	// nil when the copy was ready already (a second baseline of the same
+	// generation): nobody waits then, and closing nil would panic the reader.
+	if l.readyCh != nil {
+		close(l.readyCh)
+		l.readyCh = nil
+	}
 }
 
 // apply brings the copy of u.Hunt up to u (reader only) and reports whether
