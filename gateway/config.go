@@ -102,6 +102,12 @@ type Config struct {
 	// with error overloaded and has no effect. Joins answered from the
 	// node's copy of a hunt and leaves do not go through it.
 	WorkQueue int
+	// Workers is how many goroutines make the engine calls when the engine
+	// blocks (Redis); 0 means DefaultWorkersPerLoop per event loop. Each
+	// holds one call at a time; the Redis engine sends the script calls
+	// waiting together as one pipeline, so more workers mean deeper
+	// pipelines rather than more connections.
+	Workers int
 	// EngineTimeout bounds the engine calls of one player request when the
 	// engine blocks (Redis): a store that has not answered by then gets
 	// the player error internal, and the worker is free again. 0 means
@@ -270,6 +276,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.DurationVar(&c.FlushBudget, "flush-budget", 2*time.Millisecond, "time per event loop pass spent writing broadcast output (negative: unbounded)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "close a connection unwritable this long")
 	fs.DurationVar(&c.EngineTimeout, "engine-timeout", DefaultEngineTimeout, "longest wait for the hunt store per player request in cluster mode (then error internal)")
+	fs.IntVar(&c.Workers, "workers", 0, "goroutines making engine calls in cluster mode (0: 64 per event loop)")
 	fs.IntVar(&c.WorkQueue, "work-queue", 65536, "engine calls queued for workers in cluster mode (full, or calls waiting over 1 s: requests refused with overloaded)")
 	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST every reliable update of every hunt to this URL (in cluster mode one node at a time delivers a hunt; give every node the same webhook flags)")
 	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "HMAC-SHA256 key of the X-Huntgate-Signature header (required with --webhook-url)")
@@ -323,6 +330,8 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --queue-bytes must be >= 0")
 	case c.WorkQueue < 0:
 		return errors.New("gateway: --work-queue must be >= 0")
+	case c.Workers < 0:
+		return errors.New("gateway: --workers must be >= 0")
 	case c.EngineTimeout < 0:
 		return errors.New("gateway: --engine-timeout must be >= 0")
 	case c.WebhookURL != "" && c.WebhookSecret == "":

@@ -217,9 +217,21 @@ func (g *Gateway) Start() error {
 	return nil
 }
 
+// DefaultWorkersPerLoop is the default of Config.Workers per event loop.
+// A worker holds one engine call at a time, so the workers bound the calls
+// in flight: with 4 per loop a node made at most 4 digs per Redis round
+// trip, whatever Redis could take. 64 let the Redis engine's pipelines
+// (up to 128 script calls each) fill under load.
+const DefaultWorkersPerLoop = 64
+
 // workerCount is how many goroutines make the engine calls of a blocking
-// engine: enough to keep several round trips per loop in flight.
-func (g *Gateway) workerCount() int { return 4 * len(g.loops) }
+// engine.
+func (g *Gateway) workerCount() int {
+	if g.cfg.Workers > 0 {
+		return g.cfg.Workers
+	}
+	return DefaultWorkersPerLoop * len(g.loops)
+}
 
 func (g *Gateway) logStats() {
 	defer g.wg.Done()

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -26,10 +27,57 @@ type huntTable struct {
 	mu      sync.RWMutex
 	byName  map[string]*huntInfo
 	byID    []*huntInfo
+	pending map[string]*lookup // guarded by mu
+}
+
+// lookup is the engine's check of a hunt not registered yet, shared by the
+// first joins of it that wait together.
+type lookup struct {
+	done chan struct{} // closed once err is set
+	err  error
 }
 
 func newHuntTable() *huntTable {
-	return &huntTable{byName: make(map[string]*huntInfo)}
+	return &huntTable{byName: make(map[string]*huntInfo), pending: make(map[string]*lookup)}
+}
+
+// lookup returns the hunt named name, registering it once check (the
+// engine's Status) found it. The first joins of a hunt new to the node share
+// one check: with many workers they would otherwise each ask the engine.
+func (t *huntTable) lookup(ctx context.Context, name string, check func() error) (*huntInfo, error) {
+	if h := t.getString(name); h != nil {
+		return h, nil
+	}
+	t.mu.Lock()
+	if h := t.byName[name]; h != nil {
+		t.mu.Unlock()
+		return h, nil
+	}
+	if l := t.pending[name]; l != nil {
+		t.mu.Unlock()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if l.err != nil {
+			return nil, l.err
+		}
+		return t.register(name), nil
+	}
+	l := &lookup{done: make(chan struct{})}
+	t.pending[name] = l
+	t.mu.Unlock()
+	l.err = check()
+	var h *huntInfo
+	if l.err == nil {
+		h = t.register(name)
+	}
+	t.mu.Lock()
+	delete(t.pending, name)
+	t.mu.Unlock()
+	close(l.done)
+	return h, l.err
 }
 
 // get returns the hunt named name, or nil. It does not allocate.

@@ -321,18 +321,18 @@ func (ls *loopState) join(l *conn.Loop, s *session, r *request) {
 		pending = ls.addPending(s, name).gen
 	}
 	if !g.offload(func() {
-		// Joins queued behind the first that registered the hunt need not
-		// ask again: a crowd's first joins make one check, not one each.
-		info := g.hunts.getString(name)
-		if info == nil {
-			ctx, cancel := g.callCtx()
+		// Joins queued behind the first that registered the hunt, or
+		// running beside it on other workers, need not ask again: a crowd's
+		// first joins make one check, not one each.
+		ctx, cancel := g.callCtx()
+		info, err := g.hunts.lookup(ctx, name, func() error {
 			_, err := g.engine.Status(ctx, name)
-			cancel()
-			if err != nil {
-				g.node.Post(id, func(l *conn.Loop) { g.loops[id].failPending(l, h, ref, pending, engineError(err)) })
-				return
-			}
-			info = g.hunts.register(name)
+			return err
+		})
+		cancel()
+		if err != nil {
+			g.node.Post(id, func(l *conn.Loop) { g.loops[id].failPending(l, h, ref, pending, engineError(err)) })
+			return
 		}
 		g.node.Post(id, func(l *conn.Loop) { g.loops[id].joinHeld(l, h, ref, player, info, again, pending, &rc) })
 	}) {

@@ -96,6 +96,14 @@
 //     Config.WebhookBacklog, every script that records a reliable update
 //     also appends it to the backlog (record in scripts.go).
 //
+// The dig, publish, end and schedule scripts of concurrent callers are sent
+// together (batch.go): the calls waiting when one of a few pipeline slots
+// frees go as one pipeline (up to 128 scripts, split per shard by go-redis
+// on a cluster), each caller getting its own reply or error; a lone call
+// goes at once. Each script stays atomic on its own; a pipeline is not a
+// transaction. With Config.WaitReplicas each call keeps its own pipeline
+// with its WAIT.
+//
 // Updates are stamped with Redis's TIME, and History ages them against the
 // same clock, so node clocks do not matter.
 //

@@ -140,6 +140,11 @@ type Engine struct {
 	tracked     atomic.Int64 // the reader's tracks (one per watched hunt) after its last event
 	regressions atomic.Uint64
 	waitShort   atomic.Uint64
+
+	calls   chan *scriptCall // script calls waiting for the batcher (batch.go)
+	slots   chan struct{}    // a token per pipeline in flight
+	batches atomic.Uint64
+	queued  atomic.Int64 // calls handed to the batcher and not yet sent
 }
 
 type watchState struct {
@@ -233,6 +238,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		probe:   probe,
 		waitN:   cfg.WaitReplicas,
 		waitT:   cfg.WaitTimeout,
+		calls:   make(chan *scriptCall, batchQueue),
+		slots:   make(chan struct{}, batchSlots),
 	}
 	if e.waitT <= 0 {
 		e.waitT = 100 * time.Millisecond
@@ -271,7 +278,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.subs = newSubConns(e)
-	e.wg.Add(6)
+	e.wg.Add(7)
+	go e.batcher()
 	go e.scheduler()
 	go e.heartbeat()
 	go e.subscriber()

@@ -10,10 +10,12 @@ import (
 // run runs a script that writes a hunt's updates. With Config.WaitReplicas
 // it is followed by WAIT on the same connection (a pipeline to the
 // primary that owns the hunt), so the answer comes once replicas hold the
-// write or the wait timed out (counted in WaitShort).
+// write or the wait timed out (counted in WaitShort). Without it the call
+// goes through the batcher (batch.go), in one pipeline with the calls
+// waiting beside it.
 func (e *Engine) run(ctx context.Context, s *redis.Script, keys []string, args ...any) (any, error) {
 	if e.waitN <= 0 {
-		return s.Run(ctx, e.rdb, keys, args...).Result()
+		return e.batched(ctx, s, keys, args)
 	}
 	var node redis.Cmdable = e.rdb
 	if e.crdb != nil {
