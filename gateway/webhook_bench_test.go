@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sys/unix"
 
+	"github.com/huntgate/huntgate/conn"
 	"github.com/huntgate/huntgate/internal/redistest"
 	"github.com/huntgate/huntgate/state"
 	"github.com/huntgate/huntgate/state/redisengine"
@@ -154,6 +156,37 @@ type webhookRun struct {
 
 var benchRuns atomic.Int64
 
+// startCPUs is the CPU set the process started with (taskset), read before
+// any loop pins its thread.
+var startCPUs = func() (s unix.CPUSet) {
+	_ = unix.SchedGetaffinity(0, &s)
+	return s
+}()
+
+// restoreAffinity gives every thread of the process the CPU set it started
+// with. A pinned loop's thread returns to the runtime's pool with the
+// loop's CPU when the gateway stops; left so, the next run's goroutines, and
+// the receiver processes they start, would share the CPU the next loop is
+// meant to have alone.
+func restoreAffinity(b *testing.B) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var s unix.CPUSet
+		if unix.SchedGetaffinity(tid, &s) == nil && s != startCPUs {
+			if err := unix.SchedSetaffinity(tid, &startCPUs); err != nil {
+				b.Logf("thread %d: restore affinity: %v", tid, err)
+			}
+		}
+	}
+}
+
 // webhookLoad publishes 1,000 events/s for steady seconds to a hunt with 50
 // joined players on a gateway (memory engine, or Redis with rcfg) whose
 // webhook goes to r (nil: none); with outage > 0 the receiver is away for
@@ -163,6 +196,23 @@ func webhookLoad(b *testing.B, rcfg *redisengine.Config, r hookTarget, steady, o
 		Addr: "127.0.0.1:0", AdminAddr: "-", Loops: 2, DevMode: true, Rate: -1,
 		StatsInterval: -1, DrainWindow: 100 * time.Millisecond,
 		Pin: os.Getenv("HG_WEBHOOK_PIN") == "1",
+	}
+	// HG_WEBHOOK_LOOPS and HG_WEBHOOK_CPUS (pins the loops there) let a run
+	// give the loop a CPU of its own while the process is confined to the
+	// others (taskset), to separate core sharing from the loop's own work.
+	if v := os.Getenv("HG_WEBHOOK_LOOPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("HG_WEBHOOK_LOOPS: %v", err)
+		}
+		cfg.Loops = n
+	}
+	if v := os.Getenv("HG_WEBHOOK_CPUS"); v != "" {
+		cpus, err := conn.ParseCPUList(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Pin, cfg.CPUs = true, cpus
 	}
 	if r != nil {
 		cfg.WebhookURL, cfg.WebhookSecret = r.url(), testWebhookSecret
@@ -199,6 +249,9 @@ func webhookLoad(b *testing.B, rcfg *redisengine.Config, r hookTarget, steady, o
 		defer cancel()
 		_ = g.Shutdown(sctx)
 		_ = engine.Close()
+		if cfg.Pin {
+			restoreAffinity(b)
+		}
 	}()
 	tg := &testGateway{Gateway: g, ws: "ws://" + g.Addr().String()}
 	if _, err := engine.Create(ctx, state.Spec{ID: "w", Width: 2, Height: 2}); err != nil {
