@@ -308,7 +308,17 @@ func (l *Loop) run() {
 	defer l.n.wg.Done()
 	if l.cfg.Pin {
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		// The thread goes back to the runtime's pool when the loop ends:
+		// give it back the CPUs it had, or goroutines (and processes
+		// started from it) would run on the loop's one CPU from then on.
+		var before unix.CPUSet
+		restore := unix.SchedGetaffinity(0, &before) == nil
+		defer func() {
+			if restore {
+				_ = unix.SchedSetaffinity(0, &before)
+			}
+			runtime.UnlockOSThread()
+		}()
 		l.pin()
 		l.stats.thread.Store(int64(unix.Gettid()))
 		defer l.stats.thread.Store(0)

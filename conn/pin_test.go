@@ -123,3 +123,34 @@ func newNodeOn(narrow bool, cpu int, cfg Config) (*Node, error) {
 	r := <-out
 	return r.n, r.err
 }
+
+// TestPinnedThreadRestoredAfterLoop: a pinned loop's thread returns to the
+// runtime's pool when the loop ends; it must get back the CPUs it had, or
+// later goroutines (and processes started from that thread) stay on the
+// loop's one CPU.
+func TestPinnedThreadRestoredAfterLoop(t *testing.T) {
+	allowed := allowedCPUs()
+	if len(allowed) < 2 {
+		t.Skip("one CPU: pinning narrows nothing")
+	}
+	last := allowed[len(allowed)-1]
+	n, err := NewNode(Config{Loops: 1, Pin: true, CPUs: []int{last}, Logger: zerolog.Nop()}, newTestHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tid := make(chan int, 1)
+	n.Post(0, func(*Loop) { tid <- unix.Gettid() })
+	id := <-tid
+	n.Close()
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(id, &set); err != nil {
+		// The thread has exited: nothing can inherit its mask.
+		return
+	}
+	if got := cpusOf(&set); !slices.Equal(got, allowed) {
+		t.Fatalf("loop thread %d after the loop: CPUs %v, want %v", id, got, allowed)
+	}
+}
