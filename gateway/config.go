@@ -340,6 +340,10 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --webhook-url must be an http:// or https:// URL")
 	case c.WebhookOutbox < 0:
 		return errors.New("gateway: --webhook-outbox must be >= 0")
+	case c.WebhookTimeout < 0:
+		return errors.New("gateway: --webhook-timeout must be >= 0")
+	case c.WebhookMaxAge < 0:
+		return errors.New("gateway: --webhook-max-age must be >= 0")
 	case c.MaxLongPolls < 0:
 		return errors.New("gateway: --max-long-polls must be >= 0")
 	case c.Redis != "" && len(c.RedisCluster) > 0:
