@@ -49,6 +49,17 @@ func TestTestBroadcast(t *testing.T) {
 	if code, _ := tg.adminDo(t, http.MethodPost, "/v1/test/broadcast", testAPIKey, ""); code != http.StatusBadRequest {
 		t.Errorf("empty body: %d, want 400", code)
 	}
+	// Over the 64 KiB bound, and bytes that are not UTF-8 (a text frame
+	// must be), are refused before any loop sees them.
+	for name, bad := range map[string]string{"65537 bytes": strings.Repeat("x", testBroadcastMax+1), "not UTF-8": "\xff\xfe"} {
+		if code, _ := tg.adminDo(t, http.MethodPost, "/v1/test/broadcast", testAPIKey, bad); code != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", name, code)
+		}
+	}
+	// Exactly at the bound is taken.
+	if code, resp := tg.adminDo(t, http.MethodPost, "/v1/test/broadcast", testAPIKey, strings.Repeat("x", testBroadcastMax)); code != http.StatusOK {
+		t.Errorf("65536 bytes: %d %s, want 200", code, resp)
+	}
 	off := startGateway(t, func(c *Config) { c.TestEndpoints = false })
 	if code, _ := off.adminDo(t, http.MethodPost, "/v1/test/broadcast", testAPIKey, body); code != http.StatusNotFound {
 		t.Errorf("without --test-endpoints: %d, want 404", code)
