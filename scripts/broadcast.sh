@@ -34,19 +34,8 @@ src=127.0.0.2-127.0.0.60
 ncpu=$(nproc)
 
 ulimit -n 20000 2>/dev/null || true
-out=bench/results/$(date -u +%Y%m%dT%H%M%SZ)-broadcast
-bin=bench/results/bin
-mkdir -p "$out" "$bin"
-echo "== building"
-go build -o "$bin/huntgate" ./gateway/cmd/huntgate
-go build -o "$bin/gorillaserver" ./bench/cmd/gorillaserver
-go build -o "$bin/huntload" ./bench/cmd/huntload
-{
-	echo "# $(date -u) scripts/broadcast.sh rounds=$rounds players=$n duration=$dur overload=$over/s held=$held/s"
-	echo "# $(uname -srm), $ncpu CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
-	if [ -n "${BCAST_BASE_BIN:-}" ]; then echo "# hg-base: $BCAST_BASE_BIN"; fi
-} >"$out/commands.txt"
+prepare_run broadcast "rounds=$rounds players=$n duration=$dur overload=$over/s held=$held/s"
+if [ -n "${BCAST_BASE_BIN:-}" ]; then echo "# hg-base: $BCAST_BASE_BIN" >>"$out/commands.txt"; fi
 
 trap stop_server EXIT
 
@@ -62,14 +51,7 @@ run() {
 	fi
 	local cmd=("$bin/huntload" fanout --url "$url" --pid "$pid" --src "$src" --players "$n"
 		--rate "$rate" --size 128 --duration "$dur" --json "$out/$name.json" --html "$out/$name.html")
-	echo "[$server] ${cmd[*]}" >>"$out/commands.txt"
-	echo "== $name"
-	if ! "${cmd[@]}" 2>"$out/$name.progress" >"$out/$name.txt"; then
-		echo "broadcast: $name failed (see $out/$name.progress)" >&2
-		failed+=("$name")
-	fi
-	grep -E "^server rss taken|^  *[0-9]+ .*(true|false)$|^close codes" "$out/$name.txt" || true
-	stop_server
+	run_load "$server" "$name" "^server rss taken|^  *[0-9]+ .*(true|false)$|^close codes" "${cmd[@]}"
 }
 
 for round in $(seq "$rounds"); do

@@ -57,19 +57,8 @@ if ! perf stat -e raw_syscalls:sys_enter true 2>/dev/null; then
 	exit 1
 fi
 
-out=bench/results/$(date -u +%Y%m%dT%H%M%SZ)-efficiency
-bin=bench/results/bin
-mkdir -p "$out" "$bin"
-echo "== building"
-go build -o "$bin/huntgate" ./gateway/cmd/huntgate
-go build -o "$bin/gorillaserver" ./bench/cmd/gorillaserver
-go build -o "$bin/huntload" ./bench/cmd/huntload
-{
-	echo "# $(date -u) scripts/efficiency.sh rounds=$rounds players=$n rate=$rate duration=$dur"
-	echo "# $(uname -srm), $ncpu CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
-	if [ -n "$other" ]; then echo "# $other_name: $other_bin PORT"; fi
-} >"$out/commands.txt"
+prepare_run efficiency "rounds=$rounds players=$n rate=$rate duration=$dur"
+if [ -n "$other" ]; then echo "# $other_name: $other_bin PORT" >>"$out/commands.txt"; fi
 
 trap stop_server EXIT
 
@@ -95,14 +84,7 @@ run() {
 	start_other "$server"
 	local cmd=("$bin/huntload" "$scenario" --url "$url" --pid "$pid" --src "$src"
 		--json "$out/$name.json" --html "$out/$name.html" "$@")
-	echo "[$server] ${cmd[*]}" >>"$out/commands.txt"
-	echo "== $name"
-	if ! "${cmd[@]}" 2>"$out/$name.progress" >"$out/$name.txt"; then
-		echo "efficiency: $name failed (see $out/$name.progress)" >&2
-		failed+=("$name")
-	fi
-	grep -E "^server (cpu|system)|^echo throughput|^  *[0-9]+ .*(true|false)$" "$out/$name.txt" || true
-	stop_server
+	run_load "$server" "$name" "^server (cpu|system)|^echo throughput|^  *[0-9]+ .*(true|false)$" "${cmd[@]}"
 }
 
 servers=(gorilla huntgate)

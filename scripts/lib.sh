@@ -42,3 +42,39 @@ start_server() {
 	esac
 	wait_port "${url#ws://}"
 }
+
+# prepare_run NAME ARGS: makes $out (bench/results/<UTC time>-NAME) and $bin,
+# builds the binaries into $bin and starts $out/commands.txt with the run
+# (scripts/NAME.sh ARGS), the machine and the build; uses $ncpu.
+prepare_run() {
+	out=bench/results/$(date -u +%Y%m%dT%H%M%SZ)-$1
+	bin=bench/results/bin
+	mkdir -p "$out" "$bin"
+	echo "== building"
+	go build -o "$bin/huntgate" ./gateway/cmd/huntgate
+	go build -o "$bin/gorillaserver" ./bench/cmd/gorillaserver
+	go build -o "$bin/huntload" ./bench/cmd/huntload
+	{
+		echo "# $(date -u) scripts/$1.sh $2"
+		echo "# $(uname -srm), $ncpu CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "# huntgate $(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)"
+	} >"$out/commands.txt"
+}
+
+# run_load SERVER NAME PATTERN CMD...: one measured run against the server
+# start_server started: notes CMD in $out/commands.txt, runs it with its
+# report in $out/NAME.txt and progress in $out/NAME.progress, adds NAME to
+# the caller's failed array when it fails, shows the report lines matching
+# PATTERN (grep -E) and stops the server.
+run_load() {
+	local server=$1 name=$2 pattern=$3
+	shift 3
+	echo "[$server] $*" >>"$out/commands.txt"
+	echo "== $name"
+	if ! "$@" 2>"$out/$name.progress" >"$out/$name.txt"; then
+		echo "$(basename "$0" .sh): $name failed (see $out/$name.progress)" >&2
+		failed+=("$name")
+	fi
+	grep -E "$pattern" "$out/$name.txt" || true
+	stop_server
+}
