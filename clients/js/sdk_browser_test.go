@@ -239,7 +239,15 @@ func evalVoid(expr string) chromedp.Action[chromedp.Void] {
 func TestBrowserSDKRank(t *testing.T) {
 	b := newBrowser(t)
 	g := startGateway(t, "--dev")
-	g.createHunt(t, `{"id":"k1","width":4,"height":4,"treasures":[{"id":"a","x":1,"y":1,"points":5},{"id":"b","x":2,"y":2,"points":9}]}`)
+	g.createHunt(t, `{"id":"k1","width":4,"height":4,"treasures":[{"id":"a","x":1,"y":1,"points":5},{"id":"b","x":2,"y":2,"points":9},{"id":"c","x":3,"y":3,"points":1}]}`)
+	// Bob claims first and ranks above alice, so rank('k1', 0) tells an
+	// around of 0 from the gateway's default of 5 (which would list bob).
+	bp := sdkPage(t, b, g, "bob", "k1")
+	run(t, bp, evalVoid(`(async () => {
+		await window.t.client.dig('k1', 2, 2);
+		window.t.dugDone = true;
+	})()`))
+	waitJS(t, bp, "bob's dig", "window.t.dugDone === true", 10*time.Second)
 	p := sdkPage(t, b, g, "alice", "k1")
 	run(t, p, evalVoid(`(async () => {
 		const c = window.t.client;
@@ -267,8 +275,8 @@ func TestBrowserSDKRank(t *testing.T) {
 			Score  int
 		}
 	}](t, p, "window.t.rank")
-	if got.Op != "rank" || got.Hunt != "k1" || got.Player != "alice" || got.Score != 5 || got.Rank != 1 || got.Seq != 1 ||
-		len(got.Around) != 1 || got.Around[0].Player != "alice" || got.Around[0].Rank != 1 || got.Around[0].Score != 5 {
+	if got.Op != "rank" || got.Hunt != "k1" || got.Player != "alice" || got.Score != 5 || got.Rank != 2 || got.Seq != 2 ||
+		len(got.Around) != 1 || got.Around[0].Player != "alice" || got.Around[0].Rank != 2 || got.Around[0].Score != 5 {
 		t.Fatalf("rank %+v", got)
 	}
 }
