@@ -209,6 +209,7 @@ func clusterNodes(ctx context.Context, s *Server) ([]nodeLine, error) {
 // primary has at least replicas live replicas in sync.
 func (c *Cluster) check(ctx context.Context, primaries, replicas int) error {
 	var first string
+	var served []nodeLine // the primaries serving slots, as the last node sees them
 	for _, s := range c.live() {
 		rc := s.probe()
 		info, err := rc.ClusterInfo(ctx).Result()
@@ -240,6 +241,12 @@ func (c *Cluster) check(ctx context.Context, primaries, replicas int) error {
 			for _, r := range n.ranges {
 				covered += r[1] - r[0] + 1
 				owners = append(owners, fmt.Sprintf("%05d-%05d:%d", r[0], r[1], n.port))
+			}
+		}
+		served = served[:0]
+		for _, n := range ls {
+			if len(n.ranges) > 0 {
+				served = append(served, n)
 			}
 		}
 		if covered != slots {
@@ -293,6 +300,58 @@ func (c *Cluster) check(ctx context.Context, primaries, replicas int) error {
 				return fmt.Errorf("replica %d not in sync", s.Port)
 			}
 		}
+		for _, l := range served {
+			if err := c.writeThrough(ctx, l, replicas); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writeThrough writes to primary l and waits for replicas of its replicas
+// to acknowledge the write. A replica reports its link up as soon as the
+// full sync ends, but Redis 7 streams it nothing more until the replica's
+// first REPLCONF ACK, up to a second later: a test that writes and kills
+// the primary inside that window finds the promoted replica without the
+// write. The key is one of l's own slots and is deleted again, so no test
+// sees it.
+func (c *Cluster) writeThrough(ctx context.Context, l nodeLine, replicas int) error {
+	s := c.byPort(l.port)
+	if s == nil || len(l.ranges) == 0 {
+		return fmt.Errorf("primary %d unknown", l.port)
+	}
+	rc := s.probe()
+	defer rc.Close()
+	var key string
+	for i := 0; i < 4096 && key == ""; i++ {
+		k := fmt.Sprintf("redistest:sync:%d", i)
+		slot, err := rc.ClusterKeySlot(ctx, k).Result()
+		if err != nil {
+			return fmt.Errorf("primary %d: %w", l.port, err)
+		}
+		for _, r := range l.ranges {
+			if int(slot) >= r[0] && int(slot) <= r[1] {
+				key = k
+				break
+			}
+		}
+	}
+	if key == "" {
+		return fmt.Errorf("primary %d: no key for its slots", l.port)
+	}
+	if err := rc.Set(ctx, key, "1", 0).Err(); err != nil {
+		return fmt.Errorf("primary %d: %w", l.port, err)
+	}
+	if err := rc.Del(ctx, key).Err(); err != nil {
+		return fmt.Errorf("primary %d: %w", l.port, err)
+	}
+	n, err := rc.Wait(ctx, replicas, 500*time.Millisecond).Result()
+	if err != nil {
+		return fmt.Errorf("primary %d: %w", l.port, err)
+	}
+	if int(n) < replicas {
+		return fmt.Errorf("primary %d: %d of %d replicas acknowledged a write", l.port, n, replicas)
 	}
 	return nil
 }
