@@ -10,9 +10,11 @@
 #      the same sockets, waited for the same way;
 #   2. the dig floor: pings at the dig rate over the same sockets for
 #      --ping-floor (answered on the gateway's loop, no Redis);
-#   3. the dig phase: a steady dig rate, --events N more events, and one node
-#      killed with SIGKILL (its players reconnect to the others through the
-#      shared port and resume with since/epoch).
+#   3. the dig phase: a steady dig rate; after its first third (the steady
+#      window, digs alone, reported on their own next to the ping floor)
+#      --events N more events, and at its half one node killed with SIGKILL
+#      (its players reconnect to the others through the shared port and
+#      resume with since/epoch).
 #
 # Measures players held, connect and join admission rates, the event's time
 # to everyone against its floor, dug latency against the ping floor at the
@@ -154,15 +156,17 @@ sample_mem >>"$out/mem.log"
 # uses), halfway into the dig phase.
 kill_flags=()
 if [ "$kill" = 1 ] && [ "$nodes" -gt 1 ]; then
-	kill_flags=(--kill-pid "${node_pids[1]}" --kill-after "$((dur_s * 2 / 5))s")
+	kill_flags=(--kill-pid "${node_pids[1]}" --kill-after "$((dur_s / 2))s")
 fi
 # Replies and deliveries still in flight at the end are waited for: one event
 # to 100,000 players took 5 s here, so 10 s plus 1 s per 25,000 players.
 drain="$((10 + players / 25000))s"
-event_rate="$(awk -v n="$events" -v d="$dur_s" 'BEGIN {printf "%.6f", (n > 0 ? n / d : 0)}')"
+# The dig phase's first third is its steady window: digs alone.
+event_after="$((dur_s / 3))s"
+event_rate="$(awk -v n="$events" -v d="$((dur_s - dur_s / 3))" 'BEGIN {printf "%.6f", (n > 0 ? n / d : 0)}')"
 hl_cmd=("$out/bin/huntload" crowd --url "ws://127.0.0.1:$port" --admin "http://127.0.0.1:$admin_port" --api-key "$key"
 	--dev --players "$players" --procs "$procs" --hunts "$hunts" --grid 1000 --treasures "$treasures" --ramp "$ramp" --rate "$rate"
-	--duration "$duration" --event-rate "$event_rate" --drain "$drain" --src "$src" --idle-timeout 10m
+	--duration "$duration" --event-rate "$event_rate" --event-after "$event_after" --drain "$drain" --src "$src" --idle-timeout 10m
 	--event-wait "$event_wait" --floor-nodes "$([ "${event_wait%s}" = 0 ] && echo 0 || echo "$nodes")" --ping-floor "$ping_floor"
 	--handshake-timeout "$hs_timeout" --hunt-prefix "m$(date +%s)" "${kill_flags[@]}"
 	--json "$out/crowd.json" --html "$out/crowd.html")
@@ -209,12 +213,16 @@ jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r
 		handshake: $r.ops.handshake,
 		join: $r.ops.join,
 		event_phase: ([ $st[] | select(.name == "event alone" or .name == "floor: plain broadcast") | step ]
-			| if length == 2 then {event: .[0], floor: .[1], event_over_floor_p99: (if .[1].time_to_everyone.p99_ms > 0 then .[0].time_to_everyone.p99_ms / .[1].time_to_everyone.p99_ms else null end)}
+			| if length == 2 then {event: .[0], floor: .[1], event_over_floor_p99: (if .[0].delivered < .[0].expected or .[1].delivered < .[1].expected then null elif .[1].time_to_everyone.p99_ms > 0 then .[0].time_to_everyone.p99_ms / .[1].time_to_everyone.p99_ms else null end)}
 			  elif length == 1 then {event: .[0]} else null end),
 		events: [ $st[] | select(.name != "event alone" and .name != "floor: plain broadcast") | step ],
 		dig_floor: ($r.ops.pong // null),
 		dug: $r.ops.dug,
 		dug_over_floor_p99: (if ($r.ops.pong.p99_ms // 0) > 0 then $r.ops.dug.p99_ms / $r.ops.pong.p99_ms else null end),
+		steady_s: (if $r.ops["dug.steady"] then ([$r.config.duration, (if $r.config.event_rate > 0 then $r.config.event_after else $r.config.duration end),
+			(if $r.config.kill_pid != 0 then $r.config.kill_after else $r.config.duration end)] | min / 1e9) else null end),
+		dug_steady: ($r.ops["dug.steady"] // null),
+		dug_steady_over_floor_p99: (if ($r.ops.pong.p99_ms // 0) > 0 and $r.ops["dug.steady"] then $r.ops["dug.steady"].p99_ms / $r.ops.pong.p99_ms else null end),
 		pings_per_s: (if $r.config.ping_for > 0 then ($r.ops.pong.count // 0) / $r.config.ping_for * 1e9 else null end),
 		digs_per_s: ($r.ops.dug.count / $r.config.duration * 1e9),
 		offered: {digs_sent: ($f.counters.digs_sent // 0), pings_sent: ($f.counters.pings_sent // 0),
@@ -237,12 +245,13 @@ jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r
 jq -r '
 	"players held \(.players_held) of \(.players) on \(.nodes) nodes (\(.players_at_end) at the end), connect \(.connect_s | floor) s = \(.connect_per_s | floor)/s, failed dials \(.failed_dials)",
 	"joins admitted \(.joins.admitted) (\(.joins.admitted_per_s | floor)/s over the connect phase, peak \(.joins.peak_admitted_s)/s), refused \(.joins.refused), retried \(.joins.retries), refused for good \(.joins.gave_up)",
-	(.event_phase // empty | (.event, .floor // empty) | "\(.name): \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), \(.bytes) B, time to everyone \(.time_to_everyone.p99_ms) ms (\(.deliveries_per_s | floor) deliveries/s), time to each p50 \(.time_to_each.p50_ms) p99 \(.time_to_each.p99_ms) ms"),
+	(.event_phase // empty | (.event, .floor // empty) | "\(.name): \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), \(.bytes) B, time to everyone \(if .delivered < .expected then "never (not all delivered)" else "\(.time_to_everyone.p99_ms) ms" end) (\(.deliveries_per_s | floor) deliveries/s), time to each p50 \(.time_to_each.p50_ms) p99 \(.time_to_each.p99_ms) ms"),
 	(.event_phase.event_over_floor_p99 // empty | "event / floor, time to everyone: \(. * 100 | round / 100)x"),
 	(.events[] | "\(.name // "event"): \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), time to each p50 \(.time_to_each.p50_ms) ms p99 \(.time_to_each.p99_ms) ms, time to everyone p50 \(.time_to_everyone.p50_ms) ms p99 \(.time_to_everyone.p99_ms) ms"),
 	(.dig_floor // empty | "dig floor (pings at the dig rate, same sockets, no Redis): \(.count) answered, p50 \(.p50_ms) p99 \(.p99_ms) p99.9 \(.p999_ms) ms, errors \(.errors)"),
 	"dug: \(.dug.count) (\(.digs_per_s | floor)/s) p50 \(.dug.p50_ms) p99 \(.dug.p99_ms) p99.9 \(.dug.p999_ms) ms, errors \(.dug.errors), unanswered \(.unanswered_digs); claims \(.claims_found), claimed pushes \(.claimed_pushes)",
 	(.dug_over_floor_p99 // empty | "dug / dig floor, p99: \(. * 100 | round / 100)x"),
+	(if .dug_steady then "steady digs (the first \(.steady_s) s of the dig phase, before its events and the kill): \(.dug_steady.count) (\(.dug_steady.count / .steady_s | floor)/s) p50 \(.dug_steady.p50_ms) p99 \(.dug_steady.p99_ms) p99.9 \(.dug_steady.p999_ms) ms; / dig floor p99: \(.dug_steady_over_floor_p99 // 0 | . * 100 | round / 100)x" else empty end),
 	"offered: \(.offered.pings_sent) pings and \(.offered.digs_sent) digs sent, \(.offered.shed) shed unsent by the load generator (over 1 s behind), \(.offered.overloaded) refused overloaded by the gateway",
 	"seq: updates \(.seq.updates) gaps \(.seq.gaps) resets \(.seq.resets) replayed \(.seq.replayed); node killed at \(.killed_at_s) s, reconnects \(.reconnects)",
 	"memory at the peak: nodes \(.memory.nodes_rss_sum / 1048576 | floor) MiB (avg \(.memory.node_rss_avg / 1048576 | floor) MiB, max \(.memory.node_rss_max / 1048576 | floor) MiB per node), \(.memory.node_rss_per_player | floor) B per player; kernel slab \(.memory.kernel_slab_per_socket | floor) B per socket (\(.memory.tcp_sockets_at_peak) sockets); load generator \(.memory.load_rss / 1048576 | floor) MiB, \(.memory.load_rss_per_player | floor) B per player"

@@ -33,7 +33,14 @@ type millionSummary struct {
 		Count int64   `json:"count"`
 		P99   float64 `json:"p99_ms"`
 	} `json:"dug"`
-	ClaimedPushes int64 `json:"claimed_pushes"`
+	// DugSteady: the digs of the steady window, the first SteadyS seconds
+	// of the dig phase, before its events and the kill.
+	DugSteady *struct {
+		Count int64   `json:"count"`
+		P99   float64 `json:"p99_ms"`
+	} `json:"dug_steady"`
+	SteadyS       float64 `json:"steady_s"`
+	ClaimedPushes int64   `json:"claimed_pushes"`
 	Seq           struct {
 		Updates int64 `json:"updates"`
 		Gaps    int64 `json:"gaps"`
@@ -65,7 +72,8 @@ type millionStep struct {
 // the event and its floor (a plain broadcast of the same size from every
 // node) each reach every player, with a time to everyone; the ping floor
 // answered; every event of the dig phase delivered to every player, digs
-// answered with claims fanned out, one node killed
+// answered with claims fanned out, those of the steady window (before the
+// dig phase's events and the kill) also on their own, one node killed
 // with SIGKILL mid-run whose players reconnect and resume with no seq gap
 // and no reset, memory figures reported, and nothing left running.
 func TestMillionSmoke(t *testing.T) {
@@ -132,7 +140,12 @@ func TestMillionSmoke(t *testing.T) {
 	if s.Dug.Count < 30000 || s.ClaimedPushes == 0 {
 		t.Fatalf("dug %+v claimed pushes %d (2,000/s for 20 s)", s.Dug, s.ClaimedPushes)
 	}
-	if s.KilledAtS <= 0 || s.Reconnects == 0 {
+	// The steady window is the first third of the 20 s dig phase: digs at
+	// 2,000/s for 6 s, before the first event (6 s) and the kill (10 s).
+	if s.SteadyS != 6 || s.DugSteady == nil || s.DugSteady.Count < 6000 || s.DugSteady.Count > 12500 || s.DugSteady.P99 <= 0 {
+		t.Fatalf("steady window %.1f s, digs %+v: want the digs of its 6 s alone", s.SteadyS, s.DugSteady)
+	}
+	if s.KilledAtS < 9 || s.Reconnects == 0 {
 		t.Fatalf("node kill at %.1f s, reconnects %d", s.KilledAtS, s.Reconnects)
 	}
 	if s.PlayersAtEnd != 20000 {

@@ -168,6 +168,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 		fs.Float64Var(&cfg.EventRate, "event-rate", 0.1, "events per second, each published to every hunt (time to everyone over all players)")
 		fs.IntVar(&cfg.KillPID, "kill-pid", 0, "server process to kill with SIGKILL during the measured phase (0 = none)")
 		fs.DurationVar(&cfg.KillAfter, "kill-after", 0, "when into the dig phase --kill-pid is killed")
+		fs.DurationVar(&cfg.EventAfter, "event-after", 0, "when into the dig phase its events start; digs sent before the first event and the kill are also reported alone (dug.steady)")
 		fs.DurationVar(&cfg.EventWait, "event-wait", 0, "event phase before the digs: one event to every hunt, waited for until every player has it or this long (0 = none)")
 		fs.IntVar(&cfg.FloorNodes, "floor-nodes", 0, "event phase: also one plain broadcast of the same size from each of N nodes (admin at --admin's port + i, --test-endpoints), the event's floor")
 		fs.DurationVar(&cfg.ShedAfter, "shed-after", time.Second, "drop a paced ping or dig unsent (counted as shed) when the load generator is this far behind its intended time (0 = never)")

@@ -70,6 +70,12 @@ type Config struct {
 	// the measured phase (its players reconnect and resume); 0 = none.
 	KillPID   int           `json:"kill_pid"`
 	KillAfter time.Duration `json:"kill_after"`
+	// EventAfter is when into crowd's dig phase its events start (the
+	// first at EventAfter, the others spread over the rest). Digs sent
+	// before the first event and the kill are the steady window, reported
+	// on their own (dug.steady): the digs' cost next to the ping floor
+	// without the fan-outs and reconnects of the rest of the phase.
+	EventAfter time.Duration `json:"event_after"`
 	// EventWait is crowd's event phase: once every player is held and
 	// before the digs, one stamped event to every hunt, then (with
 	// FloorNodes) one plain broadcast of the same size from every node;
@@ -160,6 +166,9 @@ func (c *Config) Validate() error {
 	if gameProtocol(c.Scenario) && !c.Dev && c.JWTSecret == "" {
 		return errors.New("load: " + c.Scenario + " needs --jwt-secret or --dev")
 	}
+	if c.EventAfter < 0 || (c.EventAfter > 0 && c.EventAfter >= c.Duration) {
+		return errors.New("load: --event-after must lie inside --duration")
+	}
 	if c.KillPID != 0 && c.KillAfter <= 0 {
 		return errors.New("load: --kill-pid needs --kill-after inside --duration")
 	}
@@ -176,6 +185,23 @@ func (c *Config) Validate() error {
 }
 
 // HostPort is the host:port of URL.
+// Steady is how long crowd's steady window lasts from the start of the dig
+// phase: until the first of its events (EventAfter) and the kill, or the
+// whole phase when it has neither; 0 when there is none.
+func (c *Config) Steady() time.Duration {
+	if c.Scenario != Crowd {
+		return 0
+	}
+	w := c.Duration
+	if c.EventRate > 0 {
+		w = min(w, c.EventAfter)
+	}
+	if c.KillPID != 0 {
+		w = min(w, c.KillAfter)
+	}
+	return w
+}
+
 func (c *Config) HostPort() string {
 	u, _ := url.Parse(c.URL)
 	return u.Host

@@ -90,7 +90,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 			stepRates = []float64{0, 0}
 		}
 		if cfg.EventRate > 0 {
-			stepRates, stepDur = append(stepRates, cfg.EventRate), cfg.Duration
+			stepRates, stepDur = append(stepRates, cfg.EventRate), cfg.Duration-cfg.EventAfter
 		}
 	}
 
@@ -240,7 +240,7 @@ func Run(cfg Config, opt Options) (*Report, error) {
 			hunts[i] = cfg.HuntID + "-" + strconv.Itoa(i)
 		}
 		pub = newPublisher(adm, hunts, stepRates, pre, stepDur)
-		go pub.run(digStart)
+		go pub.run(digStart.Add(cfg.EventAfter))
 	}
 	var killedAt float64
 	killDone := make(chan struct{})

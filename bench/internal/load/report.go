@@ -506,6 +506,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		fmt.Fprintf(w, "dig floor (pings at --rate over the same sockets for %s, answered without Redis): %d answered (%.0f/s), p50 %.2f p99 %.2f p99.9 %.2f ms, %d errors; digs %d answered (%.0f/s) p50 %.2f p99 %.2f ms; dug/floor p99 %.2fx\n",
 			r.Config.PingFor, pg.Count, float64(pg.Count)/r.Config.PingFor.Seconds(), pg.P50, pg.P99, pg.P999, pg.Errors,
 			d.Count, float64(d.Count)/r.Config.Duration.Seconds(), d.P50, d.P99, ratio(d.P99, pg.P99))
+		if s, ok := r.Ops["dug.steady"]; ok {
+			fmt.Fprintf(w, "steady digs (the first %s of the dig phase, before its events and the kill): %d answered (%.0f/s) p50 %.2f p99 %.2f p99.9 %.2f ms; dug/floor p99 %.2fx\n",
+				r.Config.Steady(), s.Count, float64(s.Count)/r.Config.Steady().Seconds(), s.P50, s.P99, s.P999, ratio(s.P99, pg.P99))
+		}
 	}
 	if r.Scenario == Crowd && f.Counters[cShed] > 0 {
 		fmt.Fprintf(w, "WARNING: the load generator shed %d pings and digs unsent, over %s behind their intended time (%d digs sent, %d pings sent): the rate above was not all offered\n",

@@ -148,6 +148,9 @@ func (g *gameScenario) onMessage(w *worker, ls *loopState, l wsc.Loop, p *player
 	case "dug":
 		if ls.dug != nil && m.ref > 0 {
 			ls.dug.Record(time.Duration(now.UnixNano() - m.ref))
+			if ls.dugSteady != nil && m.ref < w.steadyNs.Load() {
+				ls.dugSteady.Record(time.Duration(now.UnixNano() - m.ref))
+			}
 			if m.ref2 > 0 {
 				ls.dugWire.Record(time.Duration(now.UnixNano() - m.ref2))
 			}
@@ -312,6 +315,9 @@ func (g *gameScenario) run(w *worker, start, end time.Time) {
 				}
 			})
 			start = pingEnd
+		}
+		if s := w.cfg.Steady(); s > 0 {
+			w.steadyNs.Store(start.Add(s).UnixNano())
 		}
 		w.paced(start, end, 100, func(l wsc.Loop, ls *loopState, at []int64) {
 			// The load generator's own share of dug: from the intended

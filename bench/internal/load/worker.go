@@ -113,6 +113,7 @@ type loopState struct {
 	dug       *measure.Op
 	sendLag   *measure.Op // dig: intended time to the write on the loop
 	dugWire   *measure.Op // dug from the actual write
+	dugSteady *measure.Op // crowd: dug of the digs sent in the steady window (Config.Steady)
 	inbox     *measure.Op // dig: a batch's wait in the loop's inbox
 	digsSent  *int64
 	steps     []*measure.Op
@@ -209,6 +210,7 @@ type worker struct {
 	closing   atomic.Bool
 	firstFail atomic.Bool  // the first failed dial was logged
 	endNs     atomic.Int64 // end of the measured phase, Unix ns; 0 before it starts
+	steadyNs  atomic.Int64 // crowd: digs intended before this Unix ns are also dug.steady
 	sent      []atomic.Int64
 	token     func(player string) string
 }
@@ -270,6 +272,9 @@ func Worker(cfg WorkerConfig, log zerolog.Logger, start <-chan time.Time, emit f
 			if cfg.Scenario != Event {
 				ls.dug = sh.Op("dug")
 				ls.dugWire = sh.Op("dug.wire")
+				if cfg.Steady() > 0 {
+					ls.dugSteady = sh.Op("dug.steady")
+				}
 			}
 			if cfg.Scenario == Crowd && cfg.PingFor > 0 {
 				ls.pong = sh.Op("pong")
