@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -303,4 +304,53 @@ func TestClusterStatsNodeConnections(t *testing.T) {
 		}
 	}
 	t.Fatalf("node connections %+v, want %v", last, want)
+}
+
+// TestClusterDigMissOnNode: with the Redis engine, a dig on an empty cell
+// is answered by the node once it has read the hunt's treasure cells
+// (digs_local in /v1/stats, huntgate_digs_local_total), with the same
+// dug reply as Redis gives; a dig on a treasure still goes to Redis and
+// claims it, and a player on another node sees the claim.
+func TestClusterDigMissOnNode(t *testing.T) {
+	url := startRedis(t)
+	a, ea := startClusterNode(t, url)
+	b, _ := startClusterNode(t, url)
+	if _, err := ea.Create(context.Background(), fixedHunt("isle", 3)); err != nil {
+		t.Fatal(err)
+	}
+	alice := a.player(t, "alice")
+	bob := b.player(t, "bob")
+	alice.join("isle")
+	bob.join("isle")
+	n := 0
+	waitFor(t, "a miss answered on the node", func() bool {
+		n++
+		alice.send(`{"op":"dig","hunt":"isle","x":10,"y":%d,"ref":"m%d"}`, 1+n%60, n)
+		d := alice.until("dug")
+		if found, _ := d["found"].(bool); found || d.str("ref") != fmt.Sprintf("m%d", n) || d.num("x") != 10 {
+			t.Fatalf("miss: %v", d)
+		}
+		return a.Stats(t.Context()).DigsLocal > 0
+	})
+	alice.send(`{"op":"dig","hunt":"isle","x":2,"y":0,"ref":"hit"}`)
+	d := alice.until("dug")
+	if found, _ := d["found"].(bool); !found || d.str("treasure") != "t2" || d.str("ref") != "hit" {
+		t.Fatalf("dig on t2: %v", d)
+	}
+	for {
+		m := bob.until("update")
+		if m.str("kind") == "claimed" {
+			if m.str("player") != "alice" || m.str("treasure") != "t2" {
+				t.Fatalf("claim seen on the other node: %v", m)
+			}
+			break
+		}
+	}
+	if got := b.Stats(t.Context()).DigsLocal; got != 0 {
+		t.Fatalf("node b answered %d digs it never got", got)
+	}
+	_, body := a.adminDo(t, "GET", "/metrics", testAPIKey, "")
+	if !strings.Contains(string(body), "huntgate_digs_local_total ") {
+		t.Fatal("no huntgate_digs_local_total in /metrics")
+	}
 }

@@ -25,6 +25,7 @@ type Gateway struct {
 	recs   state.Records // the engine's, or nil
 	inline bool
 	local  state.LocalJoiner // engine's local joins; nil with an inline engine
+	ldig   state.LocalDigger // engine's local misses; nil with an inline engine
 	auth   *Authenticator
 	node   *conn.Node
 	loops  []*loopState
@@ -77,6 +78,9 @@ func New(cfg Config, engine state.Engine) (*Gateway, error) {
 	}
 	if lj, ok := engine.(state.LocalJoiner); ok && !g.inline {
 		g.local = lj
+	}
+	if ld, ok := engine.(state.LocalDigger); ok && !g.inline {
+		g.ldig = ld
 	}
 	g.recs, _ = engine.(state.Records)
 	if c.WebhookURL != "" {
@@ -360,17 +364,20 @@ type Stats struct {
 	SlowCloses  int64                `json:"slow_closes"`
 	RateCloses  int64                `json:"rate_limit_closes"`
 	// JoinsRefused counts join requests answered with an error (any code).
-	JoinsRefused int64            `json:"joins_refused"`
-	AuthRefused  int64            `json:"auth_refused"`
-	Updates      int64            `json:"updates"`
-	Deliveries   int64            `json:"deliveries"`
-	Replayed     int64            `json:"replayed"`
-	Draining     bool             `json:"draining"`
-	Engine       EngineStats      `json:"engine"`
-	UptimeSec    float64          `json:"uptime_s"`
-	Ops          map[string]int64 `json:"ops"`
-	Errors       map[string]int64 `json:"errors"`
-	Loops        []LoopStats      `json:"loops"`
+	JoinsRefused int64 `json:"joins_refused"`
+	AuthRefused  int64 `json:"auth_refused"`
+	Updates      int64 `json:"updates"`
+	Deliveries   int64 `json:"deliveries"`
+	Replayed     int64 `json:"replayed"`
+	// DigsLocal counts digs answered on the node without the engine's
+	// store: misses the node's copy of the hunt vouches for.
+	DigsLocal int64            `json:"digs_local"`
+	Draining  bool             `json:"draining"`
+	Engine    EngineStats      `json:"engine"`
+	UptimeSec float64          `json:"uptime_s"`
+	Ops       map[string]int64 `json:"ops"`
+	Errors    map[string]int64 `json:"errors"`
+	Loops     []LoopStats      `json:"loops"`
 	// Nodes are the live nodes of the cluster, sorted by id; absent with an
 	// engine of one node (memory) or when they could not be read.
 	Nodes []NodeStats `json:"nodes,omitempty"`
@@ -504,6 +511,7 @@ func (g *Gateway) snapshot(ctx context.Context, nodes bool) Stats {
 		Updates:      g.m.updates.Load(),
 		Deliveries:   g.m.deliveries.Load(),
 		Replayed:     g.m.replayed.Load(),
+		DigsLocal:    g.m.digsLocal.Load(),
 		Draining:     g.draining.Load(),
 		Engine:       EngineStats{Ready: true},
 		UptimeSec:    time.Since(g.started).Seconds(),

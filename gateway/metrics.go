@@ -88,6 +88,7 @@ type metrics struct {
 	joins        atomic.Int64 // successful joins
 	joinsRefused atomic.Int64 // join requests answered with an error
 	found        atomic.Int64 // digs that found a treasure
+	digsLocal    atomic.Int64 // digs answered without the store (state.LocalDigger)
 	feedRefused  atomic.Int64 // long polls refused over Config.MaxLongPolls
 	ops          [len(opNames)]atomic.Int64
 	errors       [len(errorCodes)]atomic.Int64

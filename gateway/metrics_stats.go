@@ -57,6 +57,7 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	e.one("huntgate_updates_total", "Hunt updates received from the engine.", counter, float64(st.Updates))
 	e.one("huntgate_deliveries_total", "Update frames queued by fan-out.", counter, float64(st.Deliveries))
 	e.one("huntgate_replayed_total", "Updates replayed on resume.", counter, float64(st.Replayed))
+	e.one("huntgate_digs_local_total", "Digs answered on the node without the store: misses its copy of the hunt vouches for.", counter, float64(st.DigsLocal))
 	draining := 0.0
 	if st.Draining {
 		draining = 1

@@ -100,6 +100,18 @@ type LocalJoiner interface {
 	AwaitLocal(ctx context.Context, hunt string) bool
 }
 
+// LocalDigger is an optional interface of an engine that keeps a copy of a
+// hunt on the node (see LocalJoiner) and can tell from it that a dig
+// cannot claim anything: a cell of an open hunt where no treasure lies. The
+// gateway finds it by type assertion and asks it on its event loops first.
+type LocalDigger interface {
+	// DigLocal answers Dig for such a dig (a miss, DigResult{}), without
+	// blocking and without the store, for a hunt the caller has already
+	// Watched; ok is false, and the caller must call Dig, whenever only the
+	// store can answer.
+	DigLocal(hunt, player string, x, y int) (res DigResult, ok bool)
+}
+
 // Readier is an optional interface of an engine that depends on something
 // that can become unreachable (Redis): Ready returns nil when the engine
 // can serve, else why not. The gateway's /readyz follows it.

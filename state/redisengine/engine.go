@@ -144,7 +144,9 @@ type Engine struct {
 	calls   chan *scriptCall // script calls waiting for the batcher (batch.go)
 	slots   chan struct{}    // a token per pipeline in flight
 	batches atomic.Uint64
-	queued  atomic.Int64 // calls handed to the batcher and not yet sent
+	// digsLocal counts the digs DigLocal answered without Redis.
+	digsLocal atomic.Uint64
+	queued    atomic.Int64 // calls handed to the batcher and not yet sent
 }
 
 type watchState struct {

@@ -53,6 +53,12 @@ type localHunt struct {
 	// hunt in the epoch it last saw: kept across copies, so that a Redis
 	// that comes back with older data is caught (epoch.go).
 	seenEpoch, seenSeq uint64
+
+	// cells are the hunt's treasure cells as last read (digcells.go), kept
+	// across copies: they carry their own epoch.
+	cells        *digCells
+	cellsLoading bool      // a read of the cells is under way
+	cellsTried   time.Time // when the last read started
 }
 
 // players is the cluster-wide count as this node knows it: Redis's sum at
