@@ -121,13 +121,16 @@ start_redis() { # port extra-args...
 	shift
 	mkdir -p "$dir/redis-$p"
 	redis-server --port "$p" --bind 127.0.0.1 --dir "$dir/redis-$p" --save '' --appendonly no \
-		--daemonize no --logfile "$dir/redis-$p.log" "$@" </dev/null >/dev/null 2>&1 &
+		--daemonize no --logfile "$dir/redis-$p.log" --tcp-backlog 65535 "$@" </dev/null >/dev/null 2>&1 &
 	echo "$! redis-server" >"$dir/pids/redis-$p"
 	# One Redis thread serves every node: starved of CPU by the nodes (and
 	# load generators) on the same host it answered too late, the nodes'
 	# clients timed out and redialled, and its 511-entry accept queue
 	# overflowed (a 60-node run on 2 cores). As root it runs at a higher
-	# priority; elsewhere this does nothing.
+	# priority; elsewhere this does nothing. Its accept queue is as deep
+	# as the kernel allows (somaxconn; scripts/tune.sh raises it): a
+	# reconnect storm of every node's pool is queued, not dropped as SYNs
+	# the nodes retry after a second.
 	renice -n -10 -p "$!" >/dev/null 2>&1 || true
 }
 

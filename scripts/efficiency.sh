@@ -27,6 +27,10 @@
 # ratios to it as well (NAME/gorilla and huntgate/NAME). Nothing here builds
 # it.
 #
+# EFF_TESTS=echo-rtt,echo-sys runs only the tests named (comma-separated).
+# HG_LOOPS (default: the CPU count) and HG_FLAGS (more flags, split on
+# spaces) change how huntgate is started, e.g. HG_LOOPS=1.
+#
 # Run it under the machine's measurement lock: flock /work/measure.lock
 # scripts/efficiency.sh. Results: bench/results/<UTC time>-efficiency/ (one
 # JSON, HTML and text report per server, test and round, commands.txt,
@@ -76,10 +80,14 @@ start_other() {
 }
 
 failed=()
+# EFF_TESTS=a,b runs only those tests (all by default).
+tests=${EFF_TESTS:-hold,echo-rtt,echo-sys,echo-tput,fanout,fanout-sys,fanout-4m}
+
 # run SERVER TEST SCENARIO ARGS...
 run() {
 	local server=$1 test=$2 scenario=$3
 	shift 3
+	case ",$tests," in *",$test,"*) ;; *) return 0 ;; esac
 	local name=$server-$test-r$round
 	start_other "$server"
 	local cmd=("$bin/huntload" "$scenario" --url "$url" --pid "$pid" --src "$src"
@@ -105,7 +113,6 @@ for round in $(seq "$rounds"); do
 	done
 done
 
-tests=hold,echo-rtt,echo-sys,echo-tput,fanout,fanout-sys,fanout-4m
 echo "== summary: ratios to gorilla ($out)"
 "$bin/huntload" summary --tests "$tests" "$out" gorilla "${servers[@]}" | tee "$out/summary.txt"
 mv "$out/summary-${tests//,/-}.json" "$out/summary.json"

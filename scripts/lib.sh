@@ -29,7 +29,7 @@ start_server() {
 	case $1 in
 	huntgate)
 		"${hg_bin:-$bin/huntgate}" --addr "$hg_addr" --admin-addr "$hg_admin" --dev --test-endpoints \
-			--api-key bench --rate -1 --log-level warn --loops "$ncpu" 2>>"$out/huntgate.log" &
+			--api-key bench --rate -1 --log-level warn --loops "${HG_LOOPS:-$ncpu}" ${HG_FLAGS:-} 2>>"$out/huntgate.log" &
 		pid=$!
 		url=ws://$hg_addr
 		;;

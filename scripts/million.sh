@@ -147,9 +147,12 @@ sample_mem() {
 		r="$(awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$pid/status" 2>/dev/null || true)"
 		hl=$((hl + ${r:-0}))
 	done
-	echo "$(date +%s) $live $sum $maxr $hl $(meminfo Slab) $(awk '/^TCP:/ {print $3}' /proc/net/sockstat)"
+	# CPU in clock ticks: the machine's busy time, and PID 1's, which on
+	# some hosts is an agent whose work grows with the sockets open.
+	echo "$(date +%s) $live $sum $maxr $hl $(meminfo Slab) $(awk '/^TCP:/ {print $3}' /proc/net/sockstat)" \
+		"$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat) $(awk '{print $14 + $15}' /proc/1/stat 2>/dev/null || echo 0)"
 }
-echo "# unix_s live_nodes nodes_rss_sum node_rss_max huntload_rss slab_bytes tcp_inuse" >"$out/mem.log"
+echo "# unix_s live_nodes nodes_rss_sum node_rss_max huntload_rss slab_bytes tcp_inuse cpu_busy_ticks pid1_ticks" >"$out/mem.log"
 sample_mem >>"$out/mem.log"
 
 # Node 1 is the one killed (node 0 serves the admin API the load generator
@@ -196,7 +199,8 @@ fi
 base="$(grep -v '^#' "$out/mem.log" | head -n1)"
 peak="$(grep -v '^#' "$out/mem.log" | sort -k7 -n | tail -n1)"
 held="$(jq '.facts.connections' "$out/crowd.json")"
-jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r "$out/crowd.json" \
+last="$(grep -v '^#' "$out/mem.log" | tail -n1)"
+jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --arg last "$last" --slurpfile r "$out/crowd.json" \
 	--argjson players "$players" --argjson nodes "$nodes" '
 	def f($s; $i): ($s | split(" ") | .[$i] | tonumber);
 	def step: {name, bytes, sent, expected, delivered, lost, delivered_pct: (if .expected > 0 then 100 * .delivered / .expected else 0 end),
@@ -240,9 +244,15 @@ jq -n --argjson held "$held" --arg base "$base" --arg peak "$peak" --slurpfile r
 			tcp_sockets_at_peak: f($peak; 6),
 			load_rss: $f.load_rss, load_rss_per_player: $f.load_rss_per_player
 		},
-		load_generator_cores: $f.own_cpu_cores
+		load_generator_cores: $f.own_cpu_cores,
+		machine: ($last | split(" ") | if length >= 9 then
+			(f($last; 0) - f($base; 0)) as $dt | {
+				busy_cores: ((f($last; 7) - f($base; 7)) / 100 / $dt),
+				pid1_cores: ((f($last; 8) - f($base; 8)) / 100 / $dt),
+				seconds: $dt
+			} else null end)
 	}' >"$out/summary.json"
-jq -r '
+jq -r --argjson ncpu "$(nproc)" '
 	"players held \(.players_held) of \(.players) on \(.nodes) nodes (\(.players_at_end) at the end), connect \(.connect_s | floor) s = \(.connect_per_s | floor)/s, failed dials \(.failed_dials)",
 	"joins admitted \(.joins.admitted) (\(.joins.admitted_per_s | floor)/s over the connect phase, peak \(.joins.peak_admitted_s)/s), refused \(.joins.refused), retried \(.joins.retries), refused for good \(.joins.gave_up)",
 	(.event_phase // empty | (.event, .floor // empty) | "\(.name): \(.delivered) of \(.expected) delivered (\(.delivered_pct)%), \(.bytes) B, time to everyone \(if .delivered < .expected then "never (not all delivered)" else "\(.time_to_everyone.p99_ms) ms" end) (\(.deliveries_per_s | floor) deliveries/s), time to each p50 \(.time_to_each.p50_ms) p99 \(.time_to_each.p99_ms) ms"),
@@ -254,5 +264,6 @@ jq -r '
 	(if .dug_steady then "steady digs (the first \(.steady_s) s of the dig phase, before its events and the kill): \(.dug_steady.count) (\(.dug_steady.count / .steady_s | floor)/s) p50 \(.dug_steady.p50_ms) p99 \(.dug_steady.p99_ms) p99.9 \(.dug_steady.p999_ms) ms; / dig floor p99: \(.dug_steady_over_floor_p99 // 0 | . * 100 | round / 100)x" else empty end),
 	"offered: \(.offered.pings_sent) pings and \(.offered.digs_sent) digs sent, \(.offered.shed) shed unsent by the load generator (over 1 s behind), \(.offered.overloaded) refused overloaded by the gateway",
 	"seq: updates \(.seq.updates) gaps \(.seq.gaps) resets \(.seq.resets) replayed \(.seq.replayed); node killed at \(.killed_at_s) s, reconnects \(.reconnects)",
+	(.machine // empty | "machine over the run (\(.seconds) s): busy \(.busy_cores * 100 | round / 100) of \($ncpu) cores, of which PID 1 (not ours) \(.pid1_cores * 100 | round / 100)"),
 	"memory at the peak: nodes \(.memory.nodes_rss_sum / 1048576 | floor) MiB (avg \(.memory.node_rss_avg / 1048576 | floor) MiB, max \(.memory.node_rss_max / 1048576 | floor) MiB per node), \(.memory.node_rss_per_player | floor) B per player; kernel slab \(.memory.kernel_slab_per_socket | floor) B per socket (\(.memory.tcp_sockets_at_peak) sockets); load generator \(.memory.load_rss / 1048576 | floor) MiB, \(.memory.load_rss_per_player | floor) B per player"
 ' "$out/summary.json" | tee "$out/summary.txt"

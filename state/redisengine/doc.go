@@ -175,6 +175,24 @@
 // is refused while the last probe of Redis failed, so a node cut from
 // Redis does not admit players from a stale copy.
 //
+// # Misses answered on the node
+//
+// A hunt's treasures are all written by Create and afterwards only taken,
+// so the cells holding one at any moment of an epoch are a superset of
+// those that will later. The first dig of a watched hunt on a node starts
+// a read of its treasure cells with its epoch and grid (one transaction on
+// the hunt's shard; hunts of more than 65,536 treasures are not read), and
+// from then on DigLocal answers a dig on any other cell of the copy's grid,
+// while the copy is in step, open and at that epoch, as a miss without
+// Redis (digcells.go): the gateway asks it on its loop, so such a dig costs
+// what a ping does. Digs on those cells, and every dig while the copy is
+// not in step, not open, at another epoch, or Redis unreachable, run the
+// dig script. At 15,000 digs/s over 100,000 players (1000x1000 grids, 8
+// treasures each) the steady window's dug p99 went from 15x to 3.3x the
+// ping floor (README). A dig racing the end of the hunt may get a miss
+// instead of ended: its player cannot tell it from a dig made just before
+// the end, as the news of the end comes through this node.
+//
 // # Epoch integrity
 //
 // A Redis with older data has a hunt at the same epoch and a lower seq; the

@@ -117,7 +117,7 @@ type Engine struct {
 
 	keys   sync.Map              // hunt -> *huntKeys, for hunts watched here (dropped at unwatch)
 	locals sync.Map              // hunt -> *localHunt: this node's counts and copies (local.go)
-	health atomic.Pointer[error] // nil: Redis answered the last probe
+	health atomic.Pointer[error] // nil: Redis answered one of the last probeFailures probes
 
 	sink   atomic.Pointer[func(state.Update)]
 	closed atomic.Bool

@@ -16,14 +16,24 @@ const (
 	// probeTimeout bounds one ping: an unreachable Redis (refused, or a
 	// link that drops packets) is seen within probeEvery + probeTimeout.
 	probeTimeout = 750 * time.Millisecond
+	// probeFailures is how many probes in a row must fail before the node
+	// is unready. One late probe is what a CPU spike on a shared host
+	// does; an unready node sends every join and dig to Redis instead of
+	// its copy (JoinLocal, DigLocal refuse), which adds to the load that
+	// made the probe late: in a 1,000,000-player run on 2 cores single
+	// late probes flipped nodes to that path and their joins then timed
+	// out on Redis by the hundred thousand. A Redis that is down fails
+	// every probe, so it is still seen within about a second.
+	probeFailures = 2
 )
 
 var errNotProbed = errors.New("redisengine: not probed yet")
 
-// Ready reports nil while Redis answered the last probe, else why not: the
-// gateway's /readyz follows it, so a load balancer stops sending players to
-// a node whose engine cannot serve a join, within about a second, and sends
-// them again as soon as a probe succeeds.
+// Ready reports nil while Redis answered one of the last probeFailures
+// probes, else why not: the gateway's /readyz follows it, so a load
+// balancer stops sending players to a node whose engine cannot serve a
+// join, within about a second, and sends them again as soon as a probe
+// succeeds.
 func (e *Engine) Ready() error {
 	if e.closed.Load() {
 		return errClosedReady
@@ -45,6 +55,7 @@ func (e *Engine) prober() {
 	defer e.wg.Done()
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
+	failed := 0
 	for {
 		ctx, cancel := context.WithTimeout(e.ctx, probeTimeout)
 		err := e.ping(ctx)
@@ -52,7 +63,13 @@ func (e *Engine) prober() {
 		if e.ctx.Err() != nil {
 			return
 		}
-		e.setHealth(err)
+		if failed = failed + 1; err == nil {
+			failed = 0
+		}
+		// The first probe decides at once: there is no earlier answer.
+		if err == nil || failed >= probeFailures || e.health.Load() != nil {
+			e.setHealth(err)
+		}
 		select {
 		case <-e.ctx.Done():
 			return
