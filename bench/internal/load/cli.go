@@ -179,7 +179,7 @@ func flagSet(scenario string, c *Command, out io.Writer) *flag.FlagSet {
 		fs.StringVar(&cfg.HuntID, "hunt-prefix", "load", "hunt ids are PREFIX-0 .. PREFIX-(hunts-1)")
 		fs.IntVar(&cfg.Grid, "grid", 100, "width and height of created hunts")
 		fs.IntVar(&cfg.Treasures, "treasures", 500, "treasures per created hunt")
-		fs.IntVar(&cfg.JoinTries, "join-tries", 10, "attempts of a join refused with overloaded, 100-500 ms apart with jitter, doubling")
+		fs.IntVar(&cfg.JoinTries, "join-tries", 10, "attempts of a join refused with overloaded or internal (both say retry later), 100-500 ms apart with jitter, doubling")
 	}
 	switch scenario {
 	case Game, Compare:

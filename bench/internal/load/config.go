@@ -56,7 +56,7 @@ type Config struct {
 	Leave     float64       `json:"leave"`       // game: chance per dig that the player leaves and comes back
 	HuntID    string        `json:"hunt_prefix"` // prefix of hunt ids
 	Drain     time.Duration `json:"drain"`       // wait after the measured phase for in-flight replies; 0 = 2s
-	JoinTries int           `json:"join_tries"`  // attempts of a join refused with overloaded (jittered backoff between); 0 = 10
+	JoinTries int           `json:"join_tries"`  // attempts of a join refused with overloaded or internal (jittered backoff between); 0 = 10
 	Inflight  int           `json:"inflight"`    // handshakes in flight across all workers; 0 = 2048 (each worker 8-512)
 	// HandshakeTimeout bounds a dial (connect, request, 101); 0 = 5 s.
 	HandshakeTimeout time.Duration `json:"handshake_timeout"`

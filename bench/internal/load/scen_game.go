@@ -68,7 +68,9 @@ func (g *gameScenario) joinRefused(w *worker, ls *loopState, l wsc.Loop, p *play
 	p.joining = false
 	ls.join.Error()
 	ls.shard.Add(cJoinErr+string(code), 1)
-	if string(code) != "overloaded" || p.tries >= w.cfg.JoinTries || w.closing.Load() {
+	// overloaded and internal say "retry later" (docs/protocol.md), and the
+	// SDK retries both: so does a simulated player.
+	if (string(code) != "overloaded" && string(code) != "internal") || p.tries >= w.cfg.JoinTries || w.closing.Load() {
 		ls.shard.Add(cJoinGaveUp, 1)
 		w.settle(p)
 		return
