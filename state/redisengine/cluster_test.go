@@ -407,6 +407,10 @@ func TestClusterFailoverMidDig(t *testing.T) {
 	var acked atomic.Int64
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }); <-done }
+	// A failed test stops the digger too, before the engines close under it.
+	t.Cleanup(halt)
 	go func() {
 		defer close(done)
 		for cell := 0; cell < side*side; cell++ {
@@ -450,8 +454,7 @@ func TestClusterFailoverMidDig(t *testing.T) {
 			t.Fatalf("timed out waiting for digs after the failover (%d acknowledged before the kill, %d now)", n, acked.Load())
 		}
 	}
-	close(stop)
-	<-done
+	halt()
 
 	// The watching node's stream reaches what Redis holds now.
 	var now state.Status
