@@ -102,8 +102,8 @@ func (e *Engine) DigLocal(hunt, player string, x, y int) (state.DigResult, bool)
 // DigsLocal returns how many digs DigLocal answered.
 func (e *Engine) DigsLocal() uint64 { return e.digsLocal.Load() }
 
-// loadCells reads hunt's treasure cells with its epoch and grid in one
-// transaction (the keys share the hunt's slot) and keeps them in l.
+// loadCells reads hunt's treasure cells with its epoch and grid
+// (readCells) and keeps them in l.
 func (e *Engine) loadCells(hunt string, l *localHunt) {
 	c, err := e.readCells(hunt)
 	l.mu.Lock()
