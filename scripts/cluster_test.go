@@ -52,8 +52,41 @@ func huntgateBin(t *testing.T) string {
 // now (each checked by listening on it).
 func freePorts(t *testing.T, n int) int { return freePortsPlus(t, n, 0) }
 
+// given holds every port freePortsPlus handed out in this process (with the
+// + plus ports): a port is free only until its user binds it, so without it
+// two calls of one test could get overlapping ranges (an admin port that
+// was also a Redis Cluster node's, in one CI run).
+var given = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// handedOut reports whether any port of the range was handed out before,
+// and if none was, records them all.
+func handedOut(base, n, plus int) bool {
+	given.Lock()
+	defer given.Unlock()
+	var ps []int
+	for i := 0; i < n; i++ {
+		ps = append(ps, base+i)
+		if plus > 0 {
+			ps = append(ps, base+i+plus)
+		}
+	}
+	for _, p := range ps {
+		if given.ports[p] {
+			return true
+		}
+	}
+	for _, p := range ps {
+		given.ports[p] = true
+	}
+	return false
+}
+
 // freePortsPlus is freePorts that also needs each port + plus free (a Redis
 // Cluster node's bus port is its port + 10,000); plus 0 checks nothing more.
+// A range with a port handed out before in this process is not taken.
 func freePortsPlus(t *testing.T, n, plus int) int {
 	t.Helper()
 	for try := 0; try < 200; try++ {
@@ -63,7 +96,7 @@ func freePortsPlus(t *testing.T, n, plus int) int {
 		}
 		base := l.Addr().(*net.TCPAddr).Port
 		ls := []net.Listener{l}
-		ok := base+n+plus <= 65535
+		ok := base+n+plus <= 65535 && !handedOut(base, n, plus)
 		for i := 0; ok && i < n; i++ {
 			ports := []int{base + i}
 			if i == 0 {
