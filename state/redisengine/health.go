@@ -55,7 +55,7 @@ func (e *Engine) prober() {
 	defer e.wg.Done()
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
-	failed := 0
+	var run probeRun
 	for {
 		ctx, cancel := context.WithTimeout(e.ctx, probeTimeout)
 		err := e.ping(ctx)
@@ -63,11 +63,7 @@ func (e *Engine) prober() {
 		if e.ctx.Err() != nil {
 			return
 		}
-		if failed = failed + 1; err == nil {
-			failed = 0
-		}
-		// The first probe decides at once: there is no earlier answer.
-		if err == nil || failed >= probeFailures || e.health.Load() != nil {
+		if run.record(err, e.health.Load() != nil) {
 			e.setHealth(err)
 		}
 		select {
@@ -76,6 +72,22 @@ func (e *Engine) prober() {
 		case <-t.C:
 		}
 	}
+}
+
+// probeRun counts the probes that failed in a row.
+type probeRun struct{ failed int }
+
+// record notes a probe's outcome and reports whether it is to become the
+// node's health now: a success at once, a failure once probeFailures in a
+// row have failed, or at once while the node is unready already (the
+// reason then stays current).
+func (r *probeRun) record(err error, unready bool) bool {
+	if err == nil {
+		r.failed = 0
+		return true
+	}
+	r.failed++
+	return r.failed >= probeFailures || unready
 }
 
 // ping pings Redis through the probe's client and, while the node is not

@@ -52,3 +52,34 @@ func TestReadyMeansServing(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeRun: one failed probe between successes leaves the node ready
+// (a late probe under a CPU spike), probeFailures in a row make it
+// unready, a success makes it ready at once, and while it is unready each
+// failure keeps the reason current.
+func TestProbeRun(t *testing.T) {
+	fail := errors.New("i/o timeout")
+	var r probeRun
+	unready := false
+	steps := []struct {
+		err  error
+		want bool // recorded as the health
+	}{
+		{nil, true}, {fail, false}, {nil, true}, // one late probe: still ready
+		{fail, false}, {fail, true}, // two in a row: unready
+		{fail, true},               // unready: the reason is kept current
+		{nil, true}, {fail, false}, // back, and one late probe again
+	}
+	for i, s := range steps {
+		got := r.record(s.err, unready)
+		if got != s.want {
+			t.Fatalf("step %d (%v, unready %v): recorded %v, want %v", i, s.err, unready, got, s.want)
+		}
+		if got {
+			unready = s.err != nil
+		}
+	}
+	if probeFailures != 2 {
+		t.Fatalf("probeFailures %d: the steps above assume 2", probeFailures)
+	}
+}
