@@ -75,11 +75,27 @@ func TestParseArgsHelpAndErrors(t *testing.T) {
 		{"compare", "--a", "ws://127.0.0.1:1"},   // no --b
 		{"compare", "--a", "ws://a:1", "--b", "ws://b:1", "--scenario", "compare"},
 		{"echo", "stray"},
+		{"crowd", "--dev", "--admin", "http://x", "--duration", "60s", "--event-after", "-1s"}, // before the dig phase
+		{"crowd", "--dev", "--admin", "http://x", "--duration", "60s", "--event-after", "60s"}, // at its end
+		{"crowd", "--dev", "--admin", "http://x", "--duration", "60s", "--event-after", "90s"}, // past it
+		{"dig", "--dev", "--admin", "http://x", "--ping-floor", "5s"},                          // crowd's only
 	}
 	for _, args := range bad {
 		if _, err := ParseArgs(args, &out); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+	// The steady window ends at the first of the events and the kill.
+	cr, err := ParseArgs([]string{"crowd", "--dev", "--admin", "http://x", "--duration", "60s", "--event-after", "20s",
+		"--event-rate", "0.05", "--kill-pid", "1", "--kill-after", "30s"}, &out)
+	if err != nil || cr.Config.Steady() != 20*time.Second {
+		t.Fatalf("crowd steady window: %v %v", cr.Config.Steady(), err)
+	}
+	if cr.Config.KillAfter = 10 * time.Second; cr.Config.Steady() != 10*time.Second {
+		t.Fatalf("steady window with the kill first: %v", cr.Config.Steady())
+	}
+	if cr.Config.EventRate, cr.Config.KillPID = 0, 0; cr.Config.Steady() != 60*time.Second {
+		t.Fatalf("steady window with neither: %v", cr.Config.Steady())
 	}
 	c, err := ParseArgs([]string{"compare", "--a", "ws://127.0.0.1:1", "--b", "ws://127.0.0.1:2", "--scenario", "fanout", "--rounds", "4"}, &out)
 	if err != nil || c.Inner != Fanout || c.Config.Scenario != Fanout || c.Rounds != 4 {
