@@ -2,6 +2,7 @@ package redisengine
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,45 +119,49 @@ func (e *Engine) loadCells(hunt string, l *localHunt) {
 	}
 }
 
-// readCells reads the treasure cells of hunt with its epoch and grid: first
-// how many there are, then, if few enough, the cells, each read in one
-// transaction with the epoch (the keys share the hunt's slot). nil, nil if
-// the hunt has gone or was created again between the two.
+// cellsLua: KEYS meta, treasures; ARGV the most cells to return. Reply:
+// nil if the hunt is gone, else {epoch, w, h} followed by the treasure
+// cells' fields, or by a lone 0 when there are more than ARGV[1] of them.
+// One script: the epoch and the cells are read at one moment, in one round
+// trip.
+var cellsLua = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'w', 'h')
+if not m[1] then return false end
+if redis.call('HLEN', KEYS[2]) > tonumber(ARGV[1]) then return {m[1], m[2], m[3], 0} end
+local r = {m[1], m[2], m[3]}
+for _, f in ipairs(redis.call('HKEYS', KEYS[2])) do r[#r + 1] = f end
+return r
+`)
+
+// readCells reads the treasure cells of hunt with its epoch and grid
+// (cellsLua); nil, nil if the hunt has gone.
 func (e *Engine) readCells(hunt string) (*digCells, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, readTimeout)
 	defer cancel()
 	k := e.keysOf(hunt)
-	var meta *redis.SliceCmd
-	var n *redis.IntCmd
-	if _, err := e.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.HMGet(ctx, k.meta, "epoch", "w", "h")
-		n = p.HLen(ctx, k.treasures)
-		return nil
-	}); err != nil {
+	v, err := cellsLua.Run(ctx, e.rdb, []string{k.meta, k.treasures}, maxLocalCells).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	c, ok := cellsHead(meta.Val())
+	c, ok := cellsHead(v[:min(3, len(v))])
 	if !ok {
-		return nil, nil
+		return nil, errors.New("redisengine: bad cells reply")
 	}
-	if n.Val() > maxLocalCells {
-		c.all = true
-		return c, nil
+	if len(v) == 4 {
+		// A lone integer: too many cells to keep, every dig goes to Redis.
+		// (A hunt with one treasure left has its one field, a string, here.)
+		if n, isInt := v[3].(int64); isInt && n == 0 {
+			c.all = true
+			return c, nil
+		}
 	}
-	var keys *redis.StringSliceCmd
-	if _, err := e.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.HMGet(ctx, k.meta, "epoch", "w", "h")
-		keys = p.HKeys(ctx, k.treasures)
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if c2, ok := cellsHead(meta.Val()); !ok || c2.epoch != c.epoch {
-		return nil, nil
-	}
-	c.cells = make([]uint64, 0, len(keys.Val()))
-	for _, f := range keys.Val() {
-		xs, ys, ok := strings.Cut(f, ",")
+	c.cells = make([]uint64, 0, len(v)-3)
+	for _, f := range v[3:] {
+		s, _ := f.(string)
+		xs, ys, ok := strings.Cut(s, ",")
 		x, err1 := strconv.ParseUint(xs, 10, 32)
 		y, err2 := strconv.ParseUint(ys, 10, 32)
 		if !ok || err1 != nil || err2 != nil {

@@ -104,3 +104,37 @@ func testDigLocal(t *testing.T, a redis.UniversalClient, pub, sub *Engine) {
 		t.Fatalf("dig on z: %+v, %v", r, err)
 	}
 }
+
+// TestDigLocalTooManyCells: a hunt with more treasures than a node keeps
+// is read once (its count only) and every dig of it goes to Redis.
+func TestDigLocalTooManyCells(t *testing.T) {
+	pub := newEngine(t, Config{})
+	sub := newEngine(t, Config{Prefix: pub.prefix})
+	const side = 257 // 66,049 cells
+	if _, err := pub.Create(ctx, state.Spec{ID: "d", Width: side, Height: side,
+		Random: &state.RandomSpec{Count: maxLocalCells + 1, Seed: 3, MaxPoints: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	watchAndWait(t, admin(t), sub, "d", 1)
+	if !sub.AwaitLocal(ctx, "d") {
+		t.Fatal("no copy of a watched hunt")
+	}
+	l := sub.localOf("d")
+	eventually(t, "the cells read", func() bool {
+		_, _ = sub.DigLocal("d", "p", 0, 0)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.cells != nil
+	})
+	l.mu.Lock()
+	all, kept := l.cells.all, len(l.cells.cells)
+	l.mu.Unlock()
+	if !all || kept != 0 {
+		t.Fatalf("cells all %v, %d kept: want none kept, all to Redis", all, kept)
+	}
+	for x := 0; x < side; x++ {
+		if _, ok := sub.DigLocal("d", "p", x, x); ok {
+			t.Fatalf("dig at %d,%d answered locally", x, x)
+		}
+	}
+}

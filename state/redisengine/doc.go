@@ -180,8 +180,8 @@
 // A hunt's treasures are all written by Create and afterwards only taken,
 // so the cells holding one at any moment of an epoch are a superset of
 // those that will later. The first dig of a watched hunt on a node starts
-// a read of its treasure cells with its epoch and grid (one transaction on
-// the hunt's shard; hunts of more than 65,536 treasures are not read), and
+// a read of its treasure cells with its epoch and grid (one script on the
+// hunt's shard; hunts of more than 65,536 treasures are not read), and
 // from then on DigLocal answers a dig on any other cell of the copy's grid,
 // while the copy is in step, open and at that epoch, as a miss without
 // Redis (digcells.go): the gateway asks it on its loop, so such a dig costs
