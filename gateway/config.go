@@ -208,6 +208,14 @@ func (c *Config) withDefaults() Config {
 	return d
 }
 
+// Bounds of --workers and --engine-timeout: more goroutines than this are
+// memory for nothing (each waits on one engine call), and a timeout below a
+// loopback round trip under load would answer every request internal.
+const (
+	maxWorkers       = 1 << 16
+	minEngineTimeout = 10 * time.Millisecond
+)
+
 // EnvPrefix is the prefix of the environment variables that set flags:
 // --admin-addr is HUNTGATE_ADMIN_ADDR.
 const EnvPrefix = "HUNTGATE_"
@@ -330,10 +338,10 @@ func (c *Config) Validate() error {
 		return errors.New("gateway: --queue-bytes must be >= 0")
 	case c.WorkQueue < 0:
 		return errors.New("gateway: --work-queue must be >= 0")
-	case c.Workers < 0:
-		return errors.New("gateway: --workers must be >= 0")
-	case c.EngineTimeout < 0:
-		return errors.New("gateway: --engine-timeout must be >= 0")
+	case c.Workers < 0 || c.Workers > maxWorkers:
+		return fmt.Errorf("gateway: --workers must be 0-%d", maxWorkers)
+	case c.EngineTimeout < 0 || (c.EngineTimeout > 0 && c.EngineTimeout < minEngineTimeout):
+		return fmt.Errorf("gateway: --engine-timeout must be 0 (the default) or at least %s", minEngineTimeout)
 	case c.WebhookURL != "" && c.WebhookSecret == "":
 		return errors.New("gateway: --webhook-url needs --webhook-secret")
 	case c.WebhookURL != "" && !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://"):

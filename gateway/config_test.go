@@ -50,7 +50,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	if c, err := ParseFlags(nil, nil, io.Discard); err != nil || c.WorkQueue != 65536 || c.EngineTimeout != 2*time.Second {
 		t.Fatalf("--work-queue, --engine-timeout defaults: %d %v %v", c.WorkQueue, c.EngineTimeout, err)
 	}
-	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}, {"--workers", "-1"}, {"--engine-timeout", "-1s"}, {"--webhook-outbox", "-1"}, {"--webhook-timeout", "-1s"}, {"--webhook-max-age", "-1s"}, {"--cpus", "2-1"}, {"--cpus", ""},
+	for _, bad := range [][]string{{"--loops", "x"}, {"--log-level", "loud"}, {"--nope"}, {"extra"}, {"--loops", "-1"}, {"--work-queue", "-1"}, {"--workers", "-1"}, {"--workers", "100000000"}, {"--engine-timeout", "-1s"}, {"--engine-timeout", "1ns"}, {"--webhook-outbox", "-1"}, {"--webhook-timeout", "-1s"}, {"--webhook-max-age", "-1s"}, {"--cpus", "2-1"}, {"--cpus", ""},
 		{"--redis-cluster", ""}, {"--redis-cluster", "nohostport"}, {"--redis", "redis://x", "--redis-cluster", "a:1"},
 		{"--redis-wait", "1"}, {"--redis-wait", "-1", "--redis", "redis://x"}} {
 		if _, err := ParseFlags(bad, nil, io.Discard); err == nil {

@@ -29,7 +29,12 @@ func (g *Gateway) testBroadcast(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "reading the body: "+err.Error())
 		return
 	}
-	if len(body) == 0 || len(body) > testBroadcastMax || !utf8.Valid(body) {
+	if len(body) > testBroadcastMax {
+		// As the admin API's other bodies over their bound.
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "the body must be 1-65536 bytes of UTF-8 text")
+		return
+	}
+	if len(body) == 0 || !utf8.Valid(body) {
 		writeError(w, http.StatusBadRequest, "bad_request", "the body must be 1-65536 bytes of UTF-8 text")
 		return
 	}

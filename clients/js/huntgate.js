@@ -115,6 +115,11 @@ export class HuntClient {
       this._hunts.delete(hunt);
       return Promise.resolve();
     }
+    if (h) {
+      // A rejoin timer still pending would join again after the leave.
+      clearTimeout(h.retry);
+      h.retry = null;
+    }
     return this._request({ op: 'leave', hunt });
   }
 
