@@ -38,8 +38,9 @@
 // result is posted back to the loop, where the session is looked up again,
 // and its membership of the hunt by generation: one left and joined again
 // meanwhile is another membership, which the result must not touch. Each
-// request's calls there share one deadline (Config.EngineTimeout), so a
-// stalled store costs a worker and the player that long at most; leaves
+// request's engine calls that take a context share one deadline
+// (Config.EngineTimeout), so a stalled store costs a worker and the player
+// that long at most (Watch takes none: it only counts); leaves
 // never wait on the store and run on the loop (state.LocalJoiner).
 //
 // Lock order: huntTable.watchMu may be held while calling Engine.Watch and
