@@ -145,6 +145,11 @@ func (e *Engine) send(batch []*scriptCall) {
 			// FLUSH): Run falls back to EVAL, which loads it again.
 			c.v, c.err = c.s.Run(c.ctx, e.rdb, c.keys, c.args...).Result()
 		}
+		if c.err != nil && e.ctx.Err() != nil {
+			// Close ended the pipeline: the caller gets the closed engine,
+			// as it would had its wait seen Close first.
+			c.err = redis.ErrClosed
+		}
 		close(c.done)
 	}
 }

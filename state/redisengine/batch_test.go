@@ -26,11 +26,14 @@ func holdSlots(e *Engine) func() {
 	}
 }
 
-// awaitQueued polls until n calls wait for the batcher.
+// awaitQueued polls until n calls wait for the batcher: counted, and
+// handed over (queued counts a call just before its handoff; with every
+// slot held the batcher holds one call and the channel the others), so that
+// a release sends them all in one pipeline.
 func awaitQueued(t *testing.T, e *Engine, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for e.queued.Load() < int64(n) {
+	for e.queued.Load() < int64(n) || len(e.calls) < n-1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d calls queued, want %d", e.queued.Load(), n)
 		}

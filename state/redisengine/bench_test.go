@@ -78,7 +78,8 @@ func BenchmarkDigMissParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkDigConcurrent makes misses from 64 goroutines, as the gateway's
+// BenchmarkDigConcurrent makes misses from about 64 goroutines (64 /
+// GOMAXPROCS per P, rounded down), as the gateway's
 // workers do, sent one EVALSHA per call as before the batcher (unbatched)
 // and through it (batched), in the same run. Beside ns/op it reports the
 // round trips per dig (pipelines and commands seen by a go-redis hook) and

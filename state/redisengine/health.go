@@ -13,8 +13,9 @@ import (
 const (
 	// probeEvery is how often Redis is pinged.
 	probeEvery = 250 * time.Millisecond
-	// probeTimeout bounds one ping: an unreachable Redis (refused, or a
-	// link that drops packets) is seen within probeEvery + probeTimeout.
+	// probeTimeout bounds one ping. With probeFailures, a refused Redis is
+	// seen within about 2 x probeEvery, one behind a link that drops
+	// packets within about probeEvery + 2 x probeTimeout (1.75 s).
 	probeTimeout = 750 * time.Millisecond
 	// probeFailures is how many probes in a row must fail before the node
 	// is unready. One late probe is what a CPU spike on a shared host
@@ -22,8 +23,7 @@ const (
 	// its copy (JoinLocal, DigLocal refuse), which adds to the load that
 	// made the probe late: in a 1,000,000-player run on 2 cores single
 	// late probes flipped nodes to that path and their joins then timed
-	// out on Redis by the hundred thousand. A Redis that is down fails
-	// every probe, so it is still seen within about a second.
+	// out on Redis by the hundred thousand.
 	probeFailures = 2
 )
 
@@ -32,7 +32,7 @@ var errNotProbed = errors.New("redisengine: not probed yet")
 // Ready reports nil while Redis answered one of the last probeFailures
 // probes, else why not: the gateway's /readyz follows it, so a load
 // balancer stops sending players to a node whose engine cannot serve a
-// join, within about a second, and sends them again as soon as a probe
+// join, within about 2 s at most (see probeTimeout), and sends them again as soon as a probe
 // succeeds.
 func (e *Engine) Ready() error {
 	if e.closed.Load() {

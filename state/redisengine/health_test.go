@@ -58,6 +58,9 @@ func TestReadyMeansServing(t *testing.T) {
 // unready, a success makes it ready at once, and while it is unready each
 // failure keeps the reason current.
 func TestProbeRun(t *testing.T) {
+	if probeFailures != 2 {
+		t.Fatalf("probeFailures %d: the steps below assume 2", probeFailures)
+	}
 	fail := errors.New("i/o timeout")
 	var r probeRun
 	unready := false
@@ -78,8 +81,5 @@ func TestProbeRun(t *testing.T) {
 		if got {
 			unready = s.err != nil
 		}
-	}
-	if probeFailures != 2 {
-		t.Fatalf("probeFailures %d: the steps above assume 2", probeFailures)
 	}
 }
